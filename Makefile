@@ -1,0 +1,39 @@
+# Everything a fresh Debian/Ubuntu machine needs: `make demo` (the main job) and `make test`.
+# Both are idempotent: they install system packages when missing and (re)use .venv.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := mosquitto mosquitto-clients podman docker-registry apache2-utils graphviz openssl
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint system venv bench clean
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: system venv
+	$(BIN)/edgegen up --duration $${DURATION:-30}
+
+test: system venv
+	$(BIN)/ruff check edgegen tests bench modules
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check edgegen tests bench modules
+
+clean:
+	rm -rf $(VENV) .state manifests/*.json

@@ -1,0 +1,49 @@
+"""Loopback addresses and ports for tests. Everything binds to 127.x; nothing else is ever contacted."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+
+__all__ = ["free_loopback_address", "free_port", "wait_for_port"]
+
+_counter = itertools.count(1)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_loopback_address(port: int = 8883) -> str:
+    """A 127.x.y.z address whose ``port`` is free (the device SDK's MQTT port 8883 is fixed).
+
+    Addresses are spread by pid so parallel test runs do not collide.
+    """
+    base = (os.getpid() % 200) + 20
+    for _ in range(500):
+        n = next(_counter)
+        addr = f"127.{base}.{(n // 250) % 250}.{n % 250 + 2}"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addr, port))
+            except OSError:
+                continue
+            return addr
+    raise RuntimeError(f"no free 127.x address for port {port}")
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
