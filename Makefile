@@ -29,11 +29,11 @@ demo: system venv
 	$(BIN)/edgegen up --duration $${DURATION:-30}
 
 test: system venv
-	$(BIN)/ruff check edgegen tests bench modules
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check edgegen tests bench modules
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) .state manifests/*.json
