@@ -6,6 +6,7 @@ bench/edgehub.py as the reference broker.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -61,6 +62,9 @@ def run_mosquitto(
         "log_type error",
         "max_queued_messages 100000",
     ]
+    if os.geteuid() == 0:
+        # As root, Mosquitto drops to user "mosquitto", which cannot read our 0700 temp dir and 0600 key.
+        lines.append("user root")
     ca_file = None
     if tls:
         ca = ensure_ca(directory / "certs")
