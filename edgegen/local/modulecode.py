@@ -1,0 +1,160 @@
+"""Find a module's code for its image, and give it a Python environment.
+
+An image such as ``localhost:5000/sensor:0.1.0-amd64`` maps to the solution folder whose ``module.json`` has
+repository ``localhost:5000/sensor`` (the tag rule is ``edgegen.generator.modulejson.image_tag``).
+
+Each module gets a venv under ``<state>/venvs/<folder>-<hash>`` with its ``requirements.txt`` installed; the hash
+covers the requirements and the interpreter, so an unchanged module reuses its venv. With
+``system_site_packages=True`` the venv sees this interpreter's packages, so requirements already satisfied here
+install nothing (the tests and ``--reuse-site-packages`` use that).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgegen.errors import Location
+from edgegen.generator.modulejson import ModuleJsonError, ModuleSpec, load_module_json
+from edgegen.local.errors import DeviceError
+
+__all__ = ["ModuleCode", "ModuleResolver", "VenvCache"]
+
+
+@dataclass(frozen=True)
+class ModuleCode:
+    folder: Path
+    entry: Path  # main.py
+    spec: ModuleSpec
+
+
+def _repository_of(image: str) -> str:
+    """``host:port/name:tag`` → ``host:port/name`` (a tag is after the last ':' that follows the last '/')."""
+    name, sep, tag = image.rpartition(":")
+    if sep and "/" not in tag:
+        return name.lower()
+    return image.lower()
+
+
+class ModuleResolver:
+    """Maps images to module folders of a solution (``<solution>/modules/*/module.json``)."""
+
+    def __init__(self, solution_dir: Path, modules_dir: str = "modules") -> None:
+        self.solution_dir = Path(solution_dir)
+        self.modules_dir = self.solution_dir / modules_dir
+        self._specs: list[ModuleSpec] | None = None
+
+    def specs(self) -> list[ModuleSpec]:
+        if self._specs is None:
+            specs = []
+            if self.modules_dir.is_dir():
+                for folder in sorted(self.modules_dir.iterdir()):
+                    if (folder / "module.json").is_file():
+                        try:
+                            specs.append(load_module_json(folder, expand=os.path.expandvars))
+                        except ModuleJsonError:
+                            continue  # a broken module.json only matters if an image needs it; resolve() says so
+            self._specs = specs
+        return self._specs
+
+    def resolve(self, module: str, image: str, json_path: str | None = None, source: str | None = None) -> ModuleCode:
+        exact = [s for s in self.specs() for p in s.platforms if s.image(p) == image.lower()]
+        repo = _repository_of(image)
+        by_repo = [s for s in self.specs() if s.repository.lower() == repo]
+        candidates = exact or by_repo
+        if not candidates:
+            known = ", ".join(f"{s.repository} ({s.name})" for s in self.specs()) or "none"
+            raise DeviceError(
+                f"no module folder builds image {image!r} (module {module!r})",
+                location=Location(file=source, json_path=json_path),
+                hint=f"the local device runs code from {self.modules_dir}/<folder>/ whose module.json repository "
+                f"matches the image; repositories found: {known}",
+            )
+        spec = candidates[0]
+        entry = spec.folder / "main.py"
+        if not entry.is_file():
+            raise DeviceError(
+                f"module folder {spec.folder} has no main.py (module {module!r})",
+                location=Location(file=str(spec.folder / "module.json")),
+                hint="the local device starts 'python main.py' in the module folder",
+            )
+        return ModuleCode(spec.folder.resolve(), entry.resolve(), spec)
+
+
+class VenvCache:
+    """Per-module venvs keyed by a hash of requirements.txt and the interpreter; safe across processes (flock)."""
+
+    def __init__(self, root: Path, *, system_site_packages: bool = False, python: str | None = None) -> None:
+        self.root = Path(root)
+        self.system_site_packages = system_site_packages
+        self.python = python or sys.executable
+
+    def key(self, folder: Path) -> str:
+        req = folder / "requirements.txt"
+        h = hashlib.sha256()
+        h.update(req.read_bytes() if req.is_file() else b"")
+        h.update(f"{self.python}|{sys.version}|{self.system_site_packages}".encode())
+        return h.hexdigest()[:12]
+
+    def path(self, folder: Path) -> Path:
+        return self.root / f"{folder.name}-{self.key(folder)}"
+
+    def ensure(self, folder: Path, log: Path | None = None) -> Path:
+        """The venv's python for ``folder``, created and installed when missing (blocking; run it in a thread)."""
+        folder = Path(folder)
+        venv = self.path(folder)
+        python = venv / "bin" / "python"
+        done = venv / ".edgegen-ready"
+        if done.exists():
+            return python
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{venv.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if done.exists():
+                return python
+            if venv.exists():
+                shutil.rmtree(venv)
+            if log:
+                log.parent.mkdir(parents=True, exist_ok=True)
+            out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+            try:
+                cmd = [self.python, "-m", "venv", "--without-pip"]
+                if self.system_site_packages:
+                    cmd.append("--system-site-packages")
+                self._run([*cmd, str(venv)], out, folder)
+                if self.system_site_packages:
+                    self._share_site_packages(venv)
+                req = folder / "requirements.txt"
+                if req.is_file():
+                    self._run([self.python, "-m", "pip", "--python", str(python), "install",
+                               "--disable-pip-version-check", "-q", "-r", str(req)], out, folder)
+            finally:
+                if log:
+                    out.close()  # type: ignore[union-attr]
+            done.write_text(self.key(folder))
+        return python
+
+    def _share_site_packages(self, venv: Path) -> None:
+        """Make this interpreter's site-packages (a venv's too, which --system-site-packages skips) visible."""
+        out = subprocess.run(
+            [self.python, "-c", "import site, sys; print('\\n'.join(site.getsitepackages()))"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+        for site_dir in (venv / "lib").glob("python*/site-packages"):
+            (site_dir / "_edgegen_shared.pth").write_text("\n".join(out) + "\n")
+
+    def _run(self, cmd: list[str], out: object, folder: Path) -> None:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=folder, check=False)  # type: ignore[arg-type]
+        if proc.returncode != 0:
+            raise DeviceError(
+                f"preparing the Python environment of {folder.name} failed (exit {proc.returncode}): "
+                f"{' '.join(cmd[:4])}…",
+                location=Location(file=str(folder / "requirements.txt")),
+                hint="see the module's log under <state>/logs/ for pip's output",
+            )

@@ -1,0 +1,105 @@
+"""The local workload API: what iotedged gives modules, over HTTP on 127.0.0.1.
+
+``GET /trust-bundle?api-version=…`` → ``{"certificate": PEM}`` (the CA that signed the edge hub's server cert).
+``POST /modules/{m}/genid/{gen}/sign?api-version=…`` with ``{"keyId": "primary", "algo": "HMACSHA256",
+"data": b64}`` → ``{"digest": b64(HMAC-SHA256(key, data))}``. The module's key never leaves this process, which is
+why modules get ``IOTEDGE_WORKLOADURI`` instead of a key in their environment (azure-contracts.md §1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["ModuleKey", "WorkloadApi", "sign_digest"]
+
+
+@dataclass(frozen=True)
+class ModuleKey:
+    key: str  # base64 symmetric key
+    generation_id: str
+
+
+def sign_digest(key_b64: str, data: bytes) -> str:
+    return base64.b64encode(hmac.new(base64.b64decode(key_b64), data, hashlib.sha256).digest()).decode()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+class WorkloadApi:
+    """An aiohttp server; ``keys(module)`` returns the module's key and generation id, or None."""
+
+    def __init__(self, keys: Callable[[str], ModuleKey | None], trust_bundle: Callable[[], str],
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self._keys = keys
+        self._trust_bundle = trust_bundle
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self.sign_count = 0
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_get("/trust-bundle", self._trust)
+        app.router.add_post("/modules/{module}/genid/{genid}/sign", self._sign)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server  # the bound socket tells the port when 0 was asked for
+        if server is not None and server.sockets:  # type: ignore[attr-defined]
+            self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> WorkloadApi:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _trust(self, request: web.Request) -> web.Response:
+        if "api-version" not in request.query:
+            return _error(400, "api-version is required")
+        return web.json_response({"certificate": self._trust_bundle()})
+
+    async def _sign(self, request: web.Request) -> web.Response:
+        if "api-version" not in request.query:
+            return _error(400, "api-version is required")
+        module = request.match_info["module"]
+        known = self._keys(module)
+        if known is None:
+            return _error(404, f"module {module!r} not found")
+        if request.match_info["genid"] != known.generation_id:
+            return _error(404, f"module {module!r} has another generation id")
+        try:
+            body: Any = json.loads(await request.read())
+            data = base64.b64decode(body["data"], validate=True)
+            key_id, algo = body.get("keyId"), body.get("algo")
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return _error(400, "expected {keyId, algo, data (base64)}")
+        if key_id != "primary" or algo != "HMACSHA256":
+            return _error(400, "only keyId 'primary' and algo 'HMACSHA256' are supported")
+        self.sign_count += 1
+        return web.json_response({"digest": sign_digest(known.key, data)})

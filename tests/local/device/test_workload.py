@@ -1,0 +1,63 @@
+"""The workload API answers the real SDK's HSM client (trust bundle, sign) and refuses what it should."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from edgegen.local.sas import generate_sas_token, verify_sas_token
+from edgegen.local.workload import ModuleKey, WorkloadApi
+
+KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtMTIzNDU2Nzg5MA=="
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api() -> Iterator[WorkloadApi]:
+    loop = asyncio.new_event_loop()
+    server = WorkloadApi(lambda m: ModuleKey(KEY, "gen1") if m == "sensor" else None, lambda: PEM)
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield server
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    t.join(10)
+
+
+def test_sdk_hsm_gets_trust_bundle_and_a_signature_that_verifies(api: WorkloadApi) -> None:
+    from azure.iot.device.common.auth.sastoken import RenewableSasToken
+    from azure.iot.device.iothub.edge_hsm import IoTEdgeHsm
+
+    hsm = IoTEdgeHsm(module_id="sensor", generation_id="gen1", workload_uri=api.uri, api_version="2019-01-30")
+    assert hsm.get_certificate() == PEM
+    token = str(RenewableSasToken("hub.local/devices/dev/modules/sensor", hsm))
+    verify_sas_token(token, KEY, resource="hub.local/devices/dev/modules/sensor")
+    expected = generate_sas_token("hub.local/devices/dev/modules/sensor", KEY)
+    assert token.split("&se=")[0].split("sig=")[0] == expected.split("sig=")[0]
+
+
+def test_unknown_module_wrong_generation_and_bad_body(api: WorkloadApi) -> None:
+    body = {"keyId": "primary", "algo": "HMACSHA256", "data": "aGVsbG8="}
+    q = {"api-version": "2019-01-30"}
+    assert requests.post(f"{api.uri}modules/other/genid/gen1/sign", params=q, json=body, timeout=5).status_code == 404
+    assert requests.post(f"{api.uri}modules/sensor/genid/gen2/sign", params=q, json=body, timeout=5).status_code == 404
+    bad = {**body, "data": "***"}
+    assert requests.post(f"{api.uri}modules/sensor/genid/gen1/sign", params=q, json=bad, timeout=5).status_code == 400
+    assert requests.get(f"{api.uri}trust-bundle", timeout=5).status_code == 400
+    ok = requests.post(f"{api.uri}modules/sensor/genid/gen1/sign", params=q, json=body, timeout=5)
+    assert ok.status_code == 200 and ok.json()["digest"]
