@@ -1,0 +1,252 @@
+"""Schema checks: our own JSON schemas (package data under ``schemas/``) for $edgeAgent and $edgeHub.
+
+The schema file is picked by the twin's ``properties.desired.schemaVersion`` (agent 1.0/1.1, hub 1.0–1.3).
+An unknown version gives a warning and skips the schema check. Layered fragments
+(``properties.desired.modules.x``, ``properties.desired.routes.r``, …) are checked against the schema's
+named definitions. Every jsonschema error becomes a Finding with rule ``schema``; the hints come from the
+``x-hint`` keywords in our schema files.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import ValidationError as JsonSchemaError
+from jsonschema.exceptions import best_match
+
+from edgegen.generator.validation.findings import ERROR, INFO, WARNING, Finding
+from edgegen.generator.validation.model import AGENT, DESIRED, HUB, Fragment, ManifestView, Ptr
+
+__all__ = ["KNOWN_VERSIONS", "check", "load_schema", "validator"]
+
+KNOWN_VERSIONS: dict[str, tuple[str, ...]] = {
+    AGENT: ("1.0", "1.1"),
+    HUB: ("1.0", "1.1", "1.2", "1.3"),
+}
+_FILE_PREFIX = {AGENT: "edgeagent", HUB: "edgehub"}
+# what a layered fragment's subpath is checked against (None: any member name → that definition)
+_FRAGMENT_DEFS: dict[str, dict[tuple[str | None, ...], str]] = {
+    AGENT: {
+        ("modules",): "modules",
+        ("modules", None): "module",
+        ("modules", None, "settings"): "settings",
+        ("modules", None, "env"): "env",
+        ("modules", None, "status"): "status",
+        ("modules", None, "restartPolicy"): "restartPolicy",
+        ("runtime",): "runtime",
+        ("runtime", "settings"): "runtimeSettings",
+        ("runtime", "settings", "registryCredentials"): "registryCredentials",
+        ("runtime", "settings", "registryCredentials", None): "registryCredential",
+        ("systemModules",): "systemModules",
+        ("systemModules", "edgeAgent"): "edgeAgentModule",
+        ("systemModules", "edgeHub"): "edgeHubModule",
+        ("schemaVersion",): "schemaVersion",
+    },
+    HUB: {
+        ("routes",): "routes",
+        ("routes", None): "route",
+        ("storeAndForwardConfiguration",): "storeAndForwardConfiguration",
+        ("mqttBroker",): "mqttBroker",
+        ("schemaVersion",): "schemaVersion",
+    },
+}
+
+
+@cache
+def load_schema(twin: str, version: str) -> dict[str, Any]:
+    """Our schema for ``$edgeAgent``/``$edgeHub`` twin content at a desired ``schemaVersion``."""
+    name = f"{_FILE_PREFIX[twin]}-{version}.json"
+    text = resources.files("edgegen.generator.validation").joinpath("schemas", name).read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@cache
+def validator(twin: str, version: str, definition: str | None = None) -> Draft7Validator:
+    schema = load_schema(twin, version)
+    if definition is not None:
+        schema = {**schema, "$ref": f"#/definitions/{definition}"}
+        for key in ("type", "required", "properties", "additionalProperties"):
+            schema.pop(key, None)
+    return Draft7Validator(schema)
+
+
+def check(view: ManifestView) -> list[Finding]:
+    findings: list[Finding] = []
+    for twin in (AGENT, HUB):
+        findings.extend(_check_twin(view, twin))
+    return findings
+
+
+def _check_twin(view: ManifestView, twin: str) -> Iterator[Finding]:
+    twin_ptr = view.twin_pointer(twin)
+    if twin not in view.modules_content:
+        if view.is_deployment and view.layered:
+            return  # a layered deployment need not touch every system twin
+        yield Finding.at(ERROR, twin_ptr, f"{twin} is missing from modulesContent",
+                         f"every deployment manifest needs {twin} with its properties.desired", rule="schema")
+        return
+    content = view.modules_content[twin]
+    if not isinstance(content, dict):
+        yield Finding.at(ERROR, twin_ptr, f"{twin} must be an object, not {_kind(content)}", rule="schema")
+        return
+    fragments = view.fragments(twin)
+    version, version_ptr = _version(view, twin)
+    if DESIRED not in content and not fragments:
+        yield Finding.at(ERROR, twin_ptr, f"{twin} has no properties.desired",
+                         f'write {{"{DESIRED}": {{"schemaVersion": …}}}}', rule="schema")
+        return
+    if version is None and DESIRED in content:
+        # the schema reports the missing/ill-typed schemaVersion; check against the newest version we know
+        version = KNOWN_VERSIONS[twin][-1]
+    elif version is None:
+        version = KNOWN_VERSIONS[twin][-1]
+        yield Finding.at(INFO, twin_ptr,
+                         f"layered {twin} fragments have no schemaVersion; checked against schemaVersion {version}",
+                         rule="schema-version")
+    elif version not in KNOWN_VERSIONS[twin]:
+        known = ", ".join(KNOWN_VERSIONS[twin])
+        yield Finding.at(WARNING, version_ptr,
+                         f"unknown {twin} schemaVersion {version!r}; schema checks for {twin} were skipped",
+                         f"known versions: {known}", rule="schema-version")
+        return
+    if DESIRED in content:
+        for err in validator(twin, version).iter_errors(content):
+            yield from _to_findings(err, twin_ptr, twin, version)
+    for frag in fragments:
+        yield from _check_fragment(frag, twin, version)
+
+
+def _version(view: ManifestView, twin: str) -> tuple[str | None, Ptr]:
+    found = view.get(twin, ("schemaVersion",))
+    if found is None:
+        return None, view.twin_pointer(twin)
+    ptr, value = found
+    return (value if isinstance(value, str) else None), ptr
+
+
+def _check_fragment(frag: Fragment, twin: str, version: str) -> Iterator[Finding]:
+    definition = None
+    for pattern, name in _FRAGMENT_DEFS[twin].items():
+        if len(pattern) == len(frag.subpath) and all(
+            p is None or p == s for p, s in zip(pattern, frag.subpath, strict=True)
+        ):
+            definition = name
+            break
+    if definition is None:
+        yield Finding.at(INFO, frag.pointer, f"layered property path {frag.pointer[-1]} is not schema-checked",
+                         rule="schema")
+        return
+    if definition == "module" and not _valid_name(AGENT, version, "modules", frag.subpath[-1]):
+        yield Finding.at(ERROR, frag.pointer, f"module name {frag.subpath[-1]!r} is not allowed",
+                         "module names use only letters, digits, _ and -", rule="schema")
+    if definition == "route" and not _valid_name(HUB, version, "routes", frag.subpath[-1]):
+        yield Finding.at(ERROR, frag.pointer, f"route name {frag.subpath[-1]!r} is not allowed",
+                         "route names may not contain . $ # or spaces", rule="schema")
+    for err in validator(twin, version, definition).iter_errors(frag.value):
+        yield from _to_findings(err, frag.pointer, twin, version)
+
+
+def _valid_name(twin: str, version: str, definition: str, name: str) -> bool:
+    schema = load_schema(twin, version)["definitions"][definition]
+    probe = Draft7Validator({**schema, "definitions": load_schema(twin, version)["definitions"]})
+    return not any(e.validator in ("additionalProperties",) for e in probe.iter_errors({name: None}))
+
+
+# -- jsonschema errors → findings -------------------------------------------------------------------------
+
+def _to_findings(err: JsonSchemaError, base: Ptr, twin: str, version: str) -> Iterator[Finding]:
+    ptr: Ptr = (*base, *err.absolute_path)
+    hint = _hint(err)
+    kind = err.validator
+    where = _name(ptr)
+    if kind == "required":
+        missing = _quoted(err.message)
+        yield Finding.at(ERROR, ptr, f"{where} is missing required property {missing}", hint, rule="schema")
+    elif kind == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        patterns = list(err.schema.get("patternProperties", {}))
+        for extra in _extras(err):
+            if patterns and not allowed:
+                msg = f"name {extra!r} is not allowed in {where}"
+            else:
+                msg = f"unknown property {extra!r} in {where}"
+            close = difflib.get_close_matches(extra, allowed, n=1)
+            h = f"did you mean {close[0]!r}?" if close else hint
+            if not close and allowed:
+                h = (hint + "; " if hint else "") + "allowed: " + ", ".join(allowed)
+            yield Finding.at(ERROR, (*ptr, extra), msg, h, rule="schema")
+    elif kind == "enum":
+        options = err.validator_value
+        close = difflib.get_close_matches(str(err.instance), [str(o) for o in options], n=1)
+        h = f"did you mean {close[0]!r}? " if close else ""
+        yield Finding.at(ERROR, ptr, f"{where} is {err.instance!r}, not one of {', '.join(map(str, options))}",
+                         (h + (hint or "")).strip() or None, rule="schema")
+    elif kind == "const" and ptr[-1:] == ("schemaVersion",):
+        yield Finding.at(ERROR, ptr, f"{where} must be {err.validator_value!r}, got {err.instance!r}", hint,
+                         rule="schema")
+    elif kind == "type":
+        expected = err.validator_value
+        if isinstance(expected, list):
+            expected = " or ".join(expected)
+        if ptr and isinstance(ptr[-1], str) and ptr[-1].lower().startswith("createoptions") and isinstance(
+            err.instance, dict
+        ):
+            hint = "this looks like a template: render it with `edgegen genconfig`, which serializes createOptions"
+        yield Finding.at(ERROR, ptr, f"{where} must be {_article(expected)}, not {_kind(err.instance)}", hint,
+                         rule="schema")
+    elif kind in ("anyOf", "oneOf") and err.context:
+        yield from _to_findings(best_match(err.context), base, twin, version)
+    else:
+        yield Finding.at(ERROR, ptr, f"{where}: {err.message}", hint, rule="schema")
+
+
+def _hint(err: JsonSchemaError) -> str | None:
+    hint = err.schema.get("x-hint") if isinstance(err.schema, dict) else None
+    if hint is None and err.parent is not None:
+        return _hint(err.parent)
+    return hint
+
+
+def _extras(err: JsonSchemaError) -> list[str]:
+    instance = err.instance if isinstance(err.instance, dict) else {}
+    props = err.schema.get("properties", {})
+    patterns = err.schema.get("patternProperties", {})
+    import re
+
+    return [k for k in instance if k not in props and not any(re.search(p, k) for p in patterns)]
+
+
+def _quoted(message: str) -> str:
+    return message.split(" is a required property")[0]
+
+
+def _name(ptr: Ptr) -> str:
+    for seg in reversed(ptr):
+        if isinstance(seg, str):
+            return seg
+    return "the manifest"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) < 40 else "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _article(expected: str) -> str:
+    return ("an " if expected[:1] in "aeiou" else "a ") + expected
