@@ -1,0 +1,83 @@
+"""Who may call the stand-in: service SAS tokens (REST) and device/module SAS tokens (MQTT).
+
+Each authenticator has one ``verify`` that returns the caller or raises ``Unauthorized``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from edgegen.local.hubstandin.errors import NotFound, Unauthorized
+from edgegen.local.sas import SasError, parse_sas_token, verify_sas_token
+
+__all__ = ["DeviceAuthenticator", "ServiceAuthenticator", "ServiceCaller"]
+
+
+@dataclass(frozen=True)
+class ServiceCaller:
+    policy: str
+    expiry: int
+
+
+class ServiceAuthenticator:
+    """Checks ``Authorization: SharedAccessSignature sr={host}&sig=…&se=…&skn={policy}`` against a policy's keys."""
+
+    def __init__(self, host_name: str, policies: Mapping[str, Mapping[str, str]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.host_name = host_name
+        self.policies = policies
+        self.clock = clock
+
+    def verify(self, header: str | None) -> ServiceCaller:
+        if not header:
+            raise Unauthorized("missing Authorization header", hint="send a SharedAccessSignature token")
+        try:
+            token, _ = parse_sas_token(header.strip())
+        except SasError as exc:
+            raise Unauthorized(f"malformed SAS token: {exc.message}") from exc
+        policy = self.policies.get(token.key_name or "")
+        if policy is None:
+            raise Unauthorized(f"unknown shared access policy {token.key_name!r}",
+                               hint="use the connection string printed by 'edgegen hub serve'")
+        errors = []
+        for key in (policy.get("primaryKey"), policy.get("secondaryKey")):
+            if not key:
+                continue
+            try:
+                verify_sas_token(header.strip(), key, resource=self.host_name, key_name=token.key_name,
+                                 now=self.clock())
+                return ServiceCaller(token.key_name or "", token.expiry)
+            except SasError as exc:
+                errors.append(exc.message)
+        raise Unauthorized(f"SAS token rejected: {errors[0] if errors else 'no key'}")
+
+
+class DeviceAuthenticator:
+    """Checks a device's or module's SAS token (MQTT password) against that identity's keys."""
+
+    def __init__(self, host_name: str, keys_for: Callable[[str, str | None], list[str]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.host_name = host_name
+        self.keys_for = keys_for
+        self.clock = clock
+
+    def verify(self, device_id: str, module_id: str | None, password: str) -> None:
+        try:
+            keys = self.keys_for(device_id, module_id)
+        except NotFound as exc:
+            raise Unauthorized(exc.message) from exc
+        base = f"{self.host_name}/devices/{device_id}"
+        resources = [f"{base}/modules/{module_id}", base] if module_id else [base]
+        last = "no key"
+        for key in keys:
+            for resource in resources:
+                try:
+                    verify_sas_token(password, key, resource=resource, now=self.clock())
+                    return
+                except SasError as exc:
+                    last = exc.message
+                    if "expired" in last:
+                        raise Unauthorized(f"SAS token rejected: {last}") from exc
+        raise Unauthorized(f"SAS token rejected for {device_id}{'/' + module_id if module_id else ''}: {last}")

@@ -1,0 +1,188 @@
+"""At-scale deployments, pure: which configurations target a device, and the module twins they produce.
+
+IoT Hub's rules, as the stand-in applies them:
+- A *base* deployment sets ``$edgeAgent`` ``properties.desired`` as a whole. Among the base deployments whose
+  target condition matches a device, the highest priority wins (ties: the most recently created).
+- A *layered* deployment sets property paths (``properties.desired.modules.x``) instead. Every matching layered
+  deployment is merged on top of the base, in ascending priority (ties: older first), so the highest wins.
+- A device with no matching base keeps the content last applied to it directly (``applyConfigurationContent``),
+  and layered deployments merge on top of that.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgegen.local.hubstandin.condition import compile_condition
+from edgegen.local.hubstandin.errors import InvalidArgument
+
+__all__ = [
+    "Configuration",
+    "desired_from_content",
+    "diff_patch",
+    "effective_desired",
+    "is_layered",
+    "merge_patch",
+    "select_configurations",
+    "validate_configuration_id",
+]
+
+ModulesContent = Mapping[str, Mapping[str, Any]]
+
+_ID_RE = re.compile(r"^[a-z0-9\-:+%_#*?!(),=@;$']{1,128}$")
+
+
+def validate_configuration_id(config_id: str) -> None:
+    if not _ID_RE.match(config_id):
+        raise InvalidArgument(
+            f"configuration id {config_id!r} is not valid",
+            hint="use at most 128 lowercase letters, digits and - : + % _ # * ? ! ( ) , = @ ; $ '",
+        )
+
+
+@dataclass
+class Configuration:
+    id: str
+    content: dict[str, Any]  # {"modulesContent": {...}} (or deviceContent / moduleContent)
+    target_condition: str = ""
+    priority: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # name -> query
+    schema_version: str = "1.0"
+    created: str = ""
+    updated: str = ""
+    etag: str = ""
+    sequence: int = 0  # creation order, for priority ties
+    _matcher: Callable[[Mapping[str, Any]], bool] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def modules_content(self) -> dict[str, Any]:
+        return dict(self.content.get("modulesContent") or {})
+
+    @property
+    def layered(self) -> bool:
+        return is_layered(self.modules_content)
+
+    def targets(self, twin_doc: Mapping[str, Any]) -> bool:
+        if self._matcher is None:
+            self._matcher = compile_condition(self.target_condition or "")
+        return self._matcher(twin_doc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "schemaVersion": self.schema_version, "labels": self.labels, "content": self.content,
+            "targetCondition": self.target_condition, "createdTimeUtc": self.created,
+            "lastUpdatedTimeUtc": self.updated, "priority": self.priority, "etag": self.etag,
+            "metrics": {"results": {}, "queries": self.metrics}, "sequence": self.sequence,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Configuration:
+        metrics = d.get("metrics") or {}
+        return cls(
+            id=d["id"], content=dict(d.get("content") or {}), target_condition=d.get("targetCondition") or "",
+            priority=int(d.get("priority") or 0), labels=dict(d.get("labels") or {}),
+            metrics=dict(metrics.get("queries") or {}), schema_version=d.get("schemaVersion") or "1.0",
+            created=d.get("createdTimeUtc") or "", updated=d.get("lastUpdatedTimeUtc") or "",
+            etag=d.get("etag") or "", sequence=int(d.get("sequence") or 0),
+        )
+
+
+def is_layered(modules_content: ModulesContent) -> bool:
+    """A base deployment sets ``$edgeAgent.properties.desired`` whole; anything else is layered."""
+    agent = modules_content.get("$edgeAgent")
+    return not (isinstance(agent, Mapping) and "properties.desired" in agent)
+
+
+def select_configurations(
+    twin_doc: Mapping[str, Any], configurations: Iterable[Configuration]
+) -> tuple[Configuration | None, list[Configuration]]:
+    """The base configuration that wins for a device and the layered ones, lowest priority first."""
+    base: Configuration | None = None
+    layered: list[Configuration] = []
+    for cfg in configurations:
+        if not cfg.targets(twin_doc):
+            continue
+        if cfg.layered:
+            layered.append(cfg)
+        elif base is None or (cfg.priority, cfg.sequence) > (base.priority, base.sequence):
+            base = cfg
+    layered.sort(key=lambda c: (c.priority, c.sequence))
+    return base, layered
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """JSON merge patch (RFC 7386): objects merge, ``None`` deletes, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def diff_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that turns ``old`` into ``new`` (removed keys become ``None``)."""
+    patch: dict[str, Any] = {}
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            sub = diff_patch(before, value)
+            if sub:
+                patch[key] = sub
+        elif key not in old or before != value:
+            patch[key] = copy.deepcopy(value)
+    return patch
+
+
+def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
+    node = target
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = copy.deepcopy(value)
+
+
+def desired_from_content(modules_content: ModulesContent, base: Mapping[str, dict[str, Any]] | None = None
+                         ) -> dict[str, dict[str, Any]]:
+    """Apply one modulesContent to per-module desired properties (``properties.desired[.a.b]`` keys)."""
+    result = {module: copy.deepcopy(desired) for module, desired in (base or {}).items()}
+    for module, content in modules_content.items():
+        if not isinstance(content, Mapping):
+            raise InvalidArgument(f"modulesContent.{module} must be an object")
+        for key, value in content.items():
+            if key == "properties.desired":
+                if not isinstance(value, Mapping):
+                    raise InvalidArgument(f"modulesContent.{module}.properties.desired must be an object")
+                result[module] = copy.deepcopy(dict(value))
+            elif key.startswith("properties.desired."):
+                _set_path(result.setdefault(module, {}), key.split(".")[2:], value)
+            else:
+                raise InvalidArgument(
+                    f"modulesContent.{module} has key {key!r}",
+                    hint="module content keys are 'properties.desired' or 'properties.desired.<path>'",
+                )
+    return result
+
+
+def effective_desired(
+    base: ModulesContent | None, layered: Iterable[ModulesContent]
+) -> dict[str, dict[str, Any]]:
+    """Per-module desired properties: the base content, then each layered content on top, in order."""
+    desired = desired_from_content(base or {})
+    for content in layered:
+        desired = desired_from_content(content, desired)
+    return desired

@@ -1,0 +1,235 @@
+"""The thin HTTPS layer: IoT Hub's REST paths (api-version 2021-04-12) onto ``HubBackend`` calls.
+
+Parsing and serializing only. Every request's SAS token is checked first; domain errors map to a status and
+Azure error code through ``ERROR_STATUS``, the one table of them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from edgegen.local.hubstandin.auth import ServiceAuthenticator
+from edgegen.local.hubstandin.backend import HubBackend
+from edgegen.local.hubstandin.condition import ConditionError, compile_condition
+from edgegen.local.hubstandin.errors import (
+    AlreadyExists,
+    DeviceNotOnline,
+    HubError,
+    InvalidArgument,
+    MethodTimeout,
+    NotFound,
+    PreconditionFailed,
+    Unauthorized,
+)
+
+__all__ = ["ERROR_STATUS", "make_app"]
+
+ERROR_STATUS: dict[type[HubError], int] = {
+    InvalidArgument: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    DeviceNotOnline: 404,
+    AlreadyExists: 409,
+    PreconditionFailed: 412,
+    MethodTimeout: 504,
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BACKEND = web.AppKey("backend", HubBackend)
+AUTH = web.AppKey("auth", ServiceAuthenticator)
+
+
+def _error_response(exc: HubError) -> web.Response:
+    status = next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
+    body = {"Message": f"ErrorCode:{exc.code};{exc.message}",
+            "ExceptionMessage": f"Tracking ID:{uuid.uuid4().hex}-G:0-TimeStamp:local"}
+    return web.json_response(body, status=status, headers={"iothub-errorcode": exc.code})
+
+
+@web.middleware
+async def _pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        request.app[AUTH].verify(request.headers.get("Authorization"))
+        return await handler(request)
+    except HubError as exc:
+        return _error_response(exc)
+    except ConditionError as exc:
+        return _error_response(InvalidArgument(exc.render()))
+
+
+async def _body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return {}
+    try:
+        return json.loads(await request.read() or b"{}")
+    except ValueError as exc:
+        raise InvalidArgument(f"request body is not JSON: {exc}") from exc
+
+
+def _if_match(request: web.Request) -> str | None:
+    return request.headers.get("If-Match")
+
+
+def _top(request: web.Request) -> int | None:
+    raw = request.query.get("top") or request.query.get("$top")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def _backend(request: web.Request) -> HubBackend:
+    return request.app[BACKEND]
+
+
+def _mid(request: web.Request) -> str | None:
+    return request.match_info.get("mid")
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    return web.json_response(_backend(request).list_devices(_top(request)))
+
+
+async def get_device(request: web.Request) -> web.Response:
+    return web.json_response(_backend(request).get_device(request.match_info["id"]))
+
+
+async def put_device(request: web.Request) -> web.Response:
+    body = await _body(request)
+    return web.json_response(_backend(request).put_device(request.match_info["id"], body, _if_match(request)))
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    _backend(request).delete_device(request.match_info["id"], _if_match(request))
+    return web.Response(status=204)
+
+
+async def list_modules(request: web.Request) -> web.Response:
+    return web.json_response(_backend(request).list_modules(request.match_info["id"]))
+
+
+async def get_module(request: web.Request) -> web.Response:
+    return web.json_response(_backend(request).get_module(request.match_info["id"], request.match_info["mid"]))
+
+
+async def put_module(request: web.Request) -> web.Response:
+    backend, body = _backend(request), await _body(request)
+    existed = f"{request.match_info['id']}/{request.match_info['mid']}" in backend.modules
+    module = backend.put_module(request.match_info["id"], request.match_info["mid"], body, _if_match(request))
+    return web.json_response(module, status=200 if existed else 201)
+
+
+async def delete_module(request: web.Request) -> web.Response:
+    _backend(request).delete_module(request.match_info["id"], request.match_info["mid"], _if_match(request))
+    return web.Response(status=204)
+
+
+async def get_twin(request: web.Request) -> web.Response:
+    return web.json_response(_backend(request).get_twin(request.match_info["id"], _mid(request)))
+
+
+async def patch_twin(request: web.Request) -> web.Response:
+    body = await _body(request)
+    twin = _backend(request).update_twin(request.match_info["id"], _mid(request), body, _if_match(request),
+                                         replace=request.method == "PUT")
+    return web.json_response(twin)
+
+
+async def invoke_method(request: web.Request) -> web.Response:
+    body = await _body(request)
+    name = body.get("methodName")
+    if not name:
+        raise InvalidArgument("methodName is required")
+    timeout = float(body.get("responseTimeoutInSeconds") or 30)
+    status, payload = await _backend(request).invoke_method(
+        request.match_info["id"], _mid(request), name, body.get("payload"), timeout)
+    return web.json_response({"status": status, "payload": payload})
+
+
+async def apply_configuration(request: web.Request) -> web.Response:
+    _backend(request).apply_configuration(request.match_info["id"], await _body(request))
+    return web.Response(status=204)
+
+
+async def list_configurations(request: web.Request) -> web.Response:
+    backend = _backend(request)
+    return web.json_response([backend.configuration_view(c) for c in backend.list_configurations(_top(request))])
+
+
+async def get_configuration(request: web.Request) -> web.Response:
+    backend = _backend(request)
+    return web.json_response(backend.configuration_view(backend.get_configuration(request.match_info["id"])))
+
+
+async def put_configuration(request: web.Request) -> web.Response:
+    backend = _backend(request)
+    cfg, created = backend.put_configuration(request.match_info["id"], await _body(request), _if_match(request))
+    return web.json_response(backend.configuration_view(cfg), status=201 if created else 200)
+
+
+async def delete_configuration(request: web.Request) -> web.Response:
+    _backend(request).delete_configuration(request.match_info["id"], _if_match(request))
+    return web.Response(status=204)
+
+
+async def test_queries(request: web.Request) -> web.Response:
+    from edgegen.local.hubstandin.condition import compile_metric_query
+
+    body = await _body(request)
+    out: dict[str, Any] = {"targetConditionError": None, "customMetricQueryErrors": {}}
+    try:
+        compile_condition(body.get("targetCondition") or "")
+    except ConditionError as exc:
+        out["targetConditionError"] = exc.render()
+    for name, query in (body.get("customMetricQueries") or {}).items():
+        try:
+            compile_metric_query(query)
+        except ConditionError as exc:
+            out["customMetricQueryErrors"][name] = exc.render()
+    return web.json_response(out)
+
+
+async def query_twins(request: web.Request) -> web.Response:
+    """``SELECT * FROM devices [WHERE cond]``: device twins (continuation tokens are not used)."""
+    import re
+
+    body = await _body(request)
+    query = str(body.get("query") or "")
+    m = re.match(r"^\s*select\s+\*\s+from\s+devices\b(?:\s+where\s+(?P<cond>.*))?\s*$", query, re.I | re.S)
+    if not m:
+        raise InvalidArgument(f"unsupported query {query!r}",
+                              hint="the stand-in supports SELECT * FROM devices WHERE …")
+    matches = compile_condition(m.group("cond") or "*")
+    backend = _backend(request)
+    twins = [backend.get_twin(d) for d in backend.devices if matches(backend.twin_doc(d))]
+    return web.json_response(twins, headers={"x-ms-item-type": "Twin"})
+
+
+def make_app(backend: HubBackend, authenticator: ServiceAuthenticator) -> web.Application:
+    app = web.Application(middlewares=[_pipeline])
+    app[BACKEND] = backend
+    app[AUTH] = authenticator
+    r = app.router
+    r.add_get("/devices", list_devices)
+    r.add_post("/devices/query", query_twins)
+    r.add_get("/devices/{id}", get_device)
+    r.add_put("/devices/{id}", put_device)
+    r.add_delete("/devices/{id}", delete_device)
+    r.add_post("/devices/{id}/applyConfigurationContent", apply_configuration)
+    r.add_get("/devices/{id}/modules", list_modules)
+    r.add_get("/devices/{id}/modules/{mid}", get_module)
+    r.add_put("/devices/{id}/modules/{mid}", put_module)
+    r.add_delete("/devices/{id}/modules/{mid}", delete_module)
+    for path in ("/twins/{id}", "/twins/{id}/modules/{mid}"):
+        r.add_get(path, get_twin)
+        r.add_patch(path, patch_twin)
+        r.add_put(path, patch_twin)
+        r.add_post(path + "/methods", invoke_method)
+    r.add_get("/configurations", list_configurations)
+    r.add_post("/configurations/testQueries", test_queries)
+    r.add_get("/configurations/{id}", get_configuration)
+    r.add_put("/configurations/{id}", put_configuration)
+    r.add_delete("/configurations/{id}", delete_configuration)
+    return app

@@ -1,0 +1,148 @@
+"""The stand-in's lifetime: state directory, certificates, the HTTPS listener (and the MQTT side when present).
+
+State directory layout (default ``.state/hub``)::
+
+    hub.sqlite      registry, twins, configurations, D2C messages (SQLite, WAL)
+    ca.pem          the local CA (clients trust it: REQUESTS_CA_BUNDLE / EdgeModuleCACertificateFile)
+    server.pem      server certificate for the hub's address (SAN localhost + the IP), key 0600
+    hub.json        how to reach the running hub: connection string, addresses, CA path, pid
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from edgegen.local.certs import ensure_ca, ensure_server_cert
+from edgegen.local.hubstandin.auth import ServiceAuthenticator
+from edgegen.local.hubstandin.backend import HubBackend
+from edgegen.local.hubstandin.http import make_app
+from edgegen.local.hubstandin.store import SqliteHubStore
+
+__all__ = ["HubInfo", "HubStandIn", "read_hub_info"]
+
+DEFAULT_PORT = 8443
+
+
+@dataclass(frozen=True)
+class HubInfo:
+    """What ``hub.json`` says about a running stand-in."""
+
+    host_name: str  # REST host name, "127.0.0.1:8443"
+    address: str
+    port: int
+    connection_string: str
+    ca_file: str
+    mqtt_port: int | None
+    pid: int
+
+    @property
+    def device_host_name(self) -> str:
+        """The HostName devices put in their connection strings (MQTT on 8883 of the same address)."""
+        return self.address
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hostName": self.host_name, "address": self.address, "port": self.port,
+                "connectionString": self.connection_string, "caFile": self.ca_file,
+                "mqttPort": self.mqtt_port, "pid": self.pid}
+
+
+def read_hub_info(state_dir: Path) -> HubInfo | None:
+    path = Path(state_dir) / "hub.json"
+    try:
+        d = json.loads(path.read_text())
+        return HubInfo(d["hostName"], d["address"], int(d["port"]), d["connectionString"], d["caFile"],
+                       d.get("mqttPort"), int(d.get("pid") or 0))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class HubStandIn:
+    """``async with HubStandIn(state_dir, address) as hub:`` serves until the block ends."""
+
+    def __init__(self, state_dir: Path, address: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 mqtt: bool = True) -> None:
+        if not address.startswith("127."):
+            from edgegen.local.hubstandin.errors import InvalidArgument
+
+            raise InvalidArgument(f"address {address!r} is not a loopback address",
+                                  hint="the local hub binds only to 127.x addresses")
+        self.state_dir = Path(state_dir)
+        self.address = address
+        self.port = port
+        self.want_mqtt = mqtt
+        self.host_name = f"{address}:{port}"
+        self.backend: HubBackend | None = None
+        self._runner: web.AppRunner | None = None
+        self._store: SqliteHubStore | None = None
+        self._mqtt: Any = None
+        self.info: HubInfo | None = None
+
+    async def __aenter__(self) -> HubStandIn:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ca = ensure_ca(self.state_dir)
+        cert = ensure_server_cert(ca, self.state_dir, "server", ("localhost", self.address))
+        self._store = SqliteHubStore(self.state_dir / "hub.sqlite")
+        self.backend = HubBackend(self._store, self.host_name)
+        auth = ServiceAuthenticator(self.host_name, self.backend.policies)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(cert.cert_path), str(cert.key_path))
+        self._runner = web.AppRunner(make_app(self.backend, auth), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.address, self.port, ssl_context=ctx, reuse_address=True)
+        try:
+            await site.start()
+            mqtt_port = None
+            if self.want_mqtt:
+                mqtt_port = await self._start_mqtt(ctx_files=(str(cert.cert_path), str(cert.key_path)))
+        except BaseException:
+            await self._close()
+            raise
+        self.info = HubInfo(self.host_name, self.address, self.port, self.backend.connection_string(),
+                            str(ca.cert_path), mqtt_port, os.getpid())
+        _write_atomic(self.state_dir / "hub.json", json.dumps(self.info.to_dict(), indent=2))
+        return self
+
+    async def _start_mqtt(self, ctx_files: tuple[str, str]) -> int | None:
+        try:
+            from edgegen.local.hubstandin.mqtt import start_hub_gateway
+        except ImportError:
+            return None  # the MQTT gateway is not in this build: REST only
+        assert self.backend is not None
+        self._mqtt = await start_hub_gateway(self.backend, self.address, ctx_files, self.state_dir)
+        return 8883
+
+    async def _close(self) -> None:
+        if self._mqtt is not None:
+            await self._mqtt.close()
+            self._mqtt = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        info = read_hub_info(self.state_dir)
+        if info is not None and info.pid == os.getpid():
+            (self.state_dir / "hub.json").unlink(missing_ok=True)
+        await self._close()
+
+    async def serve_forever(self, duration: float | None = None) -> None:
+        await asyncio.sleep(duration if duration is not None else float("inf"))

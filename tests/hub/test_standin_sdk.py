@@ -1,0 +1,184 @@
+"""The stand-in's REST API driven by the real azure-iot-hub SDK (every call edgegen uses), over HTTPS."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
+from azure.iot.hub.models import CloudToDeviceMethod, Configuration, ConfigurationContent, Twin
+from msrest.exceptions import HttpOperationError
+
+from edgegen.local.sas import generate_key, generate_sas_token
+
+pytestmark = pytest.mark.integration
+
+BASE = {
+    "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1", "modules": {
+        "sensor": {"type": "docker", "status": "running", "settings": {"image": "sensor:1"}}}}},
+    "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {"up": "FROM /* INTO $upstream"}}},
+    "sensor": {"properties.desired": {"interval": 1}},
+}
+
+
+def status_of(exc: HttpOperationError) -> int:
+    return int(exc.response.status_code)
+
+
+@pytest.fixture
+def managers(hub):
+    cs = hub.info.connection_string
+    return IoTHubRegistryManager.from_connection_string(cs), IoTHubConfigurationManager.from_connection_string(cs)
+
+
+def test_registry_devices_modules_and_twins(hub, managers) -> None:
+    rm, _ = managers
+    dev = rm.create_device_with_sas("edge1", None, None, "enabled", iot_edge=True)
+    assert dev.capabilities.iot_edge is True and dev.authentication.symmetric_key.primary_key
+    with pytest.raises(HttpOperationError) as exc:
+        rm.create_device_with_sas("edge1", None, None, "enabled", iot_edge=True)
+    assert status_of(exc.value) == 409
+    assert [d.device_id for d in rm.get_devices()] == ["edge1"]
+    assert sorted(m.module_id for m in rm.get_modules("edge1")) == ["$edgeAgent", "$edgeHub"]
+    twin = rm.update_twin("edge1", Twin(tags={"environment": "prod", "floor": 3}), "*")
+    assert twin.tags == {"environment": "prod", "floor": 3}
+    with pytest.raises(HttpOperationError) as exc:
+        rm.update_twin("edge1", Twin(tags={"x": 1}), "AAAAAAAAAAA=")
+    assert status_of(exc.value) == 412
+    twin = rm.update_twin("edge1", Twin(tags={"floor": None}), twin.etag)
+    assert twin.tags == {"environment": "prod"}
+    updated = rm.update_device_with_sas("edge1", dev.etag, "newkeyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                                        dev.authentication.symmetric_key.secondary_key, "disabled")
+    assert updated.status == "disabled" and updated.etag != dev.etag
+    with pytest.raises(HttpOperationError) as exc:
+        rm.get_device("nope")
+    assert status_of(exc.value) == 404
+    rm.delete_device("edge1")
+    assert rm.get_devices() == []
+
+
+def test_apply_configuration_sets_module_twins(hub, managers) -> None:
+    rm, cm = managers
+    rm.create_device_with_sas("edge1", None, None, "enabled", iot_edge=True)
+    assert cm.apply_configuration_on_edge_device("edge1", ConfigurationContent(modules_content=BASE)) is None
+    agent = rm.get_module_twin("edge1", "$edgeAgent")
+    assert agent.properties.desired["modules"]["sensor"]["settings"]["image"] == "sensor:1"
+    assert rm.get_module_twin("edge1", "$edgeHub").properties.desired["routes"] == {"up": "FROM /* INTO $upstream"}
+    assert rm.get_module_twin("edge1", "sensor").properties.desired["interval"] == 1
+    assert "sensor" in {m.module_id for m in rm.get_modules("edge1")}
+    version = agent.properties.desired["$version"]
+    changed = {**BASE, "sensor": {"properties.desired": {"interval": 5}}}
+    cm.apply_configuration_on_edge_device("edge1", ConfigurationContent(modules_content=changed))
+    assert rm.get_module_twin("edge1", "$edgeAgent").properties.desired["$version"] == version  # unchanged
+    assert rm.get_module_twin("edge1", "sensor").properties.desired["interval"] == 5
+    rm.create_device_with_sas("leaf", None, None, "enabled", iot_edge=False)
+    with pytest.raises(HttpOperationError) as exc:
+        cm.apply_configuration_on_edge_device("leaf", ConfigurationContent(modules_content=BASE))
+    assert status_of(exc.value) == 400
+
+
+def _config(cid: str, content: dict, condition: str, priority: int, **kw) -> Configuration:
+    return Configuration(id=cid, content=ConfigurationContent(modules_content=content), target_condition=condition,
+                         priority=priority, **kw)
+
+
+def test_configurations_crud_priority_layers_and_metrics(hub, managers) -> None:
+    rm, cm = managers
+    for name, env in (("p1", "prod"), ("p2", "prod"), ("d1", "dev")):
+        rm.create_device_with_sas(name, None, None, "enabled", iot_edge=True)
+        rm.update_twin(name, Twin(tags={"environment": env}), "*")
+    low = _config("base-low", BASE, "tags.environment='prod'", 5, labels={"team": "a"},
+                  metrics={"queries": {"prodDevices": "SELECT deviceId FROM devices WHERE tags.environment='prod'"}})
+    created = cm.create_configuration(low)
+    assert created.etag and created.system_metrics.results["targetedCount"] == 2
+    assert created.metrics.results == {"prodDevices": 2}
+    high_content = {**BASE, "sensor": {"properties.desired": {"interval": 9}}}
+    cm.create_configuration(_config("base-high", high_content, "tags.environment IN ['prod', 'dev']", 10))
+    assert rm.get_module_twin("p1", "sensor").properties.desired["interval"] == 9  # highest priority wins
+    assert rm.get_module_twin("d1", "sensor").properties.desired["interval"] == 9
+    layer = {"$edgeAgent": {"properties.desired.modules.extra": {"type": "docker", "settings": {"image": "x:1"}}},
+             "sensor": {"properties.desired.threshold": 42}}
+    cm.create_configuration(_config("layer", layer, "tags.environment='prod'", 1))
+    p1_agent = rm.get_module_twin("p1", "$edgeAgent").properties.desired
+    assert set(p1_agent["modules"]) == {"sensor", "extra"}
+    assert rm.get_module_twin("p1", "sensor").properties.desired["threshold"] == 42
+    assert set(rm.get_module_twin("d1", "$edgeAgent").properties.desired["modules"]) == {"sensor"}
+    view = cm.get_configuration("base-low")
+    assert view.system_metrics.results["targetedCount"] == 2 and view.system_metrics.results["appliedCount"] == 0
+    # update: priority and condition may change, content may not
+    view.priority = 20
+    updated = cm.update_configuration(view, view.etag)
+    assert updated.priority == 20 and updated.etag != view.etag
+    assert rm.get_module_twin("p1", "sensor").properties.desired["interval"] == 1  # base-low now wins on prod
+    with pytest.raises(HttpOperationError) as exc:
+        cm.update_configuration(view, view.etag)  # stale etag
+    assert status_of(exc.value) == 412
+    updated.content = ConfigurationContent(modules_content=high_content)
+    with pytest.raises(HttpOperationError) as exc:
+        cm.update_configuration(updated, updated.etag)
+    assert status_of(exc.value) == 400
+    with pytest.raises(HttpOperationError) as exc:
+        cm.create_configuration(low)
+    assert status_of(exc.value) == 409
+    assert sorted(c.id for c in cm.get_configurations()) == ["base-high", "base-low", "layer"]
+    # a tag change retargets: p2 leaves prod, so base-high applies and the layer goes away
+    rm.update_twin("p2", Twin(tags={"environment": "dev"}), "*")
+    assert set(rm.get_module_twin("p2", "$edgeAgent").properties.desired["modules"]) == {"sensor"}
+    assert rm.get_module_twin("p2", "sensor").properties.desired["interval"] == 9
+    cm.delete_configuration("base-low")
+    assert rm.get_module_twin("p1", "sensor").properties.desired["interval"] == 9
+    with pytest.raises(HttpOperationError) as exc:
+        cm.get_configuration("base-low")
+    assert status_of(exc.value) == 404
+    with pytest.raises(HttpOperationError) as exc:
+        cm.create_configuration(_config("bad", BASE, "tags.environment = = 'x'", 1))
+    assert status_of(exc.value) == 400
+
+
+def test_module_method_needs_a_connected_module(hub, managers) -> None:
+    rm, cm = managers
+    rm.create_device_with_sas("edge1", None, None, "enabled", iot_edge=True)
+    cm.apply_configuration_on_edge_device("edge1", ConfigurationContent(modules_content=BASE))
+    with pytest.raises(HttpOperationError) as exc:
+        rm.invoke_device_module_method("edge1", "sensor", CloudToDeviceMethod(method_name="ping", payload={}))
+    assert status_of(exc.value) == 404
+    assert exc.value.response.headers["iothub-errorcode"] == "DeviceNotOnline"
+
+
+def test_bad_sas_is_refused(hub) -> None:
+    parts = dict(p.split("=", 1) for p in hub.info.connection_string.split(";"))
+    wrong = f"HostName={parts['HostName']};SharedAccessKeyName=iothubowner;SharedAccessKey={generate_key()}"
+    with pytest.raises(HttpOperationError) as exc:
+        IoTHubRegistryManager.from_connection_string(wrong).get_devices()
+    assert status_of(exc.value) == 401
+    unknown = f"HostName={parts['HostName']};SharedAccessKeyName=nobody;SharedAccessKey={parts['SharedAccessKey']}"
+    with pytest.raises(HttpOperationError) as exc:
+        IoTHubRegistryManager.from_connection_string(unknown).get_devices()
+    assert status_of(exc.value) == 401
+    url = f"https://{parts['HostName']}/devices?api-version=2021-04-12"
+    expired = generate_sas_token(parts["HostName"], parts["SharedAccessKey"], ttl=-10, key_name="iothubowner",
+                                 quote_resource_plus=True)
+    assert requests.get(url, headers={"Authorization": expired}, timeout=10).status_code == 401
+    assert requests.get(url, timeout=10).status_code == 401
+    good = generate_sas_token(parts["HostName"], parts["SharedAccessKey"], ttl=60, key_name="iothubowner",
+                              quote_resource_plus=True, now=time.time())
+    assert requests.get(url, headers={"Authorization": good}, timeout=10).status_code == 200
+
+
+def test_restart_loses_nothing(hub_factory, tmp_path, monkeypatch) -> None:
+    first, thread = hub_factory(state_dir=tmp_path / "state")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", first.info.ca_file)
+    cs = first.info.connection_string
+    rm, cm = IoTHubRegistryManager.from_connection_string(cs), IoTHubConfigurationManager.from_connection_string(cs)
+    rm.create_device_with_sas("edge1", None, None, "enabled", iot_edge=True)
+    rm.update_twin("edge1", Twin(tags={"environment": "prod"}), "*")
+    cm.create_configuration(_config("prod", BASE, "tags.environment='prod'", 3))
+    etag = cm.get_configuration("prod").etag
+    thread.stop()
+    second, _ = hub_factory(state_dir=tmp_path / "state", address=first.info.address, port=first.info.port)
+    assert second.info.connection_string == cs
+    rm2 = IoTHubRegistryManager.from_connection_string(cs)
+    assert rm2.get_twin("edge1").tags == {"environment": "prod"}
+    assert IoTHubConfigurationManager.from_connection_string(cs).get_configuration("prod").etag == etag
+    assert rm2.get_module_twin("edge1", "sensor").properties.desired["interval"] == 1
