@@ -1,0 +1,446 @@
+"""The identity-aware MQTT gateway: IoT Hub's MQTT dialect on top of the transport, one identity per connection.
+
+Each connection is authenticated once (``Authenticator``) and may then only use its own topics. Twin and method
+topics (``$iothub/…``) carry no identity, so the gateway scopes them per connection: twin requests go to the
+handler with the caller's identity and replies go back to that connection only; desired patches and method calls
+are sent to one identity only. Telemetry is acknowledged after ``handler.on_telemetry`` returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edgegen.errors import EdgegenError
+from edgegen.local.mqtt.auth import Authenticator, AuthError
+from edgegen.local.mqtt.codec import (
+    PINGRESP_BYTES,
+    Connect,
+    Disconnect,
+    Packet,
+    Pingreq,
+    Puback,
+    Publish,
+    Subscribe,
+    Unsubscribe,
+    encode_connack,
+    encode_puback,
+    encode_publish,
+    encode_suback,
+    encode_unsuback,
+)
+from edgegen.local.mqtt.server import Connection, ConnState, MqttServer
+from edgegen.local.mqtt.session import Session, SessionState
+from edgegen.local.mqtt.store import MemorySessionStore, SessionStore
+from edgegen.local.mqtt.topics import (
+    Identity,
+    InboundKind,
+    decode_property_bag,
+    desired_patch_topic,
+    encode_property_bag,
+    may_subscribe,
+    method_request_topic,
+    parse_inbound,
+    twin_response_topic,
+)
+
+__all__ = [
+    "BaseGatewayHandler",
+    "GatewayError",
+    "GatewayHandler",
+    "MethodTimeoutError",
+    "MqttGateway",
+    "TelemetryMessage",
+]
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(EdgegenError):
+    """A gateway operation that cannot be done; ``status`` is the HTTP-like status IoT Hub would answer."""
+
+    def __init__(self, message: str, status: int = 404, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class MethodTimeoutError(GatewayError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 504, hint="the module did not answer in time; is its method handler running?")
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryMessage:
+    """One telemetry publish: custom ``properties``, ``system_properties`` keyed ``$.mid``/``$.ct``/…, payload."""
+
+    properties: dict[str, str]
+    system_properties: dict[str, str]
+    payload: bytes
+    output_name: str | None
+
+
+class GatewayHandler(Protocol):
+    async def on_connect(self, identity: Identity) -> None: ...
+    async def on_disconnect(self, identity: Identity) -> None: ...
+    async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None: ...
+    async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None: ...
+    async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]: ...
+    async def on_twin_reported(self, identity: Identity, patch: dict[str, Any]) -> tuple[int, int | None]: ...
+
+
+class BaseGatewayHandler:
+    """Optional hooks as no-ops; subclasses implement telemetry and twins."""
+
+    async def on_connect(self, identity: Identity) -> None:
+        return None
+
+    async def on_disconnect(self, identity: Identity) -> None:
+        return None
+
+    async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _Client:
+    """What the gateway knows about an accepted connection."""
+
+    identity: Identity
+    session: Session
+    events_prefix: str
+
+
+class MqttGateway:
+    """IoT-Hub-dialect MQTT server. ``async with MqttGateway(...)`` then ``await start(host, 8883, ctx)``."""
+
+    def __init__(
+        self, authenticator: Authenticator, handler: GatewayHandler, session_store: SessionStore | None = None,
+        *, max_inflight: int = 100, max_queued: int = 100_000,
+    ) -> None:
+        self.authenticator = authenticator
+        self.handler = handler
+        self.store: SessionStore = session_store if session_store is not None else MemorySessionStore()
+        self._limits = {"max_inflight": max_inflight, "max_queued": max_queued}
+        self._server = MqttServer(self)
+        self._sessions: dict[str, Session] = {}
+        self._online: dict[str, Connection] = {}
+        self._methods: dict[tuple[str, str], asyncio.Future[tuple[int, Any]]] = {}
+        self._rids = itertools.count(1)
+        self._flush_scheduled = False
+        self._input_prefixes: dict[tuple[Identity, str], bytes] = {}
+        self._absent: set[str] = set()  # client ids known to have no stored session
+        self.address: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def __aenter__(self) -> MqttGateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, host: str, port: int = 8883, ssl_context: ssl.SSLContext | None = None) -> None:
+        await self._server.start(host, port, ssl_context)
+        sock = self._server.sockets[0].getsockname()
+        self.address = (sock[0], sock[1])
+
+    async def stop(self) -> None:
+        await self._server.stop()
+        for fut in self._methods.values():
+            if not fut.done():
+                fut.set_exception(GatewayError("the gateway stopped", 503))
+        self._methods.clear()
+        self.store.flush()
+
+    # ------------------------------------------------------------------ queries
+
+    def is_connected(self, identity: Identity) -> bool:
+        return identity.client_id in self._online
+
+    def connected_identities(self) -> list[Identity]:
+        return [conn.context.identity for conn in self._online.values()]
+
+    def pending_count(self, identity: Identity) -> int:
+        """Messages queued or unacknowledged for ``identity`` (0 when it has no session)."""
+        session = self._session(identity)
+        return session.pending if session else 0
+
+    # ------------------------------------------------------------------ sending to clients
+
+    def deliver_input(
+        self, identity: Identity, input_name: str, properties: Mapping[str, str], payload: bytes, qos: int = 1
+    ) -> bool:
+        """Send a message to a module input. True when sent or queued in its session, False when the module has
+        no session subscribed to that input (keep the message and try again after ``on_subscribe``)."""
+        key = (identity, input_name)
+        prefix = self._input_prefixes.get(key)
+        if prefix is None:
+            if identity.module_id is None:
+                raise GatewayError(f"{identity} is a device; only modules have inputs", 400)
+            if not input_name or any(c in input_name for c in "/#+"):
+                raise GatewayError(f"input name {input_name!r} is not valid", 400)
+            prefix = f"{identity.topic_base}/inputs/{input_name}/".encode()
+            if len(self._input_prefixes) > 10_000:
+                self._input_prefixes.clear()
+            self._input_prefixes[key] = prefix
+        topic = prefix + encode_property_bag(properties).encode() if properties else prefix
+        return self._send(identity, topic, payload, qos)
+
+    def push_desired_patch(self, identity: Identity, patch: Mapping[str, Any], version: int) -> bool:
+        """Send a desired-properties patch (``$version`` added) to this identity only; queued while offline."""
+        body = dict(patch)
+        body["$version"] = version
+        topic = desired_patch_topic(version).encode()
+        return self._send(identity, topic, json.dumps(body, separators=(",", ":")).encode(), 1)
+
+    async def invoke_method(
+        self, identity: Identity, name: str, payload: Any = None, timeout: float = 30.0
+    ) -> tuple[int, Any]:
+        """Call a direct method on one connected identity; return (status, JSON payload) or raise GatewayError."""
+        conn = self._online.get(identity.client_id)
+        if conn is None:
+            raise GatewayError(f"{identity} is not connected", 404, hint="start the module and try again")
+        client: _Client = conn.context
+        rid = format(next(self._rids), "x")
+        topic = method_request_topic(name, rid)
+        if client.session.granted_qos(topic) is None:
+            raise GatewayError(f"{identity} has not subscribed to direct methods", 404)
+        fut: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
+        self._methods[(identity.client_id, rid)] = fut
+        try:
+            body = b"null" if payload is None else json.dumps(payload).encode()
+            conn.send(encode_publish(topic.encode(), body, 0))
+            try:
+                return await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                raise MethodTimeoutError(f"method {name!r} on {identity} timed out after {timeout}s") from None
+        finally:
+            self._methods.pop((identity.client_id, rid), None)
+
+    def _send(self, identity: Identity, topic: bytes, payload: bytes, qos: int) -> bool:
+        session = self._session(identity)
+        if session is None or session.state is SessionState.ENDED:
+            return False
+        granted = session.granted_qos(topic.decode())
+        if granted is None:
+            return False
+        conn = self._online.get(identity.client_id)
+        if conn is None and not (qos and session.persistent):
+            return False
+        if not session.enqueue(topic, payload, min(qos, granted)):
+            return False
+        if conn is not None and conn.writable:
+            self._pump(conn, session)
+        self._schedule_flush()
+        return True
+
+    def _pump(self, conn: Connection, session: Session, dup: bool = False) -> None:
+        for message, pid in session.take():
+            conn.send(encode_publish(message.topic, message.payload, message.qos, pid, dup and pid is not None))
+
+    def on_writable(self, conn: Connection) -> None:
+        client: _Client | None = conn.context
+        if client is not None:
+            self._pump(conn, client.session)
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_store)
+
+    def _flush_store(self) -> None:
+        self._flush_scheduled = False
+        self.store.flush()
+
+    def _session(self, identity: Identity) -> Session | None:
+        cid = identity.client_id
+        session = self._sessions.get(cid)
+        if session is None and cid not in self._absent:
+            session = Session.restore(identity, self.store, **self._limits)
+            if session is not None:
+                self._sessions[cid] = session
+            else:
+                if len(self._absent) > 100_000:
+                    self._absent.clear()
+                self._absent.add(cid)
+        return session
+
+    # ------------------------------------------------------------------ packets from clients
+
+    async def on_packet(self, conn: Connection, packet: Packet) -> None:
+        client: _Client | None = conn.context
+        if client is None:
+            if isinstance(packet, Connect):
+                await self._on_connect(conn, packet)
+            return
+        if isinstance(packet, Publish):
+            await self._on_publish(conn, client, packet)
+        elif isinstance(packet, Puback):
+            if client.session.ack(packet.packet_id):
+                if conn.writable:
+                    self._pump(conn, client.session)
+                self._schedule_flush()
+        elif isinstance(packet, Subscribe):
+            await self._on_subscribe(conn, client, packet)
+        elif isinstance(packet, Unsubscribe):
+            for topic_filter in packet.topics:
+                client.session.unsubscribe(topic_filter)
+            client.session.save_subscriptions()
+            conn.send(encode_unsuback(packet.packet_id))
+        elif isinstance(packet, Pingreq):
+            conn.send(PINGRESP_BYTES)
+        elif isinstance(packet, Disconnect):
+            conn.close()
+        else:  # a second CONNECT or a server-to-client packet: protocol violation
+            log.info("closing %s: unexpected %s", client.identity, type(packet).__name__)
+            conn.close()
+
+    async def _on_connect(self, conn: Connection, packet: Connect) -> None:
+        if packet.protocol_level != 4:
+            conn.send(encode_connack(False, 1))
+            conn.close()
+            return
+        try:
+            auth = self.authenticator.authenticate(packet.client_id, packet.username, packet.password)
+        except AuthError as exc:
+            log.info("refused %s (%s): %s", packet.client_id, conn.peer, exc.message)
+            conn.send(encode_connack(False, exc.return_code))
+            conn.close()
+            return
+        identity = auth.identity
+        cid = identity.client_id
+        self._absent.discard(cid)
+        old = self._online.pop(cid, None)
+        if old is not None:  # the same client id again: the new connection takes over
+            log.info("%s connected again; closing its previous connection", cid)
+            old.context = None
+            old.close()
+            self._detach(cid)
+            await self._safe(self.handler.on_disconnect(identity))
+        session = self._session(identity)
+        if packet.clean_session:
+            if session is not None:
+                session.discard()
+            session = Session(identity, self.store, persistent=False, **self._limits)
+            present = False
+        elif session is None:
+            session = Session(identity, self.store, persistent=True, **self._limits)
+            session.save_subscriptions()
+            present = False
+        else:
+            session.persistent = True
+            present = True
+        self._sessions[cid] = session
+        session.state = SessionState.ONLINE
+        conn.context = _Client(identity, session, f"{identity.topic_base}/messages/events/")
+        self._online[cid] = conn
+        conn.activate(packet.keepalive)
+        if auth.expiry is not None:
+            conn.close_at(auth.expiry, time.time())
+        conn.send(encode_connack(present, 0))
+        self._pump(conn, session, dup=True)
+        await self._safe(self.handler.on_connect(identity))
+
+    def _detach(self, client_id: str) -> None:
+        session = self._sessions.get(client_id)
+        if session is None:
+            return
+        session.detach()
+        if session.state is SessionState.ENDED:
+            del self._sessions[client_id]
+
+    async def on_closed(self, conn: Connection) -> None:
+        client: _Client | None = conn.context
+        if client is None:
+            return
+        conn.context = None
+        cid = client.identity.client_id
+        if self._online.get(cid) is conn:
+            del self._online[cid]
+            self._detach(cid)
+            self.store.flush()
+            await self._safe(self.handler.on_disconnect(client.identity))
+
+    async def _on_subscribe(self, conn: Connection, client: _Client, packet: Subscribe) -> None:
+        codes = []
+        granted = []
+        for topic_filter, qos in packet.topics:
+            if may_subscribe(client.identity, topic_filter):
+                client.session.subscribe(topic_filter, min(qos, 1))
+                codes.append(min(qos, 1))
+                granted.append(topic_filter)
+            else:
+                log.info("%s may not subscribe %r", client.identity, topic_filter)
+                codes.append(0x80)
+        client.session.save_subscriptions()
+        conn.send(encode_suback(packet.packet_id, codes))
+        if granted:
+            await self._safe(self.handler.on_subscribe(client.identity, granted))
+
+    async def _on_publish(self, conn: Connection, client: _Client, packet: Publish) -> None:
+        inbound = parse_inbound(packet.topic, client.identity, client.events_prefix)
+        if inbound is None:
+            log.info("closing %s: may not publish to %r", client.identity, packet.topic)
+            conn.close()
+            return
+        kind = inbound.kind
+        identity = client.identity
+        if kind is InboundKind.TELEMETRY:
+            system, custom = decode_property_bag(inbound.bag) if inbound.bag else ({}, {})
+            message = TelemetryMessage(custom, system, packet.payload, system.get("$.on"))
+            try:
+                await self.handler.on_telemetry(identity, message)
+            except Exception:
+                log.exception("telemetry handler failed for %s; closing without PUBACK", identity)
+                conn.close()
+                return
+        elif kind is InboundKind.TWIN_GET:
+            status, twin = await self._twin_call(self.handler.on_twin_get(identity))
+            self._reply(conn, twin_response_topic(status, inbound.rid), twin)
+        elif kind is InboundKind.TWIN_REPORTED:
+            try:
+                patch = json.loads(packet.payload or b"{}")
+            except ValueError:
+                self._reply(conn, twin_response_topic(400, inbound.rid), {"message": "reported patch is not JSON"})
+            else:
+                status, version = await self._twin_call(self.handler.on_twin_reported(identity, patch))
+                self._reply(conn, twin_response_topic(status, inbound.rid, version if status < 300 else None), None)
+        else:  # method response
+            fut = self._methods.get((identity.client_id, inbound.rid))
+            if fut is not None and not fut.done():
+                try:
+                    body = json.loads(packet.payload) if packet.payload else None
+                except ValueError:
+                    body = packet.payload.decode("utf-8", "replace")
+                fut.set_result((inbound.status, body))
+        if packet.qos and conn.state is ConnState.ACTIVE:
+            conn.send(encode_puback(packet.packet_id or 0))
+
+    @staticmethod
+    def _reply(conn: Connection, topic: str, body: Any) -> None:
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        conn.send(encode_publish(topic.encode(), payload, 0))
+
+    @staticmethod
+    async def _twin_call(call: Any) -> tuple[int, Any]:
+        try:
+            return await call  # type: ignore[no-any-return]
+        except GatewayError as exc:
+            return exc.status, {"message": exc.message}
+        except Exception as exc:
+            log.exception("twin handler failed")
+            return 500, {"message": str(exc)}
+
+    @staticmethod
+    async def _safe(call: Any) -> None:
+        try:
+            await call
+        except Exception:
+            log.exception("gateway handler hook failed")

@@ -1,0 +1,257 @@
+"""The IoT Hub MQTT topic dialect (pure): identities, property bags, topic parsing, building and filter matching.
+
+Property bags are ``key=value`` pairs joined by ``&``, each side percent-encoded with ``quote(safe='')`` and
+decoded with ``unquote`` (never ``unquote_plus``: the SDK keeps ``+`` as it is). System properties go first, in
+the SDK's order (``$.on $.mid $.cid $.uid $.ct $.ce $.ifid $.exp``), then the rest in the order given.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from edgegen.errors import EdgegenError
+
+__all__ = [
+    "SYSTEM_PROPERTY_KEYS",
+    "SYSTEM_PROPERTY_NAMES",
+    "Identity",
+    "Inbound",
+    "InboundKind",
+    "TopicError",
+    "decode_property_bag",
+    "desired_patch_topic",
+    "encode_property_bag",
+    "input_topic",
+    "may_subscribe",
+    "method_request_topic",
+    "parse_inbound",
+    "split_property_bag",
+    "topic_matches",
+    "twin_response_topic",
+]
+
+#: System property keys of the SDK's property bag, in the order the SDK writes them.
+SYSTEM_PROPERTY_KEYS = ("$.on", "$.mid", "$.cid", "$.uid", "$.ct", "$.ce", "$.ifid", "$.exp")
+#: Their names in IoT Hub's message model (what routes call them).
+SYSTEM_PROPERTY_NAMES = {
+    "$.on": "outputName",
+    "$.mid": "messageId",
+    "$.cid": "correlationId",
+    "$.uid": "userId",
+    "$.ct": "contentType",
+    "$.ce": "contentEncoding",
+    "$.ifid": "interfaceId",
+    "$.exp": "absoluteExpiryTime",
+    "$.to": "to",
+    "$.cdid": "connectionDeviceId",
+    "$.cmid": "connectionModuleId",
+}
+_SYSTEM_ORDER = {key: i for i, key in enumerate((*SYSTEM_PROPERTY_KEYS, "$.to", "$.cdid", "$.cmid"))}
+_BAD_ID_CHARS = frozenset("/#+\x00")
+
+
+class TopicError(EdgegenError):
+    """A client id, topic or property bag that does not follow the IoT Hub dialect."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is on a connection: a device (``module_id`` None) or one of its modules."""
+
+    device_id: str
+    module_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for label, value in (("device id", self.device_id), ("module id", self.module_id)):
+            if value is None and label == "module id":
+                continue
+            if not value or len(value) > 128 or _BAD_ID_CHARS & set(value):
+                raise TopicError(
+                    f"{label} {value!r} is not valid",
+                    hint="ids are 1-128 characters without '/', '#', '+' or NUL",
+                )
+
+    @classmethod
+    def from_client_id(cls, client_id: str) -> Identity:
+        """``{device}/{module}`` or ``{device}``."""
+        device, sep, module = client_id.partition("/")
+        if sep and not module:
+            raise TopicError(f"client id {client_id!r} has an empty module id", hint="use {device}/{module}")
+        return cls(device, module if sep else None)
+
+    @property
+    def client_id(self) -> str:
+        return f"{self.device_id}/{self.module_id}" if self.module_id else self.device_id
+
+    @property
+    def topic_base(self) -> str:
+        if self.module_id:
+            return f"devices/{self.device_id}/modules/{self.module_id}"
+        return f"devices/{self.device_id}"
+
+    def resource(self, host: str) -> str:
+        """The SAS resource URI this identity signs: ``{host}/devices/{d}[/modules/{m}]``."""
+        return f"{host}/{self.topic_base}"
+
+    def __str__(self) -> str:
+        return self.client_id
+
+
+# --------------------------------------------------------------------------------------------------- property bags
+
+
+def split_property_bag(bag: str) -> dict[str, str]:
+    """Every ``key=value`` of a bag, decoded; a key without ``=`` gets ``''``."""
+    out: dict[str, str] = {}
+    if not bag:
+        return out
+    for entry in bag.split("&"):
+        if not entry:
+            continue
+        key, _, value = entry.partition("=")
+        out[unquote(key)] = unquote(value)
+    return out
+
+
+def decode_property_bag(bag: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A bag into (system properties keyed ``$.mid`` …, custom properties)."""
+    system: dict[str, str] = {}
+    custom: dict[str, str] = {}
+    for key, value in split_property_bag(bag).items():
+        if key in SYSTEM_PROPERTY_NAMES:
+            system[key] = value
+        else:
+            custom[key] = value
+    return system, custom
+
+
+def encode_property_bag(properties: Mapping[str, str]) -> str:
+    """System keys (``$.…``) first in the SDK's order, then the others as given; each side quoted."""
+    if not properties:
+        return ""
+    items = sorted(
+        properties.items(), key=lambda kv: _SYSTEM_ORDER.get(kv[0], len(_SYSTEM_ORDER))
+    )  # stable: custom keys keep their order
+    return "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in items)
+
+
+# --------------------------------------------------------------------------------------------------- topics out
+
+
+def input_topic(identity: Identity, input_name: str, properties: Mapping[str, str]) -> str:
+    if not identity.module_id:
+        raise TopicError(f"{identity} is a device; only modules have inputs")
+    if not input_name or "/" in input_name or "#" in input_name or "+" in input_name:
+        raise TopicError(f"input name {input_name!r} is not valid")
+    return f"{identity.topic_base}/inputs/{input_name}/{encode_property_bag(properties)}"
+
+
+def twin_response_topic(status: int, rid: str, version: int | None = None) -> str:
+    topic = f"$iothub/twin/res/{status}/?$rid={quote(rid, safe='')}"
+    return topic if version is None else f"{topic}&$version={version}"
+
+
+def desired_patch_topic(version: int) -> str:
+    return f"$iothub/twin/PATCH/properties/desired/?$version={version}"
+
+
+def method_request_topic(name: str, rid: str) -> str:
+    return f"$iothub/methods/POST/{quote(name, safe='')}/?$rid={quote(rid, safe='')}"
+
+
+# --------------------------------------------------------------------------------------------------- topics in
+
+
+class InboundKind(enum.Enum):
+    TELEMETRY = "telemetry"
+    TWIN_GET = "twin-get"
+    TWIN_REPORTED = "twin-reported"
+    METHOD_RESPONSE = "method-response"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    kind: InboundKind
+    bag: str = ""  # telemetry: the raw property bag
+    rid: str = ""  # twin and method replies: the request id
+    status: int = 0  # method responses
+
+
+def _query(topic: str) -> dict[str, str]:
+    _, _, query = topic.partition("?")
+    return split_property_bag(query)
+
+
+def parse_inbound(topic: str, identity: Identity, events_prefix: str | None = None) -> Inbound | None:
+    """What a client's PUBLISH means, or None when the topic is outside its identity (then it is refused).
+
+    ``events_prefix`` (``{topic_base}/messages/events/``) may be passed pre-computed by the caller.
+    """
+    prefix = events_prefix or f"{identity.topic_base}/messages/events/"
+    if topic.startswith(prefix):
+        return Inbound(InboundKind.TELEMETRY, bag=topic[len(prefix):])
+    if topic == prefix[:-1]:
+        return Inbound(InboundKind.TELEMETRY)
+    if not topic.startswith("$iothub/"):
+        return None
+    path, _, _ = topic.partition("?")
+    if path == "$iothub/twin/GET/":
+        return Inbound(InboundKind.TWIN_GET, rid=_query(topic).get("$rid", ""))
+    if path == "$iothub/twin/PATCH/properties/reported/":
+        return Inbound(InboundKind.TWIN_REPORTED, rid=_query(topic).get("$rid", ""))
+    if path.startswith("$iothub/methods/res/"):
+        status = path[len("$iothub/methods/res/"):].rstrip("/")
+        if status.lstrip("-").isdigit():
+            return Inbound(InboundKind.METHOD_RESPONSE, rid=_query(topic).get("$rid", ""), status=int(status))
+    return None
+
+
+_SUBSCRIBABLE_IOTHUB = ("$iothub/twin/res/", "$iothub/twin/PATCH/properties/desired/", "$iothub/methods/POST/")
+
+
+def may_subscribe(identity: Identity, topic_filter: str) -> bool:
+    """Whether a connection with ``identity`` may subscribe ``topic_filter`` (only its own topics)."""
+    if not _valid_filter(topic_filter):
+        return False
+    if topic_filter.startswith("$iothub/"):
+        return topic_filter.startswith(_SUBSCRIBABLE_IOTHUB)
+    base = identity.topic_base + "/"
+    if not topic_filter.startswith(base):
+        return False
+    rest = topic_filter[len(base):]
+    if identity.module_id:
+        return rest.startswith("inputs/")
+    return rest.startswith("messages/devicebound/")
+
+
+def _valid_filter(topic_filter: str) -> bool:
+    if not topic_filter:
+        return False
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return False
+        if "+" in level and level != "+":
+            return False
+    return True
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT 3.1.1 filter matching (``+`` one level, ``#`` the rest; wildcards never match a leading ``$``)."""
+    if topic_filter == topic:
+        return True
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    flevels = topic_filter.split("/")
+    tlevels = topic.split("/")
+    for i, flevel in enumerate(flevels):
+        if flevel == "#":
+            return True
+        if i >= len(tlevels):
+            return False
+        if flevel != "+" and flevel != tlevels[i]:
+            return False
+    return len(flevels) == len(tlevels)
