@@ -97,21 +97,10 @@ class Finding:
         return data
 
     def render(self) -> str:
-        """``file:line:col: severity: message [path]`` plus the hint on its own line."""
-        where = ""
-        if self.file:
-            where = self.file
-            if self.line is not None:
-                where += f":{self.line}"
-                if self.column is not None:
-                    where += f":{self.column}"
-            where += ": "
-        text = f"{where}{self.severity}: {self.message}"
-        if self.path:
-            text += f"\n    at {self.path}"
-        if self.hint:
-            text += f"\n    hint: {self.hint}"
-        return text
+        """``file:line:col: severity: message``, the JSON path, the source line with a caret, the hint."""
+        from edgegen.generator.validation.report import render_finding
+
+        return render_finding(self)
 
 
 def has_errors(findings: list[Finding]) -> bool:
