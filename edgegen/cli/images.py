@@ -1,0 +1,206 @@
+"""`edgegen build` and `edgegen push`: a thin shell over edgegen.images (rich progress, --output json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgegen.cli.output import emit, output_option, table
+from edgegen.errors import EdgegenError
+
+__all__ = ["build", "push"]
+
+
+def _template_default() -> str:
+    return os.environ.get("DEPLOYMENT_CONFIG_TEMPLATE_FILE") or "deployment.template.json"
+
+
+def _common(f: Any) -> Any:
+    f = click.argument("modules", nargs=-1)(f)
+    f = output_option()(f)
+    f = click.option(
+        "-f",
+        "--file",
+        "template",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=_template_default,
+        show_default="deployment.template.json",
+        help="Deployment template whose modules are built.",
+    )(f)
+    f = click.option("-P", "--platform", help="Platform (default: DEFAULT_PLATFORM from .env, else amd64).")(f)
+    return f
+
+
+@click.command("build")
+@_common
+@click.option("--push", "do_push", is_flag=True, help="Push each image after building it.")
+def build(platform: str | None, template: Path, output_format: str, modules: tuple[str, ...], do_push: bool) -> None:
+    """Build the template's module images (minus BYPASS_MODULES) with the Docker API of DOCKER_HOST."""
+    _run(template, platform, modules, do_build=True, do_push=do_push, fmt=output_format)
+
+
+@click.command("push")
+@_common
+@click.option("--no-build", is_flag=True, help="Push images built earlier without building them again.")
+def push(platform: str | None, template: Path, output_format: str, modules: tuple[str, ...], no_build: bool) -> None:
+    """Build (unless --no-build) and push the template's module images; records digests for --pin-digests."""
+    _run(template, platform, modules, do_build=not no_build, do_push=True, fmt=output_format)
+
+
+def _run(
+    template: Path, platform: str | None, modules: tuple[str, ...], *, do_build: bool, do_push: bool, fmt: str
+) -> None:
+    from edgegen.images import (
+        Engine,
+        Masker,
+        build_image,
+        default_digest_file,
+        load_env,
+        plan_targets,
+        push_image,
+        record_digests,
+        registries_from_env,
+    )
+
+    env = load_env(template)
+    registries = registries_from_env(env, source=str(template.resolve().parent / ".env"))
+    masker = Masker.for_registries(registries)
+    report = _JsonReporter() if fmt == "json" else _RichReporter()
+    rows: list[dict[str, Any]] = []
+    pushed = []
+    try:
+        targets = plan_targets(template, env, platform, modules)
+        if not targets:
+            report.message("no module of the template is built from a module.json (or all are in BYPASS_MODULES)")
+        with Engine.connect(env) as engine, report:
+            for target in targets:
+                row: dict[str, Any] = {
+                    "modules": list(target.modules),
+                    "folder": str(target.spec.folder),
+                    "platform": target.platform,
+                    "tag": target.tag,
+                }
+                if do_build:
+                    built = build_image(
+                        engine,
+                        target.spec,
+                        target.platform,
+                        env.get("CONTAINER_TAG", ""),
+                        on_event=report.build_event,
+                        masker=masker,
+                    )
+                    row.update(image_id=built.image_id, build_seconds=round(built.seconds, 2), notes=list(built.notes))
+                if do_push:
+                    result = push_image(engine, target.tag, registries, on_event=report.push_event, masker=masker)
+                    pushed.append(result)
+                    row.update(digest=result.digest, pinned=result.pinned, push_seconds=round(result.seconds, 2))
+                rows.append(row)
+    except EdgegenError as exc:
+        exc.message = masker(exc.message)
+        exc.hint = masker(exc.hint) if exc.hint else exc.hint
+        exc.args = (exc.message,)
+        raise
+    finally:
+        if pushed:
+            record_digests(default_digest_file(template.resolve().parent), pushed)
+    data = {"images": rows, "digests_file": str(default_digest_file(template.resolve().parent)) if pushed else None}
+    text = (
+        table(rows, ["modules", "platform", "tag", "image_id", "digest"], title="images") if rows else "nothing built"
+    )
+    emit(data, fmt, text=text)
+
+
+class _JsonReporter:
+    """One compact JSON object per event on stderr (CI logs); stdout keeps the final summary."""
+
+    def __enter__(self) -> _JsonReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        sys.stderr.write(json.dumps(obj, default=str) + "\n")
+        sys.stderr.flush()
+
+    def message(self, text: str) -> None:
+        self._line({"event": "message", "text": text})
+
+    def build_event(self, e: Any) -> None:
+        self._line({"event": "build", "kind": e.kind, "tag": e.tag, "text": e.text, "step": e.step, "total": e.total})
+
+    def push_event(self, e: Any) -> None:
+        self._line(
+            {
+                "event": "push",
+                "tag": e.tag,
+                "status": e.status,
+                "layer": e.layer,
+                "current": e.current,
+                "total": e.total,
+            }
+        )
+
+
+class _RichReporter:
+    """Rich progress bars on stderr: one bar per image build (steps), one per pushed layer (bytes)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._download = DownloadColumn()
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def _task(self, key: str, description: str, total: float | None) -> Any:
+        if key not in self._tasks:
+            self._tasks[key] = self.progress.add_task(description, total=total, detail="")
+        return self._tasks[key]
+
+    def build_event(self, e: Any) -> None:
+        task = self._task("build:" + e.tag, f"build {e.tag}", None)
+        if e.kind == "step":
+            self.progress.update(task, total=e.total, completed=(e.step or 1) - 1, detail=f"{e.step}/{e.total}")
+            self.progress.console.print(f"[bold]{e.tag}[/] {e.text}", markup=True, highlight=False)
+        elif e.kind == "done":
+            total = e.total or 1
+            self.progress.update(task, total=total, completed=total, detail="done")
+        elif e.kind in ("log", "note"):
+            self.progress.console.print(f"  {e.text}", markup=False, highlight=False, style="dim")
+
+    def push_event(self, e: Any) -> None:
+        if e.layer and e.total:
+            task = self._task(f"push:{e.tag}:{e.layer}", f"  layer {e.layer[:12]}", e.total)
+            self.progress.update(task, total=e.total, completed=e.current or 0, detail=e.status)
+            return
+        task = self._task("push:" + e.tag, f"push {e.tag}", None)
+        if e.status.startswith("pushed "):
+            self.progress.update(task, total=1, completed=1, detail="done")
+        elif e.status:
+            self.progress.update(task, detail=e.status[:60])
+            self.progress.console.print(f"  {e.status}", markup=False, highlight=False, style="dim")
