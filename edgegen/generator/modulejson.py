@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgegen.errors import EdgegenError, Location
+from edgegen.generator.errors import GeneratorError, Location
 
 __all__ = ["ModuleJsonError", "ModuleSpec", "image_tag", "load_module_json"]
 
 
-class ModuleJsonError(EdgegenError):
-    pass
+class ModuleJsonError(GeneratorError):
+    """module.json is missing, not JSON, or lacks image.repository / image.tag.version."""
 
 
 @dataclass(frozen=True)

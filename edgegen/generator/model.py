@@ -1,0 +1,91 @@
+"""Read access to a deployment manifest's parts, the way iotedgedev's ``DeploymentManifest`` finds them.
+
+``modulesContent`` (or the legacy ``moduleContent``, or ``content.modulesContent`` in a layered deployment)
+holds one entry per twin. Keys may be dotted (``"properties.desired"``, or in layered deployments
+``"properties.desired.modules.x"``); ``split_content`` expands dotted keys into nested dicts like iotedgedev's
+``dot_to_json`` while keeping references to the original leaf objects, so edits made through the view
+(image replacement, createOptions conversion) land in the manifest itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from edgegen.generator.errors import Location, RenderError
+
+__all__ = ["all_modules", "is_layered", "modules_content", "split_content", "system_modules", "user_modules"]
+
+Json = dict[str, Any]
+
+
+def is_layered(manifest: Json) -> bool:
+    return "content" in manifest
+
+
+def modules_content(manifest: Json, file: str | None = None) -> Json:
+    if "modulesContent" in manifest:
+        return manifest["modulesContent"]  # type: ignore[no-any-return]
+    if "moduleContent" in manifest:
+        return manifest["moduleContent"]  # type: ignore[no-any-return]
+    content = manifest.get("content")
+    if isinstance(content, dict) and "modulesContent" in content:
+        return content["modulesContent"]  # type: ignore[no-any-return]
+    raise RenderError(
+        "the template has no modulesContent",
+        location=Location(file=file, json_path="$"),
+        hint='a deployment template is {"modulesContent": {"$edgeAgent": ..., "$edgeHub": ...}} '
+        '(or {"content": {"modulesContent": ...}} for a layered deployment)',
+    )
+
+
+def _has_dotted(obj: Any) -> bool:
+    if not isinstance(obj, dict):
+        return False
+    return any("." in k or _has_dotted(v) for k, v in obj.items())
+
+
+def split_content(content: Json) -> Json:
+    """iotedgedev's ``dot_to_json``: dotted keys become nested dicts; leaves are shared, not copied."""
+    if not _has_dotted(content):
+        return content
+    out: Json = {}
+    for key, value in content.items():
+        if "." not in key:
+            out[key] = split_content(value) if isinstance(value, dict) else value
+            continue
+        parts = key.split(".")
+        target = out
+        for part in parts[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                nxt = target[part] = {}
+            target = nxt
+        target[parts[-1]] = value
+    return out
+
+
+def _desired(manifest: Json, prop: str, file: str | None) -> MutableMapping[str, Any] | None:
+    split = split_content(modules_content(manifest, file))
+    try:
+        value = split["$edgeAgent"]["properties"]["desired"][prop]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def user_modules(manifest: Json, file: str | None = None) -> MutableMapping[str, Any]:
+    """``$edgeAgent`` desired ``modules`` (``{}`` when there are none)."""
+    return _desired(manifest, "modules", file) or {}
+
+
+def system_modules(manifest: Json, file: str | None = None) -> MutableMapping[str, Any]:
+    return _desired(manifest, "systemModules", file) or {}
+
+
+def all_modules(manifest: Json, file: str | None = None) -> dict[str, Any]:
+    """User modules then system modules (a system module of the same name wins, as in iotedgedev)."""
+    out: dict[str, Any] = {}
+    out.update(user_modules(manifest, file))
+    out.update(system_modules(manifest, file))
+    return out
