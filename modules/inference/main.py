@@ -1,0 +1,284 @@
+"""inference — hosts an Azure-ML-style entry script on IoT Edge: module messages, a direct method and HTTP.
+
+A standalone IoT Edge module (azure-iot-device + aiohttp). Environment:
+  ENTRY_SCRIPT        entry script, default score.py beside this file (relative paths: to this folder)
+  AZUREML_MODEL_DIR   model folder, default model/ beside this file (relative paths: to this folder)
+  INPUT_NAME          input to score (default input1; twin desired ``inputName`` overrides)
+  OUTPUT_NAME         output for results (default output1); ERROR_OUTPUT for failures (default errors)
+  SCORING_PORT        HTTP port (default 5001, "off" disables); SCORING_HOST bind address (default 127.0.0.1)
+  SCORING_KEY         when set, /score needs ``Authorization: Bearer <key>``
+  MAX_REQUEST_BYTES   largest HTTP body (default 1048576); SCORING_THREADS threads for run() (default 1)
+  REPORT_INTERVAL     seconds between twin reports of the counters (default 10); LOG_LEVEL (default INFO)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from azure.iot.device import Message, MethodResponse
+from azure.iot.device.aio import IoTHubModuleClient
+from entry import EntryScript, InputError, encode_result, load_entry_script, prepare_input, resolve_path
+from entry import result_as_json_value as as_json_value
+from http_api import Metrics, make_app
+
+HERE = Path(__file__).resolve().parent
+ERROR_INPUT_CHARS = 1024
+log = logging.getLogger("inference")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Host:
+    def __init__(self, client: IoTHubModuleClient, executor: ThreadPoolExecutor) -> None:
+        self.client = client
+        self.executor = executor
+        self.loop = asyncio.get_running_loop()
+        self.entry: EntryScript | None = None
+        self.metrics = Metrics()
+        self.input_name = os.environ.get("INPUT_NAME") or "input1"
+        self.output_name = os.environ.get("OUTPUT_NAME") or "output1"
+        self.error_output = os.environ.get("ERROR_OUTPUT") or "errors"
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.sending: set[asyncio.Task[None]] = set()
+        self.send_slots = asyncio.Semaphore(64)
+        self.last_error: dict[str, str] | None = None
+        self.stop = asyncio.Event()
+        self.busy = False  # the consumer is inside process()
+
+    # -- SDK callbacks (SDK threads): hand over to the loop, nothing else -----------------------------------------
+    def on_message(self, message: Message) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, message)
+
+    def on_method(self, request: Any) -> None:
+        asyncio.run_coroutine_threadsafe(self.handle_method(request), self.loop)
+
+    def on_twin_patch(self, patch: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.apply_desired, patch)
+
+    # -- on the loop ------------------------------------------------------------------------------------------------
+    def apply_desired(self, desired: dict[str, Any]) -> None:
+        name = desired.get("inputName")
+        if isinstance(name, str) and name and name != self.input_name:
+            log.info("input name %s → %s (twin desired inputName)", self.input_name, name)
+            self.input_name = name
+
+    def record_error(self, exc: BaseException, where: str) -> None:
+        self.last_error = {"type": type(exc).__name__, "message": str(exc)[:500], "where": where, "time": now()}
+
+    async def score(self, data: Any) -> Any:
+        assert self.entry is not None
+        return await self.loop.run_in_executor(self.executor, self.entry.run, data)
+
+    async def consume(self) -> None:
+        while True:
+            message = await self.queue.get()
+            self.metrics.messages["received"] += 1
+            self.busy = True
+            try:
+                await self.process(message)
+            except Exception:  # never let one message stop the consumer
+                log.exception("unexpected failure while processing a message")
+                self.metrics.messages["failed"] += 1
+            finally:
+                self.busy = False
+
+    async def process(self, message: Message) -> None:
+        body = message.data if isinstance(message.data, bytes) else str(message.data).encode()
+        carried = {k: v for k, v in message.custom_properties.items() if not k.startswith("$.")}
+        if message.input_name != self.input_name:
+            exc: Exception = InputError(f"message arrived on input {message.input_name!r}; this module scores "
+                                        f"input {self.input_name!r} (INPUT_NAME / twin desired inputName)")
+            await self.fail(message, body, carried, exc)
+            return
+        try:
+            data = prepare_input(body, message.content_type, sniff_text=True)
+            result = await self.score(data)
+            payload, content_type = encode_result(result)
+        except Exception as exc:
+            log.warning("message %s failed: %s: %s", message.message_id, type(exc).__name__, exc)
+            await self.fail(message, body, carried, exc)
+            return
+        out = Message(payload, content_encoding="utf-8", content_type=content_type)
+        out.custom_properties.update(carried)
+        out.correlation_id = message.message_id
+        await self.send_async(out, self.output_name, "scored")
+
+    async def fail(self, message: Message, body: bytes, carried: dict[str, str], exc: BaseException) -> None:
+        self.record_error(exc, f"input {message.input_name}")
+        text = body.decode("utf-8", errors="replace")
+        report = {"error": type(exc).__name__, "message": str(exc), "input": text[:ERROR_INPUT_CHARS],
+                  "inputTruncated": len(text) > ERROR_INPUT_CHARS, "inputName": message.input_name,
+                  "messageId": message.message_id, "time": now()}
+        out = Message(json.dumps(report), content_encoding="utf-8", content_type="application/json")
+        out.custom_properties.update(carried)
+        out.correlation_id = message.message_id
+        await self.send_async(out, self.error_output, "failed")
+
+    async def send_async(self, out: Message, output: str, outcome: str) -> None:
+        """Send without waiting for the broker's ack, up to 64 in flight; the outcome is counted when acked."""
+        await self.send_slots.acquire()
+        task = asyncio.ensure_future(self._send(out, output, outcome))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def _send(self, out: Message, output: str, outcome: str) -> None:
+        try:
+            for attempt in range(4):
+                try:
+                    await self.client.send_message_to_output(out, output)
+                    self.metrics.messages[outcome] += 1
+                    return
+                except Exception as exc:
+                    log.warning("send to %s failed (attempt %d): %s", output, attempt + 1, exc)
+                    await asyncio.sleep(0.5 * 2**attempt)
+            self.metrics.messages["failed"] += 1
+            log.error("gave up sending to output %s after 4 attempts; message %s: %.200r", output,
+                      out.correlation_id, out.data)
+        finally:
+            self.send_slots.release()
+
+    async def handle_method(self, request: Any) -> None:
+        if request.name != "score":
+            status, payload = 404, {"error": "UnknownMethod", "message": f"no method {request.name!r}; try 'score'"}
+        else:
+            try:
+                data = request.payload if isinstance(request.payload, str) else json.dumps(request.payload)
+                status, payload = 200, as_json_value(await self.score(data))
+                self.metrics.methods["ok"] += 1
+            except Exception as exc:
+                self.metrics.methods["failed"] += 1
+                self.record_error(exc, "method score")
+                status, payload = 400, {"error": type(exc).__name__, "message": str(exc)}
+        await self.client.send_method_response(MethodResponse.create_from_method_request(request, status, payload))
+
+    def reported(self, status: str) -> dict[str, Any]:
+        m = self.metrics
+        http_errors = sum(n for (path, code), n in m.requests.items() if path == "/score" and code >= 400)
+        return {"inference": {
+            "status": status, "modelVersion": self.entry.model_version() if self.entry else None,
+            "entryScript": self.entry.path.name if self.entry else None, "inputName": self.input_name,
+            "counters": {"received": m.messages["received"], "scored": m.messages["scored"],
+                         "failed": m.messages["failed"], "httpRequests": sum(
+                             n for (path, _), n in m.requests.items() if path == "/score"),
+                         "httpErrors": http_errors, "methodCalls": sum(m.methods.values())},
+            "lastError": self.last_error}}
+
+    async def report(self, status: str = "running") -> None:
+        try:
+            await asyncio.wait_for(self.client.patch_twin_reported_properties(self.reported(status)), 10)
+        except Exception as exc:
+            log.warning("could not report twin properties: %s", exc)
+
+    async def reporter(self, interval: float) -> None:
+        last: Any = None
+        while True:
+            await asyncio.sleep(interval)
+            current = self.reported("running")
+            if current != last:
+                await self.report()
+                last = current
+
+
+def env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"inference: environment variable {name}={raw!r} is not a number") from None
+
+
+async def serve_http(host: Host) -> web.AppRunner | None:
+    port_raw = os.environ.get("SCORING_PORT", "5001").strip().lower()
+    if port_raw in ("off", "none", "disabled"):
+        return None
+    app = make_app(host.score, host.metrics, max_body=int(env_number("MAX_REQUEST_BYTES", 1024 * 1024)),
+                   key=os.environ.get("SCORING_KEY") or None, on_error=lambda e: host.record_error(e, "http /score"))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    bind = os.environ.get("SCORING_HOST") or "127.0.0.1"
+    await web.TCPSite(runner, bind, int(port_raw), backlog=1024).start()
+    log.info("HTTP scoring on http://%s:%s/score", bind, port_raw)
+    return runner
+
+
+async def main() -> int:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    script = resolve_path(os.environ.get("ENTRY_SCRIPT"), "score.py", HERE)
+    model_dir = resolve_path(os.environ.get("AZUREML_MODEL_DIR"), "model", HERE)
+    executor = ThreadPoolExecutor(max_workers=max(1, int(env_number("SCORING_THREADS", 1))),
+                                  thread_name_prefix="run")
+    client = IoTHubModuleClient.create_from_edge_environment()
+    await client.connect()
+    host = Host(client, executor)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, host.stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    runner = None
+    code = 0
+    try:
+        try:
+            twin = await asyncio.wait_for(client.get_twin(), 30)
+            host.apply_desired(twin.get("desired", {}))
+        except TimeoutError:
+            log.warning("no twin reply within 30 s; starting with the environment's settings")
+        log.info("loading %s with AZUREML_MODEL_DIR=%s", script, model_dir)
+        try:
+            host.entry = await loop.run_in_executor(executor, load_entry_script, script, model_dir)
+        except BaseException as exc:
+            log.error("init() failed, exiting so the restart policy applies:\n%s", traceback.format_exc())
+            host.record_error(exc, "init")
+            host.last_error["traceback"] = traceback.format_exc()[-2000:]  # type: ignore[index]
+            await host.report("initFailed")
+            return 1
+        # Handler setters block until the subscription is acknowledged: keep them off the loop.
+        await loop.run_in_executor(None, setattr, client, "on_twin_desired_properties_patch_received",
+                                   host.on_twin_patch)
+        await loop.run_in_executor(None, setattr, client, "on_method_request_received", host.on_method)
+        await loop.run_in_executor(None, setattr, client, "on_message_received", host.on_message)
+        runner = await serve_http(host)
+        tasks = [asyncio.ensure_future(host.consume()),
+                 asyncio.ensure_future(host.reporter(env_number("REPORT_INTERVAL", 10.0)))]
+        await host.report()
+        log.info("ready: model %s, scoring input %s → output %s", host.entry.model_version(), host.input_name,
+                 host.output_name)
+        await host.stop.wait()
+        log.info("SIGTERM: draining")
+        deadline = time.monotonic() + 10
+        while (not host.queue.empty() or host.busy or host.sending) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if not host.queue.empty():
+            log.error("stopping with %d unprocessed message(s)", host.queue.qsize())
+        await host.report("stopped")
+    finally:
+        for task in tasks:
+            task.cancel()
+        if runner is not None:
+            await runner.cleanup()
+        try:
+            await asyncio.wait_for(client.shutdown(), 10)
+        except Exception as exc:
+            log.warning("shutdown: %s", exc)
+        executor.shutdown(wait=False, cancel_futures=True)
+    log.info("stopped: %s", host.reported("stopped")["inference"]["counters"])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
