@@ -1,0 +1,211 @@
+"""``edgegen hub`` (the local stand-in, device identities), ``edgegen deploy`` and ``edgegen monitor``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgegen.cli.output import emit, output_option
+from edgegen.errors import EdgegenError
+
+__all__ = ["deploy", "hub", "monitor"]
+
+
+def _hub_options(fn: Any) -> Any:
+    fn = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                      help="State directory of the local stand-in (default .state/hub).")(fn)
+    fn = click.option("--hub-connection-string", "hub_cs", default=None, metavar="CS",
+                      help="IoT Hub service connection string (else IOTHUB_CONNECTION_STRING, .env, "
+                           "or the running local stand-in).")(fn)
+    return fn
+
+
+def _client(hub_cs: str | None, state_dir: Path | None) -> Any:
+    from edgegen.hub.client import HubClient
+    from edgegen.hub.connection import resolve_hub
+
+    return HubClient(resolve_hub(hub_cs, state_dir=state_dir))
+
+
+def _json_option(value: str | None, name: str) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=name) from None
+    if not isinstance(data, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=name)
+    return data
+
+
+@click.group("hub")
+def hub() -> None:
+    """The local IoT Hub stand-in and device identities."""
+
+
+@hub.command("serve")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".state/hub"),
+              show_default=True, help="Where the hub keeps its SQLite store, CA and hub.json.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Loopback address to bind (127.x).")
+@click.option("--port", default=8443, show_default=True, type=int, help="HTTPS port of the REST API.")
+@click.option("--no-mqtt", is_flag=True, help="Serve only the REST API (no device side).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def serve(state_dir: Path, address: str, port: int, no_mqtt: bool, duration: float | None) -> None:
+    """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:PORT, MQTT on ADDRESS:8883)."""
+    import asyncio
+
+    from edgegen.local.hubstandin.runner import run_hub
+
+    def announce(info: Any) -> None:
+        click.echo(f"local IoT Hub: https://{info.host_name}"
+                   + (f"  (devices: mqtts://{info.address}:{info.mqtt_port})" if info.mqtt_port else ""))
+        click.echo(f"connection string: {info.connection_string}")
+        click.echo(f"CA certificate:    {info.ca_file}  (export REQUESTS_CA_BUNDLE={info.ca_file})")
+        click.echo("press Ctrl-C to stop")
+
+    asyncio.run(run_hub(state_dir, address, port, mqtt=not no_mqtt, duration=duration, on_ready=announce))
+    click.echo("local IoT Hub stopped")
+
+
+@hub.group("device")
+def device_group() -> None:
+    """Device identities in the hub's registry."""
+
+
+@device_group.command("create")
+@click.argument("device_id")
+@click.option("--edge", is_flag=True, help="An IoT Edge device (gets $edgeAgent and $edgeHub).")
+@click.option("--tags", default=None, metavar="JSON", help="Device twin tags, e.g. '{\"environment\":\"prod\"}'.")
+@click.option("--exist-ok", is_flag=True, help="Return the existing device instead of failing.")
+@_hub_options
+@output_option(("text", "json", "yaml"))
+def device_create(device_id: str, edge: bool, tags: str | None, exist_ok: bool, hub_cs: str | None,
+                  state_dir: Path | None, output_format: str) -> None:
+    """Register DEVICE and print its connection string."""
+    tag_values = _json_option(tags, "--tags")
+    client = _client(hub_cs, state_dir)
+    identity = client.create_device(device_id, edge=edge, exist_ok=exist_ok)
+    if tag_values:
+        client.set_tags(device_id, tag_values)
+    data = {"deviceId": identity.device_id, "edge": identity.edge, "connectionString": identity.connection_string,
+            "tags": tag_values}
+    emit(data, output_format, identity.connection_string)
+
+
+@device_group.command("list")
+@_hub_options
+@output_option(("text", "json", "yaml", "table"), default="table")
+def device_list(hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    """List the registered devices."""
+    from edgegen.cli.output import table
+
+    rows = [{"deviceId": d.device_id, "edge": d.edge, "status": d.status}
+            for d in _client(hub_cs, state_dir).list_devices()]
+    emit(rows, output_format, table(rows, ["deviceId", "edge", "status"]))
+
+
+@click.command("deploy")
+@click.option("-d", "--device", "device_id", default=None, help="Deploy to this one edge device.")
+@click.option("-f", "--manifest", default=None, type=click.Path(dir_okay=False),
+              help="Deployment manifest (default manifests/deployment.amd64.json or config/…).")
+@click.option("-n", "--name", default=None, help="At-scale deployment (configuration) name.")
+@click.option("-t", "--target-condition", default=None, help="e.g. \"tags.environment='prod'\".")
+@click.option("-p", "--priority", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--layered", is_flag=True, help="A layered deployment, merged on top of the base one.")
+@click.option("--labels", default=None, metavar="JSON", help="Labels, a JSON object of strings.")
+@click.option("--metrics", default=None, metavar="JSON",
+              help='Custom metrics: {"queries": {"name": "SELECT deviceId FROM devices WHERE …"}}.')
+@click.option("--fleet", default=None, type=click.Path(dir_okay=False), help="Deploy every group of fleet.yaml.")
+@click.option("--no-validation", is_flag=True, help="Deploy even when offline validation finds errors.")
+@_hub_options
+@output_option(("text", "json", "yaml"))
+def deploy(device_id: str | None, manifest: str | None, name: str | None, target_condition: str | None,
+           priority: int, layered: bool, labels: str | None, metrics: str | None, fleet: str | None,
+           no_validation: bool, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    """Deploy a manifest to one device (-d) or at scale (--name, --target-condition, --priority)."""
+    from edgegen.hub.client import AtScaleDeployment
+    from edgegen.hub.manifest import find_manifest
+
+    if sum(x is not None for x in (device_id, name, fleet)) != 1:
+        raise click.UsageError("give exactly one of -d/--device, --name or --fleet")
+    if fleet is not None:
+        from edgegen.hub.fleet import deploy_fleet
+
+        results = deploy_fleet(Path(fleet), _client(hub_cs, state_dir), validate=not no_validation)
+        data = [{"action": r.action, "target": r.target, "notes": list(r.notes)} for r in results]
+        emit(data, output_format, "\n".join(f"{r.action} deployment {r.target}" for r in results))
+        return
+    if name is not None and target_condition is None:
+        raise click.UsageError("--name needs --target-condition (e.g. \"tags.environment='prod'\")")
+    label_values = {str(k): str(v) for k, v in _json_option(labels, "--labels").items()}
+    metric_values = _json_option(metrics, "--metrics")
+    metric_values = metric_values.get("queries", metric_values) if isinstance(metric_values, dict) else {}
+    path = find_manifest(manifest)
+    loaded = _load_or_report(path, validate=not no_validation, layered=layered)
+    for finding in loaded.findings:
+        click.echo(finding.render(), err=True)
+    client = _client(hub_cs, state_dir)
+    if device_id is not None:
+        if layered:
+            raise click.UsageError("--layered applies to at-scale deployments (--name), not to -d")
+        result = client.deploy_to_device(device_id, loaded.modules_content)
+        text = f"deployed {path} to device {device_id}"
+    else:
+        assert name is not None and target_condition is not None
+        spec = AtScaleDeployment(name, loaded.modules_content, target_condition, priority, label_values,
+                                 {str(k): str(v) for k, v in metric_values.items()}, layered)
+        result = client.deploy_at_scale(spec)
+        text = f"{result.action} {'layered ' if layered else ''}deployment {name} (priority {priority}, " \
+               f"target {target_condition})" + "".join(f"\n  {n}" for n in result.notes)
+    emit({"action": result.action, "target": result.target, "manifest": str(path), "notes": list(result.notes),
+          "hub": client.target.host_name}, output_format, text)
+
+
+def _load_or_report(path: Path, *, validate: bool, layered: bool) -> Any:
+    from edgegen.generator.validation import ValidationError
+    from edgegen.hub.manifest import load_manifest
+
+    try:
+        return load_manifest(path, validate=validate, layered=layered)
+    except ValidationError as exc:
+        for finding in exc.findings:
+            click.echo(finding.render(), err=True)
+        raise EdgegenError(f"{path}: the manifest has validation errors; nothing was deployed",
+                           hint="fix them (see above), or pass --no-validation to deploy anyway") from None
+
+
+@click.command("monitor")
+@click.option("-d", "--device", "device_pattern", default=None, help="Device id (wildcards * and ? allowed).")
+@click.option("-m", "--module", "module_pattern", default=None, help="Module id (wildcards * and ? allowed).")
+@click.option("--properties", "props", type=click.Choice(["sys", "app", "all"]), multiple=True,
+              help="Which message properties to show.")
+@click.option("--timeout", "-to", type=float, default=300.0, show_default=True,
+              help="Seconds to wait for messages (0: forever).")
+@click.option("--count", "--mc", "count", type=int, default=None, help="Stop after this many messages.")
+@click.option("--content-type", "--ct", "content_type", default=None,
+              help="Decode payloads as this content type (application/json).")
+@click.option("--from-start", is_flag=True, help="Also show stored messages from before now (local hub).")
+@_hub_options
+@output_option(("json", "yaml", "table"), default="json")
+def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple[str, ...], timeout: float,
+            count: int | None, content_type: str | None, from_start: bool, hub_cs: str | None,
+            state_dir: Path | None, output_format: str) -> None:
+    """Show device-to-cloud messages as they arrive (like az iot hub monitor-events)."""
+    from edgegen.hub.connection import resolve_hub
+    from edgegen.hub.monitor import MonitorFilter, run_monitor
+
+    target = resolve_hub(hub_cs, state_dir=state_dir)
+    filt = MonitorFilter(device_pattern, module_pattern, set(props), content_type)
+    printed = run_monitor(target, filt, timeout=timeout or None, count=count, from_start=from_start,
+                          output_format=output_format, echo=click.echo)
+    if printed == 0:
+        raise EdgegenError(
+            f"no messages arrived within {timeout:g} s"
+            + (f" for device {device_pattern!r}" if device_pattern else "")
+            + (f" module {module_pattern!r}" if module_pattern else ""),
+            hint="is the device running and sending? check -d/-m, or raise --timeout",
+        )

@@ -1,0 +1,33 @@
+"""Run the stand-in in the foreground until Ctrl-C / SIGTERM or a duration (what ``edgegen hub serve`` does)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from edgegen.local.hubstandin.server import HubInfo, HubStandIn
+
+__all__ = ["run_hub"]
+
+
+async def run_hub(state_dir: Path, address: str, port: int, *, mqtt: bool = True, duration: float | None = None,
+                  on_ready: Callable[[HubInfo], None] | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with HubStandIn(state_dir, address, port, mqtt=mqtt) as standin:
+            assert standin.info is not None
+            if on_ready is not None:
+                on_ready(standin.info)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
