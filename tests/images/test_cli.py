@@ -1,0 +1,94 @@
+"""`edgegen build` / `edgegen push` end to end, in-process, against real podman and a real registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from edgegen.cli import main
+from edgegen.images import default_digest_file, load_digests
+from tests.images.conftest import write_module, write_solution
+from tests.support.registry import RegistryInfo
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+@pytest.fixture
+def solution(tmp_path: Path, registry: RegistryInfo, docker_host: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    for var in ("CONTAINER_TAG", "BYPASS_MODULES", "DEFAULT_PLATFORM", "DEPLOYMENT_CONFIG_TEMPLATE_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    for name in ("clia", "clib", "skipped"):
+        write_module(tmp_path, name, repository="${CONTAINER_REGISTRY_SERVER}/cli/NAME")
+    return write_solution(
+        tmp_path,
+        {"a": "${MODULES.clia}", "b": "${MODULES.clib}", "s": "${MODULES.skipped}"},
+        {
+            "CONTAINER_REGISTRY_SERVER": registry.host,
+            "CONTAINER_REGISTRY_USERNAME": registry.username,
+            "CONTAINER_REGISTRY_PASSWORD": registry.password,
+            "CONTAINER_TAG": "e2e",
+            "BYPASS_MODULES": "s",
+            "DOCKER_HOST": docker_host,  # from .env, as iotedgedev allows
+        },
+    )
+
+
+def test_build_push_json_records_digests_and_never_prints_the_password(
+    solution: Path, registry: RegistryInfo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(["build", "--push", "-f", str(solution), "--output", "json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    tags = sorted(row["tag"] for row in data["images"])
+    assert tags == [f"{registry.host}/cli/clia:0.1.0-e2e-amd64", f"{registry.host}/cli/clib:0.1.0-e2e-amd64"]
+    events = [json.loads(line) for line in err.splitlines()]
+    assert {e["event"] for e in events} == {"build", "push"}
+    assert any(e["event"] == "build" and e["kind"] == "step" for e in events)
+    assert registry.password not in out + err
+    recorded = load_digests(default_digest_file(solution.parent))
+    for row in data["images"]:
+        assert row["digest"] == recorded[row["tag"]].digest
+        name, digest = row["pinned"].split("/", 1)[1].split("@")
+        r = requests.head(
+            f"{registry.url}/v2/{name}/manifests/{digest}",
+            auth=(registry.username, registry.password),
+            verify=str(registry.ca_file),
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                     "application/vnd.docker.distribution.manifest.v2+json"},
+            timeout=10,
+        )  # fmt: skip
+        assert r.status_code == 200
+
+    # push --no-build of one module, text output with a table
+    code, out, err = _run(["push", "--no-build", "-f", str(solution), "clib"], capsys)
+    assert code == 0, err
+    assert "cli/clib:0.1.0-e2e-amd64" in out and "clia" not in out
+    assert registry.password not in out + err
+
+
+def test_wrong_password_exits_1_with_a_masked_message(
+    solution: Path, registry: RegistryInfo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = solution.parent / ".env"
+    bad = "N0t-" + registry.password + "-x"
+    env.write_text(env.read_text().replace(registry.password, bad))
+    code, out, err = _run(["push", "-f", str(solution), "clia"], capsys)
+    assert code == 1
+    assert "authentication failed" in err and "CONTAINER_REGISTRY_PASSWORD" in err
+    assert bad not in out + err
+
+
+def test_unknown_module_is_an_error(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = _run(["build", "-f", str(solution), "nosuch"], capsys)
+    assert code == 1 and "no module named nosuch" in err and "clia" in err
