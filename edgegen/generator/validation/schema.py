@@ -202,7 +202,12 @@ def _to_findings(err: JsonSchemaError, base: Ptr, twin: str, version: str) -> It
         yield Finding.at(ERROR, ptr, f"{where} must be {_article(expected)}, not {_kind(err.instance)}", hint,
                          rule="schema")
     elif kind in ("anyOf", "oneOf") and err.context:
-        yield from _to_findings(best_match(err.context), base, twin, version)
+        # report the branch whose type fits the value (a route object's bad priority, not "must be a string")
+        wrong_type = {e.relative_schema_path[0] for e in err.context
+                      if e.validator == "type" and len(e.relative_path) == 0}
+        fitting = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
+        for sub in fitting or [best_match(err.context)]:
+            yield from _to_findings(sub, base, twin, version)
     else:
         yield Finding.at(ERROR, ptr, f"{where}: {err.message}", hint, rule="schema")
 

@@ -1,0 +1,119 @@
+"""Our schemas agree with the official ones (valid/invalid verdict per system twin) on every shared payload, every
+iotedgedev fixture after iotedgedev's variable expansion, and on our own manifests (one per schema rule)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dotenv import dotenv_values
+
+from edgegen.generator.validation import validate_manifest
+from edgegen.generator.validation.schema import KNOWN_VERSIONS
+from tests.generator.validation.official import TWINS, modules_content, official_verdicts, our_verdicts
+
+DATA = Path(__file__).parent / "data"
+EXPECTED = json.loads((DATA / "expected.json").read_text())
+SHARED_CONFORMANCE = Path(__file__).resolve().parents[4] / "shared" / "conformance"
+
+
+def _shared_files(sub: str, pattern: str) -> list[str]:
+    base = SHARED_CONFORMANCE / sub
+    if not base.is_dir():
+        return []
+    return sorted(str(p.relative_to(base)) for p in base.glob(pattern) if p.name != "module.json")
+
+
+def _agree(manifest: Any, schemas: Path) -> tuple[dict[str, bool | None], dict[str, bool | None]]:
+    findings = validate_manifest(manifest)
+    return official_verdicts(manifest, schemas), our_verdicts(manifest, findings)
+
+
+def _check_agreement(manifest: Any, schemas: Path) -> dict[str, bool | None]:
+    official, ours = _agree(manifest, schemas)
+    _, mc = modules_content(manifest)
+    for twin in TWINS:
+        if official[twin] is not None:
+            assert ours[twin] == official[twin], f"{twin}: official says valid={official[twin]}, we say {ours[twin]}"
+            continue
+        desired = mc.get(twin, {}).get("properties.desired") if isinstance(mc.get(twin), dict) else None
+        version = desired.get("schemaVersion") if isinstance(desired, dict) else None
+        if desired is None:
+            # layered twin (property paths) or absent: azext does not schema-check it; neither may we fail it
+            assert ours[twin] is not False, f"{twin}: layered fragments reported as schema-invalid"
+        elif version not in KNOWN_VERSIONS[twin]:
+            assert ours[twin] is None, f"{twin}: unknown schemaVersion {version!r} must be skipped with a warning"
+    return official
+
+
+@pytest.mark.parametrize("name", _shared_files("schemas/payloads", "*.json") or ["<absent>"])
+def test_official_payloads(shared_dir: Path, name: str) -> None:
+    manifest = json.loads((shared_dir / "conformance/schemas/payloads" / name).read_text())
+    official = _check_agreement(manifest, shared_dir / "conformance/schemas")
+    if name == "test_edge_deployment_malformed.json":
+        assert official["$edgeAgent"] is False  # the README's two errors; make sure the case is exercised
+
+
+def _expand_like_iotedgedev(text: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """iotedgedev's first genconfig step: os.path.expandvars over the raw template text with .env loaded
+    (python-dotenv, not overriding the process environment)."""
+    for key, value in env.items():
+        if key not in os.environ:
+            monkeypatch.setenv(key, value)
+    return os.path.expandvars(text)
+
+
+@pytest.mark.parametrize("name", _shared_files("iotedgedev/assets", "**/*.json") or ["<absent>"])
+def test_iotedgedev_fixtures_after_expansion(shared_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    conformance = shared_dir / "conformance"
+    env = {k: v or "" for k, v in dotenv_values(conformance / "iotedgedev/.env.tmp").items()}
+    env["TTL"] = "7200"  # what test_gen_config_with_non_string_placeholder sets
+    for key in list(os.environ):
+        if key in env or key.startswith(("EDGE", "CONTAINER_REGISTRY", "MODULES")):
+            monkeypatch.delenv(key, raising=False)
+    text = (conformance / "iotedgedev/assets" / name).read_text(encoding="utf-8")
+    manifest = json.loads(_expand_like_iotedgedev(text, env, monkeypatch))
+    assert modules_content(manifest)[1], f"{name} holds no modulesContent"
+    _check_agreement(manifest, conformance / "schemas")
+
+
+@pytest.mark.parametrize("name", EXPECTED["valid"])
+def test_own_valid_manifests(shared_dir: Path, name: str) -> None:
+    manifest = json.loads((DATA / "valid" / f"{name}.json").read_text())
+    official, ours = _agree(manifest, shared_dir / "conformance/schemas")
+    assert official == {"$edgeAgent": True, "$edgeHub": True}
+    assert ours == official
+    errors = [f for f in validate_manifest(manifest) if f.is_error]
+    if "lenient" in name:  # 1.0 lets extra keys through; the semantic checks still see a non-string chunk
+        assert errors and all(f.rule != "schema" for f in errors)
+    else:
+        assert not errors, [f.message for f in errors]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["schema"]))
+def test_own_invalid_manifests_one_per_schema_rule(shared_dir: Path, name: str) -> None:
+    case = EXPECTED["schema"][name]
+    manifest = json.loads((DATA / "schema" / f"{name}.json").read_text())
+    official, ours = _agree(manifest, shared_dir / "conformance/schemas")
+    assert False in official.values(), f"{name} ({case['description']}) is valid for the official schemas"
+    assert ours == official
+    expected = tuple(case["path"])
+    hits = [f for f in validate_manifest(manifest) if f.rule == "schema" and f.is_error]
+    assert any(f.pointer == expected for f in hits), (
+        f"no schema error at {expected}; got {[(f.path, f.message) for f in hits]}"
+    )
+    assert all(f.message and f.path for f in hits)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["semantic"]))
+def test_semantic_cases_are_schema_valid(shared_dir: Path, name: str) -> None:
+    """The semantic cases pass both schemas (the problem is beyond the schema), except an unknown schemaVersion."""
+    manifest = json.loads((DATA / "semantic" / f"{name}.json").read_text())
+    official, ours = _agree(manifest, shared_dir / "conformance/schemas")
+    if name == "unknown-schema-version":
+        assert official["$edgeAgent"] is None and ours["$edgeAgent"] is None
+    else:
+        assert official == ours == {"$edgeAgent": True, "$edgeHub": True}
