@@ -112,9 +112,12 @@ def _check_twin(view: ManifestView, twin: str) -> Iterator[Finding]:
                          rule="schema-version")
     elif version not in KNOWN_VERSIONS[twin]:
         known = ", ".join(KNOWN_VERSIONS[twin])
+        hint = f"known versions: {known}"
+        if "$" in version:
+            hint = f"the schemaVersion is an unexpanded variable: render the template with `edgegen genconfig` ({hint})"
         yield Finding.at(WARNING, version_ptr,
                          f"unknown {twin} schemaVersion {version!r}; schema checks for {twin} were skipped",
-                         f"known versions: {known}", rule="schema-version")
+                         hint, rule="schema-version")
         return
     if DESIRED in content:
         for err in validator(twin, version).iter_errors(content):
