@@ -73,7 +73,7 @@ def test_scores_input1_to_output1_with_properties_carried(sample: Served) -> Non
 
 
 def test_bad_json_goes_to_errors_and_module_keeps_serving(sample: Served) -> None:
-    before = len(sample.hub.wait_output("output1", 0))
+    before = len(sample.hub.outputs_on("output1"))
     sample.hub.send_input("input1", b"{not json", {"$.mid": "bad-json", **JSON_PROPS})
     sample.hub.send_input("input1", json.dumps(NORMAL), {"$.mid": "after-bad", **JSON_PROPS})
     error = next(m for m in sample.hub.wait_output("errors", 1) if m.properties.get("$.cid") == "bad-json")

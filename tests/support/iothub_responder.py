@@ -72,7 +72,9 @@ class IoTHubResponder:
         self._reported_version = 1
         self._method_replies: dict[str, queue.Queue[tuple[int, Any]]] = {}
         self._rids = itertools.count(1)
-        self._client = mqtt.Client(client_id=f"responder-{uuid.uuid4().hex[:8]}", clean_session=True)
+        # A persistent session: what the module sends while we reconnect (after a broker restart) waits for us.
+        self._client = mqtt.Client(client_id=f"responder-{uuid.uuid4().hex[:8]}", clean_session=False)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         if self.ca_file is not None:
             self._client.tls_set(ca_certs=str(self.ca_file))
         self._client.on_message = self._on_message
@@ -175,10 +177,15 @@ class IoTHubResponder:
                                          f"outputs={self.outputs[-5:]!r} reported={self.reported!r}")
                 self._lock.wait(left)
 
+    def outputs_on(self, output: str | None) -> list[OutputMessage]:
+        with self._lock:
+            return [m for m in self.outputs if m.output == output]
+
     def wait_output(self, output: str | None, count: int = 1, timeout: float = 15.0) -> list[OutputMessage]:
+        """The messages sent on ``output`` so far, once there are at least ``count`` of them."""
         return self.wait_until(
-            lambda r: (found if len(found := [m for m in r.outputs if m.output == output]) >= count else None),
-            timeout, f"{count} message(s) on output {output!r}")
+            lambda r: (found,) if len(found := [m for m in r.outputs if m.output == output]) >= count else None,
+            timeout, f"{count} message(s) on output {output!r}")[0]
 
     def wait_reported(self, check: Callable[[dict[str, Any]], Any], timeout: float = 15.0) -> Any:
         return self.wait_until(lambda r: check(r.reported), timeout, "reported properties")

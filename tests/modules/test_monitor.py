@@ -1,0 +1,85 @@
+"""modules/monitor as a real process against Mosquitto (TLS), including a broker restart mid-stream."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.modules.conftest import run_module
+from tests.support.mosquitto import run_mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def test_forwards_any_input_with_origin_time_and_per_origin_sequence(tmp_path: Path) -> None:
+    with run_module("monitor", tmp_path, env={"REPORT_INTERVAL": "0.3"}, desired={"heartbeatSeconds": 0}) as run:
+        run.hub.wait_reported(lambda r: "monitor" in r, 30)
+        sent_at = time.time()
+        run.hub.send_input("scored", b'{"anomaly": false}', {"$.mid": "a1", "$.cid": "c1", "$.ct": "application/json",
+                                                             "$.ce": "utf-8", "$.cdid": "dev1", "$.cmid": "inference",
+                                                             "k": "v"})
+        run.hub.send_input("errors", b"\x00binary\xff", {"$.mid": "b1", "$.cdid": "dev1", "$.cmid": "inference"})
+        run.hub.send_input("scored", b"{}", {"$.mid": "c1", "$.cdid": "leaf7"})
+        outs = {m.properties["$.mid"]: m for m in run.hub.wait_output("upstream", 3)}
+        first = outs["a1"]
+        assert first.body == b'{"anomaly": false}'
+        prefix = "devices/dev1/modules/monitor/messages/events/"
+        assert first.topic.startswith(prefix + "%24.on=upstream&%24.mid=a1&%24.cid=c1")
+        assert first.properties["$.ct"] == "application/json" and first.properties["$.ce"] == "utf-8"
+        assert first.properties["k"] == "v" and first.properties["inputName"] == "scored"
+        assert first.properties["originDeviceId"] == "dev1" and first.properties["originModuleId"] == "inference"
+        assert first.properties["sequenceNumber"] == "1"
+        received = time.mktime(time.strptime(first.properties["receivedTime"][:19], "%Y-%m-%dT%H:%M:%S"))
+        assert abs(received - time.timezone - sent_at) < 30 and first.properties["receivedTime"].endswith("Z")
+        second = outs["b1"]
+        assert second.body == b"\x00binary\xff" and second.properties["sequenceNumber"] == "2"
+        assert second.properties["inputName"] == "errors"
+        leaf = outs["c1"]
+        assert leaf.properties["originDeviceId"] == "leaf7" and "originModuleId" not in leaf.properties
+        assert leaf.properties["sequenceNumber"] == "1"  # its own origin, its own sequence
+        state = run.hub.wait_reported(lambda r: r["monitor"]["forwarded"] == 3 and r["monitor"])
+        assert state["perOrigin"] == {"dev1/inference": 2, "leaf7": 1} and state["pending"] == 0
+        assert "a1 #1 from dev1/inference via scored" in run.log()
+        assert run.terminate() == 0, run.log()
+
+
+def test_heartbeat_follows_twin_and_failed_forwards_are_retried_across_broker_restart(tmp_path: Path) -> None:
+    workdir = Path(tempfile.mkdtemp(dir=tmp_path, prefix="broker-"))
+    broker_cm = run_mosquitto(tls=True, workdir=workdir)
+    broker = broker_cm.__enter__()
+    try:
+        with run_module("monitor", tmp_path, env={"REPORT_INTERVAL": "0.3"}, desired={"heartbeatSeconds": 0},
+                        broker=broker) as run:
+            run.hub.wait_reported(lambda r: "monitor" in r, 30)
+            time.sleep(0.5)
+            assert run.hub.outputs_on("upstream") == []  # heartbeat off
+            run.hub.push_desired({"heartbeatSeconds": 0.4})
+            beat = run.hub.wait_output("upstream", 1)[0]
+            assert beat.properties["messageType"] == "heartbeat" and beat.json()["type"] == "heartbeat"
+            assert beat.json()["heartbeatSeconds"] == 0.4
+
+            run.hub.send_input("scored", b'{"n": 1}', {"$.mid": "before", "$.cdid": "dev1", "$.cmid": "inference"})
+            run.hub.wait_until(lambda r: any(m.properties.get("$.mid") == "before" for m in r.outputs))
+            broker_cm.__exit__(None, None, None)  # heartbeats made now cannot be sent: they must be retried
+            last_before = max(m.json()["heartbeats"] for m in run.hub.outputs_on("upstream")
+                              if m.properties.get("messageType") == "heartbeat")
+            time.sleep(1.5)
+            broker_cm = run_mosquitto(tls=True, workdir=workdir, host=broker.host)
+            broker_cm.__enter__()
+
+            def beats(r: object) -> list[int]:
+                return [m.json()["heartbeats"] for m in run.hub.outputs_on("upstream")
+                        if m.properties.get("messageType") == "heartbeat"]
+
+            run.hub.wait_until(lambda r: max(beats(r)) >= last_before + 6, 40, "heartbeats after the outage")
+            numbers = beats(run.hub)
+            assert numbers == sorted(numbers)  # in order
+            assert set(range(1, numbers[-1] + 1)) == set(numbers)  # none lost across the outage
+            run.hub.wait_reported(lambda r: r["monitor"]["retries"] > 0)
+            assert "failed (attempt 1" in run.log()
+            assert run.terminate() == 0, run.log()
+    finally:
+        broker_cm.__exit__(None, None, None)
