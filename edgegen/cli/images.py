@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,6 @@ from edgegen.errors import EdgegenError
 __all__ = ["build", "push"]
 
 
-def _template_default() -> str:
-    return os.environ.get("DEPLOYMENT_CONFIG_TEMPLATE_FILE") or "deployment.template.json"
-
-
 def _common(f: Any) -> Any:
     f = click.argument("modules", nargs=-1)(f)
     f = output_option()(f)
@@ -27,10 +22,9 @@ def _common(f: Any) -> Any:
         "-f",
         "--file",
         "template",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=_template_default,
-        show_default="deployment.template.json",
-        help="Deployment template whose modules are built.",
+        default=None,
+        metavar="TEMPLATE",
+        help="Deployment template [default: $DEPLOYMENT_CONFIG_TEMPLATE_FILE or deployment.template.json].",
     )(f)
     f = click.option("-P", "--platform", help="Platform (default: DEFAULT_PLATFORM from .env, else amd64).")(f)
     return f
@@ -39,7 +33,9 @@ def _common(f: Any) -> Any:
 @click.command("build")
 @_common
 @click.option("--push", "do_push", is_flag=True, help="Push each image after building it.")
-def build(platform: str | None, template: Path, output_format: str, modules: tuple[str, ...], do_push: bool) -> None:
+def build(
+    platform: str | None, template: str | None, output_format: str, modules: tuple[str, ...], do_push: bool
+) -> None:
     """Build the template's module images (minus BYPASS_MODULES) with the Docker API of DOCKER_HOST."""
     _run(template, platform, modules, do_build=True, do_push=do_push, fmt=output_format)
 
@@ -47,37 +43,44 @@ def build(platform: str | None, template: Path, output_format: str, modules: tup
 @click.command("push")
 @_common
 @click.option("--no-build", is_flag=True, help="Push images built earlier without building them again.")
-def push(platform: str | None, template: Path, output_format: str, modules: tuple[str, ...], no_build: bool) -> None:
+def push(
+    platform: str | None, template: str | None, output_format: str, modules: tuple[str, ...], no_build: bool
+) -> None:
     """Build (unless --no-build) and push the template's module images; records digests for --pin-digests."""
     _run(template, platform, modules, do_build=not no_build, do_push=True, fmt=output_format)
 
 
 def _run(
-    template: Path, platform: str | None, modules: tuple[str, ...], *, do_build: bool, do_push: bool, fmt: str
+    template: str | None, platform: str | None, modules: tuple[str, ...], *, do_build: bool, do_push: bool, fmt: str
 ) -> None:
+    from edgegen.generator.solution import load_env
     from edgegen.images import (
         Engine,
         Masker,
         build_image,
         default_digest_file,
-        load_env,
-        plan_targets,
         push_image,
         record_digests,
         registries_from_env,
     )
+    from edgegen.images.plan import plan_targets
 
-    env = load_env(template)
-    registries = registries_from_env(env, source=str(template.resolve().parent / ".env"))
-    masker = Masker.for_registries(registries)
+    # Every password known before anything can fail, so no message below can show one.
+    masker = Masker(v for k, v in load_env(Path.cwd()).values.items() if k.startswith("CONTAINER_REGISTRY_PASSWORD"))
     report = _JsonReporter() if fmt == "json" else _RichReporter()
     rows: list[dict[str, Any]] = []
-    pushed = []
+    pushed: list[Any] = []
+    digests_file = None
     try:
-        targets = plan_targets(template, env, platform, modules)
+        plan = plan_targets(template, platform=platform, only=modules)
+        registries = registries_from_env(plan.env, source=".env")
+        for reg in registries:
+            masker.add(reg.password)
+        digests_file = default_digest_file(plan.solution_dir)
+        targets = plan.targets
         if not targets:
             report.message("no module of the template is built from a module.json (or all are in BYPASS_MODULES)")
-        with Engine.connect(env) as engine, report:
+        with Engine.connect(plan.env) as engine, report:
             for target in targets:
                 row: dict[str, Any] = {
                     "modules": list(target.modules),
@@ -90,7 +93,7 @@ def _run(
                         engine,
                         target.spec,
                         target.platform,
-                        env.get("CONTAINER_TAG", ""),
+                        plan.container_tag,
                         on_event=report.build_event,
                         masker=masker,
                     )
@@ -106,11 +109,12 @@ def _run(
         exc.args = (exc.message,)
         raise
     finally:
-        if pushed:
-            record_digests(default_digest_file(template.resolve().parent), pushed)
-    data = {"images": rows, "digests_file": str(default_digest_file(template.resolve().parent)) if pushed else None}
+        if pushed and digests_file is not None:
+            record_digests(digests_file, pushed)
+    data = {"images": rows, "digests_file": str(digests_file) if pushed else None}
+    shown = [{**r, "modules": ", ".join(r["modules"]), "image_id": str(r.get("image_id") or "")[:19]} for r in rows]
     text = (
-        table(rows, ["modules", "platform", "tag", "image_id", "digest"], title="images") if rows else "nothing built"
+        table(shown, ["modules", "platform", "tag", "image_id", "digest"], title="images") if rows else "nothing built"
     )
     emit(data, fmt, text=text)
 
@@ -152,7 +156,7 @@ class _RichReporter:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True)
         self.progress = Progress(
@@ -164,7 +168,6 @@ class _RichReporter:
             console=self.console,
             transient=False,
         )
-        self._download = DownloadColumn()
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _RichReporter:

@@ -2,7 +2,8 @@
 
 Importing this package never imports the Docker SDK or rich; only :class:`Engine` methods do.
 
-- :func:`plan_targets` — the images a template needs (minus BYPASS_MODULES), tags as genconfig writes them
+- ``edgegen.images.plan.plan_targets`` — the images a template needs (minus BYPASS_MODULES), rendered by
+  genconfig's code (not re-exported here: genconfig imports this package for --pin-digests)
 - :func:`build_image`, :func:`push_image` — one image, progress through callbacks
 - :func:`registries_from_env`, :func:`registry_credentials_for_manifest`, :class:`Masker` — credentials
 - :func:`record_digests`, :func:`load_digests`, :func:`pin_manifest` — ``genconfig --pin-digests``
@@ -20,7 +21,6 @@ from edgegen.images.digests import (
 )
 from edgegen.images.engine import Engine
 from edgegen.images.errors import ImageError
-from edgegen.images.plan import Target, load_env, plan_targets
 from edgegen.images.push import PushEvent, PushResult, push_image
 from edgegen.images.registries import (
     Masker,
@@ -43,16 +43,13 @@ __all__ = [
     "PushResult",
     "PushedDigest",
     "Registry",
-    "Target",
     "build_image",
     "default_digest_file",
     "find_registry",
     "image_registry",
     "load_digests",
-    "load_env",
     "parse_build_options",
     "pin_manifest",
-    "plan_targets",
     "push_image",
     "record_digests",
     "registries_from_env",

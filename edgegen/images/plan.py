@@ -1,28 +1,24 @@
-"""Which images to build: the template's modules whose image is ``${MODULES.x[.platform|.debug]}`` or
-``${MODULEDIR<path>[...]}``, minus ``BYPASS_MODULES``, each with its module.json, platform and tag.
+"""Which images to build: the user modules whose image genconfig resolves from a module.json
+(``${MODULES.x[.platform|.debug]}``, ``${MODULEDIR<path>[...]}``), minus ``BYPASS_MODULES``.
 
-This reads the template only to find those placeholders (iotedgedev does the same before building); rendering
-the manifest is genconfig's job.
+The template is rendered by genconfig's own code (same .env rules, Jinja2/YAML, placeholder resolution), so the
+tags built and pushed are exactly the ones ``edgegen genconfig`` writes into the manifest.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edgegen.errors import Location
-from edgegen.generator.modulejson import ModuleSpec, load_module_json
+from edgegen.generator.genconfig import find_template
+from edgegen.generator.modulejson import ModuleSpec
+from edgegen.generator.render import RenderOptions, render
+from edgegen.generator.solution import DiskModules, load_env
 from edgegen.images.errors import ImageError
 
-__all__ = ["Target", "load_env", "plan_targets"]
-
-_PLACEHOLDER = re.compile(r"^\$\{(?:MODULES\.(?P<name>[^.}<]+)|MODULEDIR<(?P<dir>[^>]+)>)(?:\.(?P<suffix>[^}]+))?\}$")
-_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+__all__ = ["Plan", "Target", "plan_targets"]
 
 
 @dataclass(frozen=True)
@@ -35,110 +31,90 @@ class Target:
     tag: str
 
 
-def load_env(template: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``.env`` next to the template (or ``DOTENV_FILE``) overlaid by the process environment, as iotedgedev."""
-    from dotenv import dotenv_values
+@dataclass(frozen=True)
+class Plan:
+    template: Path
+    env: Mapping[str, str]  # process environment + .env + genconfig's defaults
+    platform: str
+    container_tag: str
+    targets: tuple[Target, ...]
 
-    environ = dict(os.environ if environ is None else environ)
-    name = environ.get("DOTENV_FILE", ".env").strip("\"'") or ".env"
-    path = Path(template).resolve().parent / name
-    values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
-    return {**values, **environ}
-
-
-def _expand(text: str, env: Mapping[str, str]) -> str:
-    """os.path.expandvars semantics over ``env``: unknown names stay as written."""
-
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(2)
-        return env.get(name, m.group(0))
-
-    return _VAR.sub(sub, text)
+    @property
+    def solution_dir(self) -> Path:
+        return self.template.parent
 
 
-def _load_template(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ImageError(
-            f"deployment template {path} not found", location=Location(file=str(path)), hint="pass -f TEMPLATE"
-        ) from None
-    text = _expand(text, env)
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+class _Recorder(DiskModules):
+    """genconfig's module.json loader that remembers what it loaded."""
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ImageError(f"template is not valid YAML: {exc}", location=Location(file=str(path))) from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            lines = text.splitlines()
-            src = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
-            raise ImageError(
-                f"template is not valid JSON after variable expansion: {exc.msg}",
-                location=Location(file=str(path), line=exc.lineno, column=exc.colno, source_line=src),
-                hint="is a variable used here missing from .env? `edgegen genconfig` names it",
-            ) from None
-    if not isinstance(data, dict):
-        raise ImageError("template is not a JSON object", location=Location(file=str(path)))
-    return data
+    def __init__(self, template_dir: Path, modules_path: str, env: Mapping[str, str]) -> None:
+        super().__init__(template_dir, modules_path, env, allow_unresolved=True)
+        self.loaded: dict[Path, ModuleSpec] = {}
 
+    def load_folder(self, name: str) -> ModuleSpec:
+        spec = super().load_folder(name)
+        self.loaded[spec.folder] = spec
+        return spec
 
-def _user_modules(data: Mapping[str, Any]) -> dict[str, Any]:
-    agent = (data.get("modulesContent") or {}).get("$edgeAgent") or {}
-    mods: dict[str, Any] = {}
-    desired = agent.get("properties.desired") or {}
-    if isinstance(desired.get("modules"), dict):
-        mods.update(desired["modules"])
-    for key, value in agent.items():
-        if key.startswith("properties.desired.modules."):
-            mods[key[len("properties.desired.modules.") :]] = value
-    return mods
+    def load_dir(self, relpath: str) -> ModuleSpec:
+        spec = super().load_dir(relpath)
+        self.loaded[spec.folder] = spec
+        return spec
 
 
 def plan_targets(
-    template: Path,
-    env: Mapping[str, str],
+    template: str | Path | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
     platform: str | None = None,
     only: Sequence[str] = (),
-) -> list[Target]:
-    """The images to build for ``template``; ``only`` limits to these module names (manifest or folder names)."""
-    template = Path(template).resolve()
-    data = _load_template(template, env)
-    default_platform = platform or env.get("DEFAULT_PLATFORM") or "amd64"
-    container_tag = env.get("CONTAINER_TAG", "")
-    bypass = {b.strip() for b in env.get("BYPASS_MODULES", "").split(",") if b.strip()}
-    modules_dir = template.parent / (env.get("MODULES_PATH") or "modules")
-    specs: dict[Path, ModuleSpec] = {}
+) -> Plan:
+    """The images ``template`` needs (``.env`` read from ``cwd``, as genconfig and iotedgedev do).
+
+    ``only`` limits to these module names (manifest module names or module folder names).
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    env = load_env(base, environ)
+    name = str(template) if template is not None else find_template(env, base)
+    path = (base / name).resolve()
+    try:
+        text = path.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
+    except FileNotFoundError:
+        raise ImageError(
+            f"deployment template {name} not found",
+            location=Location(file=str(name)),
+            hint="pass -f TEMPLATE or set DEPLOYMENT_CONFIG_TEMPLATE_FILE",
+        ) from None
+    plat = platform or env.platform
+    source = _Recorder(path.parent, env.modules_path, env.values)
+    options = RenderOptions(
+        platform=plat, container_tag=env.container_tag, allow_unresolved=True, resource_limits=False
+    )
+    result = render(text, file=name, env=env.values, source=source, options=options)
+    for err in [*result.unresolved, *source.unresolved]:
+        if err.name.startswith(("MODULES.", "MODULEDIR<", "${MODULE")):
+            raise err  # an image placeholder that names no module.json: genconfig's own message
+    index = {spec.image(p, env.container_tag): (spec, p) for spec in source.loaded.values() for p in spec.platforms}
+    bypass = {b.strip() for b in env.values.get("BYPASS_MODULES", "").split(",") if b.strip()}
     targets: dict[str, Target] = {}
     known: set[str] = set()
-    for name, module in _user_modules(data).items():
-        image = ((module or {}).get("settings") or {}).get("image") if isinstance(module, dict) else None
-        m = _PLACEHOLDER.match(image) if isinstance(image, str) else None
-        if not m:
+    for module, tag in result.images.items():
+        if tag not in index:
             continue
-        folder = modules_dir / m.group("name") if m.group("name") else template.parent / m.group("dir")
-        known.update({name, folder.name})
-        if "*" in bypass or name in bypass:
+        spec, image_platform = index[tag]
+        known.update({module, spec.folder.name})
+        if "*" in bypass or module in bypass:
             continue
-        if only and name not in only and folder.name not in only:
+        if only and module not in only and spec.folder.name not in only:
             continue
-        if folder not in specs:
-            specs[folder] = load_module_json(folder, expand=lambda t: _expand(t, env))
-        spec = specs[folder]
-        suffix = m.group("suffix")
-        plat = default_platform if not suffix else (f"{default_platform}.debug" if suffix == "debug" else suffix)
-        tag = spec.image(plat, container_tag)
         prev = targets.get(tag)
-        targets[tag] = Target((*(prev.modules if prev else ()), name), spec, plat, tag)
+        targets[tag] = Target((*(prev.modules if prev else ()), module), spec, image_platform, tag)
     unknown = [o for o in only if o not in known]
     if unknown:
         raise ImageError(
             f"no module named {', '.join(unknown)} in the template",
-            location=Location(file=str(template), json_path="modulesContent.$edgeAgent.properties.desired.modules"),
-            hint=f"modules built from module.json: {', '.join(sorted(known)) or 'none'}",
+            location=Location(file=str(name), json_path="modulesContent.$edgeAgent.properties.desired.modules"),
+            hint=f"modules built from a module.json: {', '.join(sorted(known)) or 'none'}",
         )
-    return list(targets.values())
+    return Plan(path, env.values, plat, env.container_tag, tuple(targets.values()))

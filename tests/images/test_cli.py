@@ -25,8 +25,15 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 @pytest.fixture
 def solution(tmp_path: Path, registry: RegistryInfo, docker_host: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # .env is read from the working directory, as genconfig and iotedgedev do
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    for var in ("CONTAINER_TAG", "BYPASS_MODULES", "DEFAULT_PLATFORM", "DEPLOYMENT_CONFIG_TEMPLATE_FILE"):
+    for var in (
+        "CONTAINER_TAG",
+        "BYPASS_MODULES",
+        "DEFAULT_PLATFORM",
+        "DEPLOYMENT_CONFIG_TEMPLATE_FILE",
+        "DOTENV_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     for name in ("clia", "clib", "skipped"):
         write_module(tmp_path, name, repository="${CONTAINER_REGISTRY_SERVER}/cli/NAME")
@@ -71,7 +78,7 @@ def test_build_push_json_records_digests_and_never_prints_the_password(
         assert r.status_code == 200
 
     # push --no-build of one module, text output with a table
-    code, out, err = _run(["push", "--no-build", "-f", str(solution), "clib"], capsys)
+    code, out, err = _run(["push", "--no-build", "clib"], capsys)  # default template from the working directory
     assert code == 0, err
     assert "cli/clib:0.1.0-e2e-amd64" in out and "clia" not in out
     assert registry.password not in out + err
