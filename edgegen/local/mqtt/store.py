@@ -99,6 +99,7 @@ class SqliteSessionStore:
         )
         self._db.commit()
         self._dirty = False
+        self._closed = False
 
     def load(self, client_id: str) -> StoredSession | None:
         with self._lock:
@@ -147,6 +148,10 @@ class SqliteSessionStore:
                 self._dirty = False
 
     def close(self) -> None:
+        """Commit and close; closing twice is harmless."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             self._db.commit()
             self._db.close()

@@ -38,6 +38,7 @@ class RecordingHandler(BaseGatewayHandler):
         self.desired: dict[Identity, dict[str, Any]] = {}
         self.reported: dict[Identity, dict[str, Any]] = {}
         self.reported_version: dict[Identity, int] = {}
+        self.telemetry_gate: asyncio.Event | None = None  # when set, on_telemetry waits for it
 
     async def on_connect(self, identity: Identity) -> None:
         self.events.put(("connect", identity, None))
@@ -49,6 +50,8 @@ class RecordingHandler(BaseGatewayHandler):
         self.events.put(("subscribe", identity, topic_filters))
 
     async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
+        if self.telemetry_gate is not None:
+            await self.telemetry_gate.wait()
         self.telemetry.put((identity, message))
 
     async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]:
