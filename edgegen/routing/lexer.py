@@ -1,0 +1,137 @@
+"""Tokens of edgeHub's route and condition language, cut the way edgeHub's ANTLR lexer cuts them.
+
+The rules and their order mirror edgeHub's ``GrammarLexer.g4``: at every position the longest match wins and,
+between matches of equal length, the rule listed first. That reproduces its quirks faithfully: ``a+b`` is one
+property name (``+`` is a legal name character), ``-1`` is one number, ``true`` is a keyword but ``True`` a name.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import NamedTuple
+
+__all__ = ["Token", "TokenKind", "tokenize"]
+
+
+class TokenKind(Enum):
+    LBRACE = "{"
+    RBRACE = "}"
+    SELECT = "SELECT"
+    FROM = "FROM"
+    WHERE = "WHERE"
+    INTO = "INTO"
+    STRING = "string"
+    UNTERMINATED_STRING = "unterminated string"
+    INTEGER = "integer"
+    HEX = "hex integer"
+    REAL = "number"
+    TRUE = "true"
+    FALSE = "false"
+    NULL = "null"
+    UNDEFINED = "undefined"
+    LPAREN = "("
+    RPAREN = ")"
+    COMMA = ","
+    PLUS = "+"
+    MINUS = "-"
+    STAR = "*"
+    SLASH = "/"
+    PERCENT = "%"
+    AND = "AND"
+    OR = "OR"
+    NOT = "NOT"
+    EQ = "="
+    NE = "!="
+    NE2 = "<>"
+    LE = "<="
+    GE = ">="
+    GT = ">"
+    LT = "<"
+    CONCAT = "||"
+    COALESCE = "??"
+    SYS_PROP = "$property"
+    ID = "name"
+    QUERY_PATH = "path"
+    WS = "whitespace"
+    COMMENT = "comment"
+    UNKNOWN = "unknown character"
+    EOF = "end of input"
+
+
+class Token(NamedTuple):
+    kind: TokenKind
+    text: str
+    start: int  # 0-based offset of the first character
+    end: int  # 0-based offset after the last character
+
+
+_ESC = r"""\\(?:["'\\]|u[0-9a-fA-F]{4})"""
+_NAME_EXCLUDED = r"()<>@,;:\\\"/?={} \t\n\r"
+
+# Order is priority for equal-length matches (the order of edgeHub's lexer, implicit literals first).
+_RULES: list[tuple[TokenKind, re.Pattern[str]]] = [
+    (kind, re.compile(pattern, re.DOTALL))
+    for kind, pattern in [
+        (TokenKind.LBRACE, r"\{"),
+        (TokenKind.RBRACE, r"\}"),
+        (TokenKind.SELECT, r"[Ss][Ee][Ll][Ee][Cc][Tt]"),
+        (TokenKind.FROM, r"[Ff][Rr][Oo][Mm]"),
+        (TokenKind.WHERE, r"[Ww][Hh][Ee][Rr][Ee]"),
+        (TokenKind.INTO, r"[Ii][Nn][Tt][Oo]"),
+        (TokenKind.STRING, rf""""(?:{_ESC}|[^"\\])*"|'(?:{_ESC}|[^'\\])*'"""),
+        (TokenKind.UNTERMINATED_STRING, rf""""(?:{_ESC}|[^"\\])*|'(?:{_ESC}|[^'\\])*"""),
+        (TokenKind.INTEGER, r"-?[0-9]+"),
+        (TokenKind.HEX, r"0[Xx][0-9a-fA-F]+"),
+        (TokenKind.REAL, r"-?[0-9]*\.[0-9]+(?:[Ee][+\-]?[0-9]+)?|-?[0-9]*[Ee][+\-]?[0-9]+"),
+        (TokenKind.TRUE, r"true"),
+        (TokenKind.FALSE, r"false"),
+        (TokenKind.NULL, r"null"),
+        (TokenKind.UNDEFINED, r"undefined"),
+        (TokenKind.LPAREN, r"\("),
+        (TokenKind.RPAREN, r"\)"),
+        (TokenKind.COMMA, r","),
+        (TokenKind.PLUS, r"\+"),
+        (TokenKind.MINUS, r"-"),
+        (TokenKind.STAR, r"\*"),
+        (TokenKind.SLASH, r"/"),
+        (TokenKind.PERCENT, r"%"),
+        (TokenKind.AND, r"[Aa][Nn][Dd]"),
+        (TokenKind.OR, r"[Oo][Rr]"),
+        (TokenKind.NOT, r"[Nn][Oo][Tt]"),
+        (TokenKind.EQ, r"="),
+        (TokenKind.NE, r"!="),
+        (TokenKind.NE2, r"<>"),
+        (TokenKind.LE, r"<="),
+        (TokenKind.GE, r">="),
+        (TokenKind.GT, r">"),
+        (TokenKind.LT, r"<"),
+        (TokenKind.CONCAT, r"\|\|"),
+        (TokenKind.COALESCE, r"\?\?"),
+        (TokenKind.SYS_PROP, rf"\$[^{_NAME_EXCLUDED}]+"),
+        (TokenKind.ID, rf"[^{_NAME_EXCLUDED}\[\]]+"),
+        (TokenKind.QUERY_PATH, rf"[^{_NAME_EXCLUDED}]+"),
+        (TokenKind.WS, r"[ \t\r\n]+"),
+        (TokenKind.COMMENT, r"/\*.*?\*/"),
+        (TokenKind.UNKNOWN, r"."),
+    ]
+]
+
+HIDDEN = frozenset({TokenKind.WS, TokenKind.COMMENT})
+
+
+def tokenize(text: str, *, keep_hidden: bool = False) -> list[Token]:
+    """Cut ``text`` into tokens, ending with one EOF token. Never raises: odd characters become UNKNOWN."""
+    tokens: list[Token] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        best_kind, best_end = TokenKind.UNKNOWN, pos
+        for kind, pattern in _RULES:
+            m = pattern.match(text, pos)
+            if m is not None and m.end() > best_end:  # strictly longer: the earlier rule wins ties
+                best_kind, best_end = kind, m.end()
+        if keep_hidden or best_kind not in HIDDEN:
+            tokens.append(Token(best_kind, text[pos:best_end], pos, best_end))
+        pos = best_end
+    tokens.append(Token(TokenKind.EOF, "", n, n))
+    return tokens
