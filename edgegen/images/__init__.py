@@ -25,6 +25,7 @@ from edgegen.images.push import PushEvent, PushResult, push_image
 from edgegen.images.registries import (
     Masker,
     Registry,
+    apply_registry_credentials,
     find_registry,
     image_registry,
     registries_from_env,
@@ -43,6 +44,7 @@ __all__ = [
     "PushResult",
     "PushedDigest",
     "Registry",
+    "apply_registry_credentials",
     "build_image",
     "default_digest_file",
     "find_registry",

@@ -10,9 +10,11 @@ that the manifest's images use and that have a user name and password.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from edgegen.errors import Location
 from edgegen.images.errors import ImageError
@@ -20,6 +22,7 @@ from edgegen.images.errors import ImageError
 __all__ = [
     "Masker",
     "Registry",
+    "apply_registry_credentials",
     "find_registry",
     "image_registry",
     "registries_from_env",
@@ -138,6 +141,41 @@ def registry_credentials_for_manifest(
         if not reg.has_credentials or (used is not None and reg.host not in used):
             continue
         out[_credential_name(reg, taken)] = {"username": reg.username, "password": reg.password, "address": reg.server}
+    return out
+
+
+def apply_registry_credentials(manifest: Mapping[str, Any], registries: Iterable[Registry]) -> dict[str, Any]:
+    """A copy of a rendered manifest whose ``$edgeAgent`` ``runtime.settings.registryCredentials`` also lists every
+    registry (with credentials) that a module image uses. Entries already in the template win: a registry whose
+    address is already listed is not added again, and no existing name is overwritten.
+    """
+    out = copy.deepcopy(dict(manifest))
+    agent = out.get("modulesContent", {}).get("$edgeAgent")
+    desired = agent.get("properties.desired") if isinstance(agent, dict) else None
+    if not isinstance(desired, dict):
+        return out
+    images = [
+        m["settings"]["image"]
+        for group in (desired.get("modules"), desired.get("systemModules"))
+        if isinstance(group, dict)
+        for m in group.values()
+        if isinstance(m, dict) and isinstance(m.get("settings"), dict) and isinstance(m["settings"].get("image"), str)
+    ]
+    wanted = registry_credentials_for_manifest(registries, images)
+    if not wanted:
+        return out
+    settings = desired.setdefault("runtime", {}).setdefault("settings", {})
+    existing = settings.get("registryCredentials")
+    creds: dict[str, Any] = dict(existing) if isinstance(existing, dict) else {}
+    listed = {_normalize(str(v.get("address", ""))) for v in creds.values() if isinstance(v, dict)}
+    for name, entry in wanted.items():
+        if _normalize(entry["address"]) in listed:
+            continue
+        key, n = name, 2
+        while key in creds:
+            key, n = f"{name}_{n}", n + 1
+        creds[key] = entry
+    settings["registryCredentials"] = creds
     return out
 
 

@@ -104,3 +104,26 @@ def test_masker_hides_every_secret_longest_first() -> None:
     assert mask("token abcdef and abc.") == "token **** and ****."
     mask2 = Masker.for_registries(registries_from_env(ENV))
     assert "p@ss" not in mask2("login p@ss-main / p@ss-two failed")
+
+
+def test_apply_registry_credentials_adds_used_registries_and_keeps_template_entries() -> None:
+    from edgegen.images.registries import apply_registry_credentials
+    from tests.images.conftest import agent_template
+
+    regs = registries_from_env(ENV)
+    manifest = agent_template({"s": "myacr.azurecr.io/sensor:0.1.0-amd64", "o": "other.example.com:5443/o:1"})
+    settings = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
+    settings["registryCredentials"] = {
+        "other": {"username": "$U", "password": "$P", "address": "other.example.com:5443"},  # written by hand
+    }
+    out = apply_registry_credentials(manifest, regs)
+    creds = out["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]["registryCredentials"]
+    assert creds == {
+        "other": {"username": "$U", "password": "$P", "address": "other.example.com:5443"},
+        "myacr": {"username": "myacr", "password": "p@ss-main", "address": "myacr.azurecr.io"},
+    }
+    assert settings["registryCredentials"] == {  # the input is not modified
+        "other": {"username": "$U", "password": "$P", "address": "other.example.com:5443"}
+    }
+    local_only = agent_template({"m": "localhost:5000/monitor:0.1.0-amd64"})
+    assert apply_registry_credentials(local_only, regs) == local_only
