@@ -12,7 +12,7 @@ from typing import Any
 
 from edgegen.generator.validation.findings import ERROR, INFO, SEVERITIES, WARNING, Finding
 from edgegen.generator.validation.jsonpos import resolve_path
-from edgegen.generator.validation.model import ManifestView, Ptr
+from edgegen.generator.validation.model import HUB, ManifestView, Ptr
 
 __all__ = ["check"]
 
@@ -54,24 +54,33 @@ def check(view: ManifestView) -> Iterator[Finding]:
         return
     modules = set(view.modules())
     partial = view.is_deployment and view.layered
+    mine: list[Finding] = []
     for name, ptr, text in texts:
         try:
             route = routing.parse_route(text)
         except routing.RouteError as exc:
             col = f" at column {exc.column}" if getattr(exc, "column", None) else ""
-            yield Finding.at(ERROR, ptr, f"route {name} does not parse{col}: {exc.message}", _route_hint(text, exc),
-                             rule="route-syntax")
+            mine.append(Finding.at(ERROR, ptr, f"route {name} does not parse{col}: {exc.message}",
+                                   _route_hint(text, exc), rule="route-syntax"))
             continue
         target = _brokered_module(route)
         if target is not None and target not in modules:
-            yield Finding.at(
+            mine.append(Finding.at(
                 INFO if partial else ERROR, ptr,
                 f"route {name} delivers to module {target!r}, which is not in $edgeAgent modules",
                 f"known modules: {', '.join(sorted(modules)) or 'none'}"
                 + ("; in a layered deployment another layer may add it" if partial else ""),
                 rule="route-target",
-            )
-    yield from _lint(routing, view)
+            ))
+    yield from mine
+    # the lint re-reports parse errors, missing targets and bad names: keep only what it adds at other routes
+    routes_ptr = view.get(HUB, ("routes",))
+    depth = len(routes_ptr[0]) + 1 if routes_ptr else 0
+    covered = {f.pointer[:depth] for f in mine if f.pointer is not None}
+    for f in _lint(routing, view):
+        if f.is_error and f.pointer is not None and depth and f.pointer[:depth] in covered:
+            continue
+        yield f
 
 
 def _route_hint(text: str, exc: Any) -> str:
@@ -102,5 +111,7 @@ def _lint(routing: Any, view: ManifestView) -> Iterator[Finding]:
         if severity not in SEVERITIES:
             severity = WARNING
         path = getattr(item, "path", "") or ""
+        if view.root == ("content", "modulesContent") and path.startswith("modulesContent"):
+            path = "content." + path  # the lint names paths from modulesContent
         pointer = resolve_path(view.manifest, path) if path else None
         yield Finding(severity, path, item.message, getattr(item, "hint", None), rule="route-lint", pointer=pointer)

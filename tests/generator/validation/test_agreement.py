@@ -117,3 +117,30 @@ def test_semantic_cases_are_schema_valid(shared_dir: Path, name: str) -> None:
         assert official["$edgeAgent"] is None and ours["$edgeAgent"] is None
     else:
         assert official == ours == {"$edgeAgent": True, "$edgeHub": True}
+
+
+RENDERED = [n for n in _shared_files("iotedgedev/assets", "**/*.json")
+            if "template" in n or n.startswith("deployment.manifest")] or ["<absent>"]
+
+
+@pytest.mark.parametrize("name", RENDERED)
+def test_iotedgedev_fixtures_rendered_by_genconfig(shared_dir: Path, tmp_path: Path, name: str) -> None:
+    """The same fixtures fully rendered (placeholders, createOptions chunks) by the genconfig library, with the
+    .env that iotedgedev's tests copy in; allow_unresolved keeps iotedgedev's leave-in-place behaviour."""
+    genconfig = pytest.importorskip("edgegen.generator.genconfig", reason="genconfig library not available").genconfig
+    import shutil
+
+    conformance = shared_dir / "conformance"
+    work = tmp_path / "assets"
+    shutil.copytree(conformance / "iotedgedev/assets", work)
+    folder = work / Path(name).parent
+    template = Path(name).name
+    if name == "deployment.template_without_schema_template.json":
+        # test_solution_build_without_schema_template copies it over the shared-lib solution's template
+        folder = work / "test_solution_shared_lib"
+        shutil.copy(work / name, folder / template)
+    shutil.copy(conformance / "iotedgedev/.env.tmp", folder / ".env")
+    environ = {"TTL": "7200", "PATH": os.environ.get("PATH", "")}
+    result = genconfig(template, cwd=folder, environ=environ, allow_unresolved=True, validate=False,
+                       write=False, platform="amd64")
+    _check_agreement(result.render.manifest, conformance / "schemas")
