@@ -1,24 +1,220 @@
-"""Watching device-to-cloud messages (placeholder until the stand-in's device side lands)."""
+"""Watching device-to-cloud messages, with output shaped like ``az iot hub monitor-events``.
+
+- The local stand-in: paho-mqtt on its live feed (see ``edgegen.local.hubstandin.mqtt``): TLS with the
+  stand-in's CA, signed with the service policy key of the connection string, persistent session, QoS 1.
+  Messages are de-duplicated by message id (QoS 1 may deliver again after a reconnect).
+- Azure: the Event Hub-compatible endpoint with ``azure-eventhub`` (optional extra, imported lazily), see
+  ``edgegen.hub.eventhub``.
+
+Each event becomes ``{"event": {"origin", "module", "interface", "component", "properties"?, "payload"}}``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import fnmatch
+import json
+import queue
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
 
-__all__ = ["MonitorFilter", "run_monitor"]
+__all__ = ["FeedMessage", "LocalFeed", "MonitorFilter", "format_event", "run_monitor"]
+
+
+@dataclass(frozen=True)
+class FeedMessage:
+    """One device-to-cloud message as a monitor sees it."""
+
+    seq: int
+    device_id: str
+    module_id: str | None
+    enqueued_time: str
+    system_properties: dict[str, Any]
+    properties: dict[str, str]
+    body: bytes
+
+    @property
+    def message_id(self) -> str | None:
+        return self.system_properties.get("message_id")
+
+    @classmethod
+    def from_envelope(cls, raw: bytes) -> FeedMessage:
+        d = json.loads(raw)
+        return cls(int(d.get("seq") or 0), d["deviceId"], d.get("moduleId"), d.get("enqueuedTime") or "",
+                   dict(d.get("systemProperties") or {}), dict(d.get("properties") or {}),
+                   base64.b64decode(d.get("body") or ""))
 
 
 @dataclass(frozen=True)
 class MonitorFilter:
-    device: str | None = None
+    device: str | None = None  # wildcards * and ? like az
     module: str | None = None
-    properties: set[str] = field(default_factory=set)
+    properties: set[str] = field(default_factory=set)  # {"sys", "app", "all"}
     content_type: str | None = None
 
+    def matches(self, message: FeedMessage) -> bool:
+        if self.device and not fnmatch.fnmatchcase(message.device_id, self.device):
+            return False
+        return not (self.module and not fnmatch.fnmatchcase(message.module_id or "", self.module))
 
-def run_monitor(target: Any, filt: MonitorFilter, *, timeout: float | None, count: int | None,
+
+def _payload(message: FeedMessage, content_type: str | None) -> Any:
+    ctype = (content_type or message.system_properties.get("content_type") or "").lower()
+    text = message.body.decode("utf-8", "replace")
+    if "json" in ctype:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def format_event(message: FeedMessage, filt: MonitorFilter) -> dict[str, Any]:
+    event: dict[str, Any] = {"origin": message.device_id, "module": message.module_id or "", "interface": "",
+                             "component": ""}
+    wanted = filt.properties
+    if wanted:
+        props: dict[str, Any] = {}
+        if wanted & {"sys", "all"}:
+            props["system"] = dict(message.system_properties)
+        if wanted & {"app", "all"}:
+            props["application"] = dict(message.properties)
+        event["properties"] = props
+    event["payload"] = _payload(message, filt.content_type)
+    return {"event": event}
+
+
+class LocalFeed:
+    """The stand-in's live feed through paho-mqtt. ``with LocalFeed(target) as feed: for m in feed.messages(…)``."""
+
+    def __init__(self, target: HubTarget, *, from_start: bool = False, after_seq: int | None = None) -> None:
+        parts = dict(p.split("=", 1) for p in target.connection_string.split(";") if "=" in p)
+        self.target = target
+        self.key = parts["SharedAccessKey"]
+        start = "all" if from_start else (str(after_seq) if after_seq is not None else "now")
+        self.session = f"{uuid.uuid4().hex[:12]}.{start}"
+        self.inbox: queue.Queue[bytes] = queue.Queue()
+        self.subscribed = queue.Queue[int]()
+        self.seen: set[str] = set()
+        self.last_seq = 0
+        self.connect_error: str | None = None
+        self._client: Any = None
+
+    def __enter__(self) -> LocalFeed:
+        import paho.mqtt.client as mqtt
+
+        from edgegen.local.hubstandin.mqtt import FEED_DEVICE, FEED_INPUT
+        from edgegen.local.sas import generate_sas_token
+
+        host = self.target.device_host_name
+        client_id = f"{FEED_DEVICE}/{self.session}"
+        topic = f"devices/{FEED_DEVICE}/modules/{self.session}/inputs/{FEED_INPUT}/#"
+        resource = f"{host}/devices/{FEED_DEVICE}/modules/{self.session}"
+        client = mqtt.Client(client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311)
+        client.username_pw_set(f"{host}/{client_id}/?api-version=2019-10-01",
+                               generate_sas_token(resource, self.key, ttl=24 * 3600))
+        client.tls_set_context(ssl.create_default_context(cafile=self.target.ca_file))
+        client.reconnect_delay_set(0.5, 5)
+
+        def on_connect(c: Any, userdata: Any, flags: Any, rc: int) -> None:
+            if rc == 0:
+                c.subscribe(topic, qos=1)
+            else:
+                self.connect_error = mqtt.connack_string(rc)
+
+        client.on_connect = on_connect
+        client.on_subscribe = lambda c, u, mid, granted: self.subscribed.put(mid)
+        client.on_message = lambda c, u, msg: self.inbox.put(msg.payload)
+        try:
+            client.connect(host, 8883, keepalive=30)
+        except OSError as exc:
+            raise HubClientError(f"cannot reach the local hub's live feed at {host}:8883 ({exc})",
+                                 hint="is 'edgegen hub serve' running (with MQTT)?") from None
+        client.loop_start()
+        self._client = client
+        self._topic = topic
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.connect_error:
+                raise HubClientError(f"the local hub refused the monitor: {self.connect_error}",
+                                     hint="check the connection string's key")
+            try:
+                self.subscribed.get(timeout=0.1)
+                return
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise HubClientError("the local hub's live feed did not answer",
+                                         hint="is 'edgegen hub serve' running (with MQTT)?") from None
+
+    def messages(self, timeout: float | None) -> Iterator[FeedMessage]:
+        """New messages, each once, until ``timeout`` seconds pass without one (None: forever)."""
+        while True:
+            try:
+                raw = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                return
+            message = FeedMessage.from_envelope(raw)
+            key = message.message_id or f"seq:{message.seq}"
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            self.last_seq = max(self.last_seq, message.seq)
+            yield message
+
+    def __exit__(self, *exc: object) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:  # no subscription left: the hub forgets this monitor's session
+            info = client.unsubscribe(self._topic)
+            info_wait = getattr(info, "wait_for_publish", None)
+            if callable(info_wait):
+                info_wait(1.0)
+            else:
+                time.sleep(0.1)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+
+def run_monitor(target: HubTarget, filt: MonitorFilter, *, timeout: float | None, count: int | None,
                 from_start: bool, output_format: str, echo: Callable[[str], None]) -> int:
-    raise HubClientError("'edgegen monitor' is not implemented yet", hint="the hub's device side is in progress")
+    """Print events until ``count`` or ``timeout`` seconds pass with nothing new; return how many were shown."""
+    if not target.is_local and not target.host_name.startswith("127."):
+        from edgegen.hub.eventhub import monitor_eventhub
+
+        return monitor_eventhub(target, filt, timeout=timeout, count=count, output_format=output_format,
+                                echo=echo)
+    shown = 0
+    with LocalFeed(target, from_start=from_start) as feed:
+        feed.wait_ready()
+        for message in feed.messages(timeout):
+            if not filt.matches(message):
+                continue
+            echo(render_event(format_event(message, filt), output_format))
+            shown += 1
+            if count is not None and shown >= count:
+                break
+    return shown
+
+
+def render_event(event: dict[str, Any], output_format: str) -> str:
+    if output_format == "yaml":
+        import yaml
+
+        return "---\n" + yaml.safe_dump(event, sort_keys=False).rstrip()
+    if output_format == "table":
+        e = event["event"]
+        payload = e["payload"] if isinstance(e["payload"], str) else json.dumps(e["payload"])
+        return f"{e['origin']:<16} {e['module'] or '-':<14} {payload}"
+    return json.dumps(event, indent=4)

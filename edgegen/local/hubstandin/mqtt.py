@@ -1,0 +1,162 @@
+"""The stand-in's device side: the shared MQTT gateway in hub mode, wired to ``HubBackend``.
+
+- Devices connect as ``{device}`` and edge modules as ``{device}/{module}`` with SAS tokens (a module token
+  may be signed with the module's key or with its edge device's key, so one device runtime can speak for its
+  modules). Disabled or unknown identities are refused.
+- Twins come from the hub store: ``$edgeAgent``/``$edgeHub`` desired are what the applied deployment says;
+  desired changes are pushed as patches with ``$version``; reported patches are stored.
+- Telemetry is stored durably (``iothub-connection-device-id``/``-module-id``, enqueued time) and then fanned
+  out to monitors.
+- The live feed: a monitor connects as module ``{FEED_DEVICE}/{session}`` signing with a *service policy* key
+  and subscribes to its own ``inputs/#``; every stored message is delivered to input ``events`` as a JSON
+  envelope (QoS 1, persistent session, so a monitor that reconnects after a hub restart misses nothing).
+  The session id may end with ``.all`` (replay every stored message first) or ``.<seq>`` (replay after seq).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from edgegen.local.hubstandin.backend import HubBackend
+from edgegen.local.hubstandin.errors import DeviceNotOnline, MethodTimeout
+from edgegen.local.hubstandin.store import StoredMessage
+from edgegen.local.mqtt import (
+    BaseGatewayHandler,
+    GatewayError,
+    Identity,
+    MethodTimeoutError,
+    MqttGateway,
+    SasAuthenticator,
+    SqliteSessionStore,
+    TelemetryMessage,
+    server_ssl_context,
+)
+
+__all__ = ["FEED_DEVICE", "FEED_INPUT", "HubGateway", "feed_envelope", "start_hub_gateway"]
+
+FEED_DEVICE = "$edgegen-monitor"
+FEED_INPUT = "events"
+MQTT_PORT = 8883
+
+# wire names of system properties -> the names Event Hubs consumers (and az monitor-events) show
+_SYSTEM_NAMES = {"$.mid": "message_id", "$.cid": "correlation_id", "$.uid": "user_id", "$.ct": "content_type",
+                 "$.ce": "content_encoding", "$.exp": "absolute_expiry_time", "$.ifid": "dt-dataschema"}
+
+
+def feed_envelope(message: StoredMessage) -> bytes:
+    """How a stored message travels on the live feed (JSON; the body base64-encoded)."""
+    return json.dumps({
+        "seq": message.seq, "deviceId": message.device_id, "moduleId": message.module_id,
+        "enqueuedTime": message.enqueued_time, "systemProperties": message.system_properties,
+        "properties": message.properties, "body": base64.b64encode(message.body).decode(),
+    }, separators=(",", ":")).encode()
+
+
+class HubGateway(BaseGatewayHandler):
+    def __init__(self, backend: HubBackend, device_host: str, state_dir: Path) -> None:
+        self.backend = backend
+        auth = SasAuthenticator(self._keys, host=device_host, allow_devices=True, allow_modules=True)
+        self.gateway = MqttGateway(auth, self, session_store=SqliteSessionStore(state_dir / "hub-sessions.db"))
+        self.monitors: dict[str, Identity] = {
+            key: Identity(FEED_DEVICE, key) for key in backend.store.load("monitor")}
+        backend.desired_listeners.append(self._push_desired)
+        backend.message_listeners.append(self._fan_out)
+        backend.method_invoker = self._invoke
+
+    # ---- authentication ------------------------------------------------------------------------------
+    def _keys(self, identity: Identity) -> list[str] | None:
+        if identity.device_id == FEED_DEVICE:
+            return [k for p in self.backend.policies.values() for k in p.values() if k]
+        device = self.backend.devices.get(identity.device_id)
+        if device is None or device.get("status") != "enabled":
+            return None
+        try:
+            return self.backend.identity_keys(identity.device_id, identity.module_id)
+        except Exception:
+            return None
+
+    # ---- handler hooks -------------------------------------------------------------------------------
+    async def on_connect(self, identity: Identity) -> None:
+        if identity.device_id != FEED_DEVICE:
+            self.backend.set_connection_state(identity.device_id, identity.module_id, True)
+
+    async def on_disconnect(self, identity: Identity) -> None:
+        if identity.device_id != FEED_DEVICE:
+            self.backend.set_connection_state(identity.device_id, identity.module_id, False)
+
+    async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
+        if identity.device_id != FEED_DEVICE or identity.module_id is None:
+            return
+        key = identity.module_id
+        if key in self.monitors:
+            return
+        self.monitors[key] = identity
+        self.backend.store.put("monitor", key, {"since": self.backend._now()})
+        start = key.rsplit(".", 1)[-1] if "." in key else "now"
+        if start == "now":
+            return
+        after = 0 if start == "all" else int(start) if start.isdigit() else None
+        while after is not None:
+            batch = self.backend.messages(after, 1000)
+            for message in batch:
+                self.gateway.deliver_input(identity, FEED_INPUT, {"$.ct": "application/json"},
+                                           feed_envelope(message), qos=1)
+            after = batch[-1].seq if len(batch) == 1000 else None
+
+    async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
+        if identity.device_id == FEED_DEVICE:
+            raise GatewayError("monitors do not send telemetry", 403)
+        system = {_SYSTEM_NAMES.get(k, k): v for k, v in message.system_properties.items() if k != "$.on"}
+        system["iothub-message-source"] = "Telemetry"
+        self.backend.record_message(identity.device_id, identity.module_id, message.properties, system,
+                                    message.payload)
+
+    async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]:
+        if identity.device_id == FEED_DEVICE:
+            return 404, {}
+        return 200, self.backend.device_twin_view(identity.device_id, identity.module_id)
+
+    async def on_twin_reported(self, identity: Identity, patch: dict[str, Any]) -> tuple[int, int | None]:
+        if identity.device_id == FEED_DEVICE:
+            return 404, None
+        return 204, self.backend.update_reported(identity.device_id, identity.module_id, patch)
+
+    # ---- backend events ------------------------------------------------------------------------------
+    def _push_desired(self, device_id: str, module_id: str | None, patch: dict[str, Any], version: int) -> None:
+        with contextlib.suppress(GatewayError):
+            self.gateway.push_desired_patch(Identity(device_id, module_id), patch, version)
+
+    def _fan_out(self, message: StoredMessage) -> None:
+        payload = feed_envelope(message)
+        for key, identity in list(self.monitors.items()):
+            if not self.gateway.deliver_input(identity, FEED_INPUT, {"$.ct": "application/json"}, payload, qos=1):
+                del self.monitors[key]
+                self.backend.store.delete("monitor", key)
+
+    async def _invoke(self, device_id: str, module_id: str | None, name: str, payload: Any,
+                      timeout: float) -> tuple[int, Any]:
+        try:
+            return await self.gateway.invoke_method(Identity(device_id, module_id), name, payload, timeout)
+        except MethodTimeoutError as exc:
+            raise MethodTimeout(exc.message) from None
+        except GatewayError as exc:
+            raise DeviceNotOnline(exc.message) from None
+
+    async def close(self) -> None:
+        await self.gateway.stop()
+        self.gateway.store.close()
+
+
+async def start_hub_gateway(backend: HubBackend, address: str, cert: tuple[str, str], state_dir: Path
+                            ) -> HubGateway:
+    hub = HubGateway(backend, address, state_dir)
+    try:
+        await hub.gateway.start(address, MQTT_PORT, server_ssl_context(*cert))
+    except BaseException:
+        hub.gateway.store.close()
+        raise
+    return hub
