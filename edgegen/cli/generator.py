@@ -13,6 +13,50 @@ from edgegen.cli.output import emit, output_option
 # --- new / add / genconfig (edgegen.generator: render, scaffold) --------------------------------------------
 
 
+@click.command("new")
+@click.argument("name")
+@click.option("-m", "--module", default="filtermodule", show_default=True,
+              help="The first module to add; '' for none.")
+@click.option("-t", "--template", "module_template", default="python", show_default=True,
+              type=click.Choice(["inference", "monitor", "sensor", "python"]), help="Template of the first module.")
+@click.option("--edge-runtime-version", "-er", default="1.4", show_default=True,
+              type=click.Choice(["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"]), help="IoT Edge runtime version.")
+def new(name: str, module: str, module_template: str, edge_runtime_version: str) -> None:
+    """Create a new solution folder NAME ('.' for the current, empty folder).
+
+    Writes deployment.template.json, deployment.debug.template.json, a documented .env, .gitignore and
+    modules/ (with a first module) from edgegen's Jinja2 templates; no network needed.
+    """
+    from edgegen.generator.scaffold import new_solution
+
+    target = new_solution(name, module=module or None, template=module_template,
+                          runtime_version=edge_runtime_version)
+    click.echo(f"Created solution {target}")
+    if module:
+        click.echo(f"  module {module} ({module_template}) in {target / 'modules' / module}")
+    if name != ".":
+        click.echo(f"Next: cd {name} && edgegen genconfig")
+
+
+@click.command("add")
+@click.argument("name")
+@click.option("-t", "--template", "module_template", default="python", show_default=True,
+              type=click.Choice(["inference", "monitor", "sensor", "python"]), help="Module template.")
+def add(name: str, module_template: str) -> None:
+    """Add module NAME to the solution in the current folder.
+
+    Creates <MODULES_PATH>/NAME (module.json, Dockerfiles for amd64, amd64.debug, arm64v8, arm32v7, main.py,
+    requirements.txt) and adds the module (${MODULES.NAME} / ${MODULES.NAME.debug}) and a route NAMEToIoTHub
+    to deployment.template.json and deployment.debug.template.json.
+    """
+    from edgegen.generator.scaffold import add_module
+
+    result = add_module(".", name, module_template)
+    click.echo(f"Added module {name} ({module_template}) in {result.module_dir}")
+    for template in result.templates:
+        click.echo(f"  updated {template}")
+
+
 @click.command("genconfig")
 @click.option("-f", "--file", "template_file", default=None, metavar="TEMPLATE",
               help="Deployment template [default: $DEPLOYMENT_CONFIG_TEMPLATE_FILE or deployment.template.json].")

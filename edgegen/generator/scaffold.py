@@ -1,0 +1,172 @@
+"""``edgegen new`` and ``edgegen add``: solutions and modules from the Jinja2 templates in ``templates/``.
+
+No network and no cookiecutter: everything comes from ``templates/solution`` and ``templates/modules``.
+Names and messages follow iotedgedev 3.3.9 (``Modules.add``, ``Solution.create``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgegen.generator.atomic import write_text_atomic
+from edgegen.generator.errors import Location, ScaffoldError
+from edgegen.generator.jinja import builtin_templates_dir
+from edgegen.generator.solution import load_env
+from edgegen.generator.templatedit import add_module_to_template, load_for_edit
+
+__all__ = ["MODULE_TEMPLATES", "RUNTIME_VERSIONS", "AddResult", "add_module", "add_module_to_template",
+           "check_module_name", "new_solution", "solution_template_text"]
+
+MODULE_TEMPLATES = ("inference", "monitor", "python", "sensor")
+RUNTIME_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
+_NAME = re.compile(r"^[a-zA-Z0-9_]+$")
+_BASE_IMAGES = {
+    "amd64": "amd64/python:3.11-slim-bookworm",
+    "arm32v7": "arm32v7/python:3.11-slim-bookworm",
+    "arm64v8": "arm64v8/python:3.11-slim-bookworm",
+}
+_DESCRIPTIONS = {
+    "python": "forwards input1 to output1",
+    "sensor": "simulated temperature sensor (output temperatureOutput)",
+    "inference": "scores input1 with an Azure ML entry script (outputs output1, errors)",
+    "monitor": "summarizes inputs scored and errors (output upstream)",
+}
+# createOptions of the module in deployment.debug.template.json (iotedgedev: python -> debugger port 5678)
+DEBUG_CREATE_OPTIONS: dict[str, Any] = {"ExposedPorts": {"5678/tcp": {}},
+                                        "HostConfig": {"PortBindings": {"5678/tcp": [{"HostPort": "5678"}]}}}
+
+
+def _env() -> Any:
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(builtin_templates_dir())),
+                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def _render(template_name: str, **context: Any) -> str:
+    import jinja2
+
+    try:
+        return str(_env().get_template(template_name).render(**context))
+    except jinja2.TemplateNotFound:
+        raise ScaffoldError(f"template {template_name} not found in {builtin_templates_dir()}",
+                            hint="edgegen's templates/ folder is missing; set EDGEGEN_TEMPLATES to it") from None
+
+
+def check_module_name(name: str) -> None:
+    """iotedgedev's rules and messages for module names."""
+    if name.startswith("_") or name.endswith("_"):
+        raise ScaffoldError("Module name cannot start or end with the symbol _")
+    if not _NAME.match(name):
+        raise ScaffoldError("Module name can only contain alphanumeric characters and the symbol _",
+                            hint="use letters, digits and _ only, e.g. my_module")
+
+
+def solution_template_text(module: str | None = "filtermodule") -> str:
+    """The new solution's deployment template (iotedgedev's template with ``%MODULE%`` = ``module``)."""
+    return _render("solution/deployment.template.json.j2", module=module)
+
+
+def _schema_versions(runtime: str) -> tuple[str, str]:
+    if runtime in ("1.0", "1.1"):
+        return runtime, runtime
+    return "1.1", "1.2"
+
+
+@dataclass
+class AddResult:
+    module_dir: Path
+    files: list[Path] = field(default_factory=list)
+    templates: list[Path] = field(default_factory=list)  # deployment templates that got the module
+
+
+def module_files(name: str, template: str) -> dict[str, str]:
+    """File name -> content of a new module folder."""
+    if template not in MODULE_TEMPLATES:
+        raise ScaffoldError(f"unknown module template {template!r}",
+                            hint=f"choose one of {', '.join(MODULE_TEMPLATES)}")
+    files = {
+        "module.json": _render("modules/common/module.json.j2", name=name, description=_DESCRIPTIONS[template]),
+        "requirements.txt": _render("modules/common/requirements.txt.j2", extra_requirements=[]),
+        "main.py": _render(f"modules/{template}/main.py.j2", name=name),
+    }
+    for platform, base in _BASE_IMAGES.items():
+        files[f"Dockerfile.{platform}"] = _render("modules/common/Dockerfile.j2", base_image=base, debug=False)
+    files["Dockerfile.amd64.debug"] = _render("modules/common/Dockerfile.j2", base_image=_BASE_IMAGES["amd64"],
+                                              debug=True)
+    return files
+
+
+def add_module(solution_dir: Path | str, name: str, template: str = "python", *,
+               environ: dict[str, str] | None = None) -> AddResult:
+    """Create ``<MODULES_PATH>/<name>/`` and add the module to the deployment (and debug) template."""
+    sol = Path(solution_dir)
+    env = load_env(sol, environ)
+    main_template = sol / env.template_file
+    debug_template = sol / env.debug_template_file
+    load_for_edit(main_template)  # refuse before creating anything (missing, Jinja2, invalid)
+    has_debug = debug_template.is_file()
+    if has_debug:
+        load_for_edit(debug_template)
+    modules_dir = sol / env.modules_path
+    check_module_name(name)
+    target = modules_dir / name
+    if target.exists():
+        raise ScaffoldError(f'Module "{name}" already exists under {modules_dir.resolve()}',
+                            location=Location(file=str(target)))
+    files = module_files(name, template)
+    modules_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=modules_dir))
+    try:
+        for fname, text in files.items():
+            (staging / fname).write_text(text, encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp made it 0700
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result = AddResult(target, [target / f for f in files])
+    add_module_to_template(main_template, name)
+    result.templates.append(main_template)
+    if has_debug:
+        add_module_to_template(debug_template, name, DEBUG_CREATE_OPTIONS, is_debug=True)
+        result.templates.append(debug_template)
+    return result
+
+
+def new_solution(path: Path | str, *, module: str | None = "filtermodule", template: str = "python",
+                 runtime_version: str = "1.4") -> Path:
+    """Create a solution folder (must be absent or empty); with ``module``, add it with ``template``."""
+    target = Path(path)
+    if runtime_version not in RUNTIME_VERSIONS:
+        raise ScaffoldError(f"edge runtime version {runtime_version!r} is not valid",
+                            hint=f"choose one of {', '.join(RUNTIME_VERSIONS)}")
+    if module is not None:
+        check_module_name(module)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ScaffoldError("Directory is not empty. Choose another name or clean the directory.",
+                            location=Location(file=str(target)))
+    agent, hub = _schema_versions(runtime_version)
+    files = {
+        "deployment.template.json": solution_template_text(module),
+        "deployment.debug.template.json": solution_template_text(module),
+        ".env": _render("solution/env.j2", name=target.resolve().name, runtime_version=runtime_version,
+                        agent_schema=agent, hub_schema=hub),
+        ".gitignore": _render("solution/gitignore.j2"),
+    }
+    target.mkdir(parents=True, exist_ok=True)
+    for fname, text in files.items():
+        write_text_atomic(target / fname, text)
+    (target / "modules").mkdir(exist_ok=True)
+    if module is not None:
+        add_module(target, module, template, environ={})
+    return target
