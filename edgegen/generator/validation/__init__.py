@@ -95,7 +95,10 @@ def _dedupe(schema_findings: list[Finding], semantic_findings: list[Finding]) ->
 def locate(findings: list[Finding], text: str, file: str | None = None,
            document: Any = None) -> list[Finding]:
     """Add ``file:line:col`` (and the source line) to findings whose JSON path can be found in ``text``."""
-    smap = SourceMap(text)
+    return _locate(findings, SourceMap(text), file, document)
+
+
+def _locate(findings: list[Finding], smap: SourceMap, file: str | None, document: Any) -> list[Finding]:
     out = []
     for f in findings:
         ptr = f.pointer
@@ -120,7 +123,19 @@ def validate_text(text: str, *, file: str | None = None) -> list[Finding]:
             Finding(ERROR, "", exc.message, exc.hint, file=file, line=loc.line, column=loc.column,
                     rule="json", pointer=(), source_line=loc.source_line)
         ]
-    return locate(validate_manifest(manifest), text, file, manifest)
+    smap = SourceMap(text)
+    return [*_duplicate_keys(smap, file), *_locate(validate_manifest(manifest), smap, file, manifest)]
+
+
+def _duplicate_keys(smap: SourceMap, file: str | None) -> list[Finding]:
+    """JSON allows a key twice and keeps the last value silently; a manifest almost never means that."""
+    out = []
+    for ptr, offset in smap.duplicates:
+        line, col = smap.line_col(offset)
+        f = Finding.at(WARNING, ptr, f"duplicate key {ptr[-1]!r}: the earlier value is ignored",
+                       "JSON keeps only the last of two equal keys; merge them or rename one", rule="duplicate-key")
+        out.append(f.located(file, line, col, smap.line_text(line)))
+    return out
 
 
 def validate_file(path: str | PathLike[str]) -> list[Finding]:

@@ -29,6 +29,7 @@ class SourceMap:
         self.text = text
         self._newlines = [i for i, ch in enumerate(text) if ch == "\n"]
         self._pos: dict[tuple[Segment, ...], int] = {}
+        self.duplicates: list[tuple[tuple[Segment, ...], int]] = []  # (path, offset of the later key)
         try:
             end = self._value(self._skip(0), ())
             self._ok = self._skip(end) == len(text)
@@ -95,6 +96,8 @@ class SourceMap:
                 raise ValueError("':' expected")
             child = (*ptr, key)
             # a later duplicate key wins in json.loads: point at the last one
+            if child in self._pos:
+                self.duplicates.append((child, key_at))
             self._pos[child] = key_at
             i = self._value(self._skip(i + 1), child)
             i = self._skip(i)

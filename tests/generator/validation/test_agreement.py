@@ -144,3 +144,27 @@ def test_iotedgedev_fixtures_rendered_by_genconfig(shared_dir: Path, tmp_path: P
     result = genconfig(template, cwd=folder, environ=environ, allow_unresolved=True, validate=False,
                        write=False, platform="amd64")
     _check_agreement(result.render.manifest, conformance / "schemas")
+
+
+def _hub_version(sub: str, name: str) -> object:
+    manifest = json.loads((DATA / sub / f"{name}.json").read_text())
+    return manifest["modulesContent"]["$edgeHub"]["properties.desired"].get("schemaVersion")
+
+
+HUB_12_CASES = [
+    (sub, n)
+    for sub, names in (("valid", EXPECTED["valid"]), ("schema", sorted(EXPECTED["schema"])))
+    for n in names
+    if _hub_version(sub, n) == "1.2"
+]
+
+
+@pytest.mark.parametrize(("sub", "name"), HUB_12_CASES)
+def test_hub_1_3_equals_official_1_2_without_integrity(shared_dir: Path, sub: str, name: str) -> None:
+    """There is no official 1.3 schema; 1.3 only adds `integrity`, so on documents without it our 1.3 verdict must
+    be the official 1.2 verdict."""
+    manifest = json.loads((DATA / sub / f"{name}.json").read_text())
+    desired = manifest["modulesContent"]["$edgeHub"]["properties.desired"]
+    official = official_verdicts(manifest, shared_dir / "conformance/schemas")["$edgeHub"]
+    desired["schemaVersion"] = "1.3"
+    assert our_verdicts(manifest, validate_manifest(manifest))["$edgeHub"] == official

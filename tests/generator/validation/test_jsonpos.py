@@ -112,3 +112,10 @@ def test_every_path_of_any_document_is_found(value: object, indent: int | None) 
         line_text = text.split("\n")[line - 1]
         if path and isinstance(path[-1], str):
             assert line_text[col - 1 :].startswith(json.dumps(path[-1], ensure_ascii=False))
+
+
+def test_duplicate_keys_are_a_located_warning() -> None:
+    text = '{"modulesContent": {\n  "$edgeHub": {},\n  "$edgeHub": {"properties.desired": {}}\n}}'
+    dups = [f for f in validate_text(text, file="d.json") if f.rule == "duplicate-key"]
+    assert [(f.severity, f.line, f.column, f.path) for f in dups] == [
+        ("warning", 3, 3, "modulesContent.$edgeHub")]
