@@ -1,0 +1,150 @@
+"""`edgegen route test` and `edgegen routes`: thin shells over edgegen.routing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgegen.cli.output import emit, output_option
+from edgegen.errors import EdgegenError, Location
+
+__all__ = ["route", "routes"]
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint=option)
+        key, value = item.split("=", 1)
+        out[key] = value
+    return out
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EdgegenError(f"cannot read {what} {path}: {exc.strerror}", location=Location(file=str(path))) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        line = text.splitlines()[exc.lineno - 1] if text.splitlines() else ""
+        raise EdgegenError(f"{what} is not valid JSON: {exc.msg}",
+                           location=Location(file=str(path), line=exc.lineno, column=exc.colno, source_line=line),
+                           hint="fix the JSON syntax") from None
+
+
+@click.group("route")
+def route() -> None:
+    """Work with single routes and conditions."""
+
+
+@route.command("test")
+@click.argument("text", metavar="ROUTE_OR_CONDITION")
+@click.option("--message", "message_file", type=click.Path(path_type=Path, dir_okay=False),
+              help='JSON file: {"properties": {...}, "systemProperties": {...}, "body": ...}.')
+@click.option("--body", "body", help="The body as JSON text (sets contentType application/json, utf-8).")
+@click.option("--prop", "props", multiple=True, metavar="KEY=VALUE", help="An application property (repeatable).")
+@click.option("--sys", "sys_props", multiple=True, metavar="KEY=VALUE", help="A system property (repeatable).")
+@click.option("--source", help="The message source, e.g. /messages/modules/sensor/outputs/temperatureOutput.")
+@output_option()
+def route_test(text: str, message_file: Path | None, body: str | None, props: tuple[str, ...],
+               sys_props: tuple[str, ...], source: str | None, output_format: str) -> None:
+    """Evaluate a route or a WHERE condition against one message and explain the outcome."""
+    from edgegen.routing import Message
+    from edgegen.routing.explain import test_message
+
+    if message_file is not None and body is not None:
+        raise click.UsageError("give either --message or --body, not both")
+    data: dict[str, Any] = {}
+    if message_file is not None:
+        loaded = _read_json(message_file, "message file")
+        if not isinstance(loaded, dict):
+            raise EdgegenError("the message file must hold a JSON object", location=Location(file=str(message_file)),
+                               hint='{"properties": {...}, "systemProperties": {...}, "body": ...}')
+        data = loaded
+    sysp: dict[str, Any] = dict(data.get("systemProperties", data.get("system_properties")) or {})
+    propd: dict[str, Any] = dict(data.get("properties") or {})
+    if body is not None:
+        try:
+            json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc.msg} (column {exc.colno})", param_hint="--body") from None
+        data["body"] = body
+    if body is not None or (message_file is not None and isinstance(data.get("body"), (dict, list))):
+        sysp.setdefault("contentType", "application/json")
+        sysp.setdefault("contentEncoding", "utf-8")
+    if source is not None:
+        _source_into(source, sysp)
+    propd.update(_pairs(props, "--prop"))
+    sysp.update(_pairs(sys_props, "--sys"))
+    message = Message.from_dict({"properties": propd, "systemProperties": sysp, "body": data.get("body", "")})
+    report = test_message(text, message, source)
+    emit(report.to_dict(), output_format, _report_text(report))
+
+
+def _source_into(source: str, sysp: dict[str, Any]) -> None:
+    parts = source.strip("/").split("/")
+    if len(parts) >= 3 and parts[0] == "messages" and parts[1] == "modules":
+        sysp.setdefault("connectionModuleId", parts[2])
+        if len(parts) >= 5 and parts[3] == "outputs":
+            sysp.setdefault("outputName", parts[4])
+    elif parts and parts[0].lower() == "twinchangenotifications":
+        sysp.setdefault("messageType", "twinChangeNotification")
+
+
+def _report_text(report: Any) -> str:
+    lines = []
+    if report.kind == "route" and not report.source_matches:
+        lines.append(f"NOT ROUTED: the message comes from {report.source}, which FROM {report.route_source} "
+                     "does not take")
+        lines.append("hint: FROM matches by case-insensitive prefix; set --source or the connectionModuleId/"
+                     "outputName system properties")
+        return "\n".join(lines)
+    if report.routed:
+        where = f" to {report.endpoint}" if report.endpoint is not None else ""
+        lines.append(f"ROUTED{where}: the condition is true" if report.steps else f"ROUTED{where} (no condition)")
+    else:
+        lines.append(f"NOT ROUTED: the condition is {report.result}, and only true routes a message")
+        for s in report.culprits:
+            lines.append(f"  because {s.text!r} is {s.shown()}")
+            for leaf in _undefined_leaves(report.steps, s):
+                lines.append(f"    ({leaf.text!r} is undefined: absent, or not of the type used)")
+    if report.body_note:
+        lines.append(f"note: {report.body_note}")
+    if report.steps:
+        lines.append("evaluation:")
+        for s in report.steps:
+            lines.append(f"  {'  ' * s.depth}{s.text}  =>  {s.shown()}")
+    return "\n".join(lines)
+
+
+def _undefined_leaves(steps: list[Any], culprit: Any) -> list[Any]:
+    inside = [s for s in steps if culprit.start <= s.start and s.end <= culprit.end and s.text != culprit.text]
+    return [s for s in inside if s.shown() == "undefined" and not any(
+        o is not s and s.start <= o.start and o.end <= s.end and o.text != s.text for o in inside)]
+
+
+@click.command("routes")
+@click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
+              help="text for people, mermaid for Markdown, dot for Graphviz.")
+def routes(manifest: Path, fmt: str) -> None:
+    """Draw a manifest's message flow: modules, outputs, inputs, $upstream and every route as an edge."""
+    from edgegen.routing import lint_routes
+    from edgegen.routing.graph import render
+
+    data = _read_json(manifest, "manifest")
+    if not isinstance(data, dict):
+        raise EdgegenError("the manifest must hold a JSON object", location=Location(file=str(manifest)))
+    click.echo(render(data, fmt), nl=fmt == "text")
+    if fmt == "text":
+        findings = lint_routes(data)
+        if findings:
+            click.echo("lint:")
+            for f in findings:
+                click.echo("  " + f.render().replace("\n", "\n  "))
