@@ -189,12 +189,12 @@ class _RichReporter:
         task = self._task("build:" + e.tag, f"build {e.tag}", None)
         if e.kind == "step":
             self.progress.update(task, total=e.total, completed=(e.step or 1) - 1, detail=f"{e.step}/{e.total}")
-            self.progress.console.print(f"[bold]{e.tag}[/] {e.text}", markup=True, highlight=False)
+            self.progress.console.print(f"[bold]{e.tag}[/] {e.text}", markup=True, highlight=False, soft_wrap=True)
         elif e.kind == "done":
             total = e.total or 1
             self.progress.update(task, total=total, completed=total, detail="done")
         elif e.kind in ("log", "note"):
-            self.progress.console.print(f"  {e.text}", markup=False, highlight=False, style="dim")
+            self.progress.console.print(f"  {e.text}", markup=False, highlight=False, style="dim", soft_wrap=True)
 
     def push_event(self, e: Any) -> None:
         if e.layer and e.total:
@@ -206,4 +206,4 @@ class _RichReporter:
             self.progress.update(task, total=1, completed=1, detail="done")
         elif e.status:
             self.progress.update(task, detail=e.status[:60])
-            self.progress.console.print(f"  {e.status}", markup=False, highlight=False, style="dim")
+            self.progress.console.print(f"  {e.status}", markup=False, highlight=False, style="dim", soft_wrap=True)
