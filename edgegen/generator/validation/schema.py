@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -69,12 +70,26 @@ def load_schema(twin: str, version: str) -> dict[str, Any]:
 
 @cache
 def validator(twin: str, version: str, definition: str | None = None) -> Draft7Validator:
+    """A validator for the whole twin content, or for one named definition (a layered fragment).
+
+    Local ``$ref``s are inlined first: our schemas are not recursive, and jsonschema's reference lookups
+    would otherwise be most of the validation time.
+    """
     schema = load_schema(twin, version)
-    if definition is not None:
-        schema = {**schema, "$ref": f"#/definitions/{definition}"}
-        for key in ("type", "required", "properties", "additionalProperties"):
-            schema.pop(key, None)
-    return Draft7Validator(schema)
+    definitions = schema["definitions"]
+    root = definitions[definition] if definition is not None else schema
+    return Draft7Validator(_inline(root, definitions))
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            return _inline(definitions[ref.removeprefix("#/definitions/")], definitions)
+        return {k: _inline(v, definitions) for k, v in node.items() if k != "definitions"}
+    if isinstance(node, list):
+        return [_inline(v, definitions) for v in node]
+    return node
 
 
 def check(view: ManifestView) -> list[Finding]:
@@ -157,9 +172,11 @@ def _check_fragment(frag: Fragment, twin: str, version: str) -> Iterator[Finding
 
 
 def _valid_name(twin: str, version: str, definition: str, name: str) -> bool:
+    """Whether ``name`` may be a member of the object that definition describes (its patternProperties)."""
     schema = load_schema(twin, version)["definitions"][definition]
-    probe = Draft7Validator({**schema, "definitions": load_schema(twin, version)["definitions"]})
-    return not any(e.validator in ("additionalProperties",) for e in probe.iter_errors({name: None}))
+    if schema.get("additionalProperties", True) is not False:
+        return True
+    return any(re.search(p, name) for p in schema.get("patternProperties", {}))
 
 
 # -- jsonschema errors → findings -------------------------------------------------------------------------
@@ -226,8 +243,6 @@ def _extras(err: JsonSchemaError) -> list[str]:
     instance = err.instance if isinstance(err.instance, dict) else {}
     props = err.schema.get("properties", {})
     patterns = err.schema.get("patternProperties", {})
-    import re
-
     return [k for k in instance if k not in props and not any(re.search(p, k) for p in patterns)]
 
 
