@@ -1,0 +1,49 @@
+"""The module folders hold what iotedgedev and our agent need: Dockerfiles per platform that copy every source
+file the module imports, and fully pinned requirements that agree with the SDK version edgegen is tested with."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.modules.conftest import MODULES
+
+NAMES = ["sensor", "inference", "monitor"]
+DEV_ONLY = {"train.py"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dockerfiles_exist_per_platform_and_copy_every_source_file(name: str) -> None:
+    folder = MODULES / name
+    spec = json.loads((folder / "module.json").read_text())
+    assert spec["image"]["repository"] == f"localhost:5000/{name}" and spec["image"]["tag"]["version"] == "0.1.0"
+    sources = {p.name for p in folder.glob("*.py")} - DEV_ONLY
+    for platform, dockerfile in spec["image"]["tag"]["platforms"].items():
+        text = (folder / dockerfile).read_text()
+        copied = {word for line in text.splitlines() if line.startswith("COPY ") for word in line.split()[1:-1]}
+        assert sources <= copied, f"{dockerfile} ({platform}) misses {sources - copied}"
+        assert "requirements.txt" in copied and re.search(r'^CMD \[.*"main.py"\]$', text, re.M)
+        assert "USER " in text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_requirements_are_pinned_and_match_the_tested_sdk(name: str, repo_root: Path) -> None:
+    lines = [ln.strip() for ln in (MODULES / name / "requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.\-+]+", ln) for ln in lines), lines
+    pins = dict(ln.lower().split("==") for ln in lines)
+    assert pins["azure-iot-device"] == "2.14.0"
+    assert pins["paho-mqtt"].startswith("1.")
+    assert '"azure-iot-device==2.14.0"' in (repo_root / "pyproject.toml").read_text()
+    if name == "inference":
+        assert "aiohttp" in pins
+    assert "numpy" not in pins and "scikit-learn" not in pins  # the sample model is pure Python
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_modules_never_import_edgegen(name: str) -> None:
+    for source in (MODULES / name).glob("*.py"):
+        assert not re.search(r"^\s*(from|import)\s+edgegen\b", source.read_text(), re.M), source
