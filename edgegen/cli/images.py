@@ -154,11 +154,11 @@ class _JsonReporter:
 class _RichReporter:
     """Rich progress bars on stderr: one bar per image build (steps), one per pushed layer (bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
+        self.console = console if console is not None else Console(stderr=True)
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -169,6 +169,7 @@ class _RichReporter:
             transient=False,
         )
         self._tasks: dict[str, Any] = {}
+        self._totals: dict[Any, float] = {}
 
     def __enter__(self) -> _RichReporter:
         self.progress.start()
@@ -197,9 +198,16 @@ class _RichReporter:
             self.progress.console.print(f"  {e.text}", markup=False, highlight=False, style="dim", soft_wrap=True)
 
     def push_event(self, e: Any) -> None:
-        if e.layer and e.total:
+        if e.layer:  # Docker: one bar per layer (bytes); finished layers end full
             task = self._task(f"push:{e.tag}:{e.layer}", f"  layer {e.layer[:12]}", e.total)
-            self.progress.update(task, total=e.total, completed=e.current or 0, detail=e.status)
+            if e.total:
+                self._totals[task] = e.total
+                self.progress.update(task, total=e.total, completed=e.current or 0, detail=e.status)
+            elif e.status in ("Pushed", "Layer already exists") or e.status.startswith("Mounted from"):
+                total = self._totals.get(task, 1)
+                self.progress.update(task, total=total, completed=total, detail=e.status)
+            else:
+                self.progress.update(task, detail=e.status)
             return
         task = self._task("push:" + e.tag, f"push {e.tag}", None)
         if e.status.startswith("pushed "):

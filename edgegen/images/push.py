@@ -9,12 +9,13 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from edgegen.images.engine import Engine
 from edgegen.images.errors import ImageError
 from edgegen.images.registries import Masker, Registry, find_registry, image_registry
 
-__all__ = ["PushEvent", "PushResult", "push_image", "split_reference"]
+__all__ = ["PushEvent", "PushResult", "PushStep", "push_image", "read_push_event", "split_reference"]
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -40,6 +41,41 @@ class PushResult:
     def pinned(self) -> str | None:
         """``repository@sha256:…`` — the reference ``genconfig --pin-digests`` writes."""
         return f"{split_reference(self.tag)[0]}@{self.digest}" if self.digest else None
+
+
+@dataclass(frozen=True)
+class PushStep:
+    """What one decoded engine event means: progress to show, a digest, or an error text."""
+
+    event: PushEvent | None = None
+    digest: str | None = None
+    error: str | None = None
+
+
+def read_push_event(tag: str, event: dict[str, Any]) -> PushStep:
+    """Sans-I/O reading of one push event in Docker's format (podman's compat API uses the same shapes):
+    ``{"status", "id", "progressDetail": {"current", "total"}}``, ``{"aux": {"Tag", "Digest", "Size"}}``,
+    ``{"status": "<tag>: digest: sha256:… size: N"}``, ``{"error", "errorDetail": {"message"}}``.
+    """
+    if "error" in event or "errorDetail" in event:
+        detail = (event.get("errorDetail") or {}).get("message") or event.get("error") or "unknown error"
+        return PushStep(error=str(detail).strip())
+    digest = None
+    aux = event.get("aux")
+    if isinstance(aux, dict) and isinstance(aux.get("Digest"), str) and _DIGEST.fullmatch(aux["Digest"]):
+        digest = aux["Digest"]
+    status = str(event.get("status") or "").strip()
+    if "digest:" in status:
+        m = _DIGEST.search(status)
+        digest = m.group(0) if m else digest
+    if not status:
+        return PushStep(digest=digest)
+    detail = event.get("progressDetail")
+    detail = detail if isinstance(detail, dict) else {}
+    layer = event.get("id") if isinstance(event.get("id"), str) else None
+    current = detail.get("current") if isinstance(detail.get("current"), int) else None
+    total = detail.get("total") if isinstance(detail.get("total"), int) else None
+    return PushStep(PushEvent(tag, status, layer, current, total), digest)
 
 
 def split_reference(ref: str) -> tuple[str, str]:
@@ -75,27 +111,13 @@ def push_image(
     emit(PushEvent(tag, mask(f"pushing {tag} to {host}{who}")))
     digest: str | None = None
     for event in engine.push(repository, ref_tag, auth):
-        if "error" in event or "errorDetail" in event:
-            detail = (event.get("errorDetail") or {}).get("message") or event.get("error") or "unknown error"
-            raise _classify(tag, host, reg, mask(str(detail).strip()))
-        aux = event.get("aux")
-        if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
-            digest = aux["Digest"]
-        status = str(event.get("status") or "").strip()
-        if "digest:" in status:
-            m = _DIGEST.search(status)
-            if m:
-                digest = m.group(0)
-        detail = event.get("progressDetail") or {}
-        emit(
-            PushEvent(
-                tag,
-                mask(status),
-                layer=event.get("id") if isinstance(event.get("id"), str) else None,
-                current=detail.get("current") if isinstance(detail, dict) else None,
-                total=detail.get("total") if isinstance(detail, dict) else None,
-            )
-        )
+        step = read_push_event(tag, event)
+        if step.error is not None:
+            raise _classify(tag, host, reg, mask(step.error))
+        digest = step.digest or digest
+        if step.event is not None:
+            e = step.event
+            emit(PushEvent(e.tag, mask(e.status), e.layer, e.current, e.total))
     seconds = time.monotonic() - start
     emit(PushEvent(tag, f"pushed {tag}" + (f" ({digest})" if digest else "") + f" in {seconds:.1f}s"))
     return PushResult(tag, host, digest, seconds, auth is not None)
