@@ -45,8 +45,36 @@ class BuildResult:
     notes: tuple[str, ...] = ()
 
 
-def dockerfile_line(dockerfile: Path, instruction: str) -> tuple[int, str] | None:
-    """(1-based line, text) of the Dockerfile line where ``instruction`` (as the engine echoes it) starts."""
+def _instructions(lines: list[str]) -> list[tuple[int, str]]:
+    """(1-based first line, instruction text with continuations joined) for each Dockerfile instruction."""
+    out: list[tuple[int, str]] = []
+    current: list[str] = []
+    first = 0
+    for i, raw in enumerate(lines):
+        stripped = raw.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):
+            continue  # comment lines inside a continued instruction are dropped by the parser
+        if not current:
+            first = i + 1
+        if stripped.endswith("\\"):
+            current.append(stripped[:-1].strip())
+            continue
+        current.append(stripped)
+        out.append((first, " ".join(" ".join(current).split())))
+        current = []
+    if current:
+        out.append((first, " ".join(" ".join(current).split())))
+    return out
+
+
+def dockerfile_line(dockerfile: Path, instruction: str, step: int | None = None) -> tuple[int, str] | None:
+    """(1-based line, text) of the Dockerfile line where ``instruction`` (as the engine echoes it) starts.
+
+    The engine numbers steps by instruction, so step N is the N-th instruction when its keyword matches;
+    otherwise (extra steps an engine adds, echo differences) the first instruction with the same text wins.
+    """
     want = " ".join(instruction.split())
     if not want:
         return None
@@ -54,18 +82,16 @@ def dockerfile_line(dockerfile: Path, instruction: str) -> tuple[int, str] | Non
         lines = dockerfile.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    head_want = want.split(" ", 1)
-    for i, line in enumerate(lines):
-        got = " ".join(line.split()).rstrip("\\").strip()
-        if not got or got.startswith("#"):
-            continue
-        head_got = got.split(" ", 1)
-        if head_got[0].upper() != head_want[0].upper():
-            continue
-        rest_got = head_got[1] if len(head_got) > 1 else ""
-        rest_want = head_want[1] if len(head_want) > 1 else ""
-        if rest_want.startswith(rest_got) or rest_got.startswith(rest_want):
-            return i + 1, line
+    found = _instructions(lines)
+    keyword = want.split(" ", 1)[0].upper()
+    if step is not None and 0 < step <= len(found) and found[step - 1][1].split(" ", 1)[0].upper() == keyword:
+        line = found[step - 1][0]
+        return line, lines[line - 1]
+    rest_want = want.split(" ", 1)[1] if " " in want else ""
+    for line, text in found:
+        head, _, rest = text.partition(" ")
+        if head.upper() == keyword and (rest_want.startswith(rest) or rest.startswith(rest_want)):
+            return line, lines[line - 1]
     return None
 
 
@@ -146,7 +172,7 @@ def _fail(
 ) -> None:
     where = Location(file=str(dockerfile))
     if step_text:
-        found = dockerfile_line(dockerfile, step_text)
+        found = dockerfile_line(dockerfile, step_text, step)
         if found:
             where = Location(file=str(dockerfile), line=found[0], source_line=found[1])
         at = f" at step {step}/{total} `{step_text}`"

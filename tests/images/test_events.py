@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,19 @@ def test_rich_reporter_has_a_bar_per_build_and_per_layer() -> None:
     assert layer.finished and layer.fields["detail"] == "Pushed"
     text = out.getvalue()
     assert "COPY a /a" in text and "\n  Pushing" not in text  # layer progress is a bar, not log lines
+
+
+def test_dockerfile_line_follows_step_numbers_through_continuations_and_duplicates(tmp_path: Path) -> None:
+    from edgegen.images.build import dockerfile_line
+
+    df = tmp_path / "Dockerfile"
+    df.write_text(
+        "# syntax comment\nFROM scratch\nCOPY a /a\n\nCOPY b \\\n     /b\nCOPY a /a\nLABEL x=1\n",
+        encoding="utf-8",
+    )
+    assert dockerfile_line(df, "COPY a /a", 4) == (7, "COPY a /a")  # the second, identical COPY
+    assert dockerfile_line(df, "COPY a /a", 2) == (3, "COPY a /a")
+    assert dockerfile_line(df, "COPY b /b", 3) == (5, "COPY b \\")
+    assert dockerfile_line(df, "COPY b /b") == (5, "COPY b \\")  # no step number: by text
+    assert dockerfile_line(df, 'LABEL "org"="x"', 6) is None  # a step the engine added (podman's --label)
+    assert dockerfile_line(tmp_path / "missing", "FROM scratch", 1) is None
