@@ -432,6 +432,10 @@ class HubBackend:
             if base_content is None and not layered:
                 continue
             desired = effective_desired(base_content, [c.modules_content for c in layered])
+            # like edgeAgent, give every module of the deployment an identity (and a twin)
+            agent_modules = (desired.get("$edgeAgent") or {}).get("modules") or {}
+            for module_id in agent_modules if isinstance(agent_modules, dict) else ():
+                desired.setdefault(module_id, {})
             for module_id, props in desired.items():
                 if _twin_key(device_id, module_id) not in self.modules:
                     self.put_module(device_id, module_id, {"managedBy": "iotEdge"})

@@ -1,0 +1,67 @@
+"""Run the local edge device runtime joined to an IoT Hub: deployment from the twins, ``$upstream`` to the hub.
+
+This is what ``edgegen device run --connection-string …`` needs from the hub side: it builds the device
+(``edgegen.local.device``) with an ``EdgeLink`` as its deployment source and upstream sink, and reports the
+agent's module status to ``$edgeAgent`` reported properties every ``report_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgegen.hub.edgelink import EdgeLink
+
+__all__ = ["HubDeviceOptions", "run_device_on_hub"]
+
+
+@dataclass
+class HubDeviceOptions:
+    connection_string: str
+    state_dir: Path
+    solution_dir: Path
+    ca_file: str | None = None
+    address: str | None = None
+    share_site_packages: bool = True
+    venv_dir: Path | None = None
+    report_interval: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)  # more DeviceConfig fields (e.g. backoff)
+
+
+async def run_device_on_hub(options: HubDeviceOptions, stop: asyncio.Event,
+                            on_ready: Callable[[Any], None] | None = None) -> None:
+    """Connect, wait for a deployment, run it, follow changes, until ``stop`` is set; then stop everything."""
+    from edgegen.local.device import Device, DeviceConfig
+
+    async with EdgeLink(options.connection_string, options.ca_file) as link:
+        config = DeviceConfig(
+            state_dir=options.state_dir, source=link.source, upstream=link.upstream,  # type: ignore[arg-type]
+            solution_dir=options.solution_dir, address=options.address, device_id=link.device_id,
+            hub_hostname=link.host, share_site_packages=options.share_site_packages,
+            venv_dir=options.venv_dir, **options.extra)
+        device = Device(config)
+        start = asyncio.create_task(device.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not start.done():  # stopped while waiting for the first deployment
+            start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await start
+            with contextlib.suppress(Exception):
+                await device.stop()
+            return
+        stopping.cancel()
+        start.result()
+        if on_ready is not None:
+            on_ready(device)
+        try:
+            while not stop.is_set():
+                await link.report(device.agent.status())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), options.report_interval)
+        finally:
+            await device.stop()
