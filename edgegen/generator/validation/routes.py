@@ -65,11 +65,16 @@ def check(view: ManifestView) -> Iterator[Finding]:
             continue
         target = _brokered_module(route)
         if target is not None and target not in modules:
+            # edgeHub accepts such a route (messages wait for a module that never comes, until their TTL), and
+            # iotedgedev passes it with --fail-on-validation-error: a warning, so existing solutions still render
+            near = [m for m in modules if m.lower() == target.lower()]
             mine.append(Finding.at(
-                INFO if partial else ERROR, ptr,
+                INFO if partial else WARNING, ptr,
                 f"route {name} delivers to module {target!r}, which is not in $edgeAgent modules",
-                f"known modules: {', '.join(sorted(modules)) or 'none'}"
-                + ("; in a layered deployment another layer may add it" if partial else ""),
+                (f"did you mean {near[0]!r}? module names are case-sensitive; " if near else "")
+                + f"known modules: {', '.join(sorted(modules)) or 'none'}"
+                + ("; in a layered deployment another layer may add it" if partial else
+                   "; messages routed there wait in edgeHub's store until their time-to-live ends"),
                 rule="route-target",
             ))
     yield from mine

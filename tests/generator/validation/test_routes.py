@@ -38,12 +38,16 @@ def test_syntax_error_has_column_and_caret_hint_once() -> None:
     assert "column" in hits[0].message and "^" in (hits[0].hint or "")
 
 
-def test_missing_target_module_reported_once() -> None:
+def test_missing_target_module_is_one_warning_with_a_case_hint() -> None:
+    """edgeHub accepts a route to an absent module and iotedgedev passes it with --fail-on-validation-error
+    (deployment.template.non_str_placeholder.json routes to 'filtermodule'): a warning, reported once."""
     m = _base()
     _routes(m)["sensorToMonitor"] = 'FROM /messages/* INTO BrokeredEndpoint("/modules/Monitor/inputs/in")'
-    errors = [f for f in validate_manifest(m) if f.is_error]
-    assert [(f.rule, f.pointer[-1]) for f in errors] == [("route-target", "sensorToMonitor")]  # type: ignore[index]
-    assert "'Monitor'" in errors[0].message
+    findings = validate_manifest(m)
+    assert not [f for f in findings if f.is_error]
+    hits = [f for f in findings if f.pointer == (*ROUTES, "sensorToMonitor")]
+    assert [(f.rule, f.severity) for f in hits] == [("route-target", "warning")]
+    assert "'Monitor'" in hits[0].message and "did you mean 'monitor'" in (hits[0].hint or "")
 
 
 def test_condition_type_error_comes_from_the_lint() -> None:
