@@ -96,3 +96,12 @@ def test_without_the_route_parser_every_route_is_reported(monkeypatch: pytest.Mo
     hits = [f for f in validate_manifest(m) if f.rule == "route-unchecked"]
     assert {f.pointer[4] for f in hits} == {"sensorToMonitor", "monitorToIoTHub", "broken"}  # type: ignore[index]
     assert all(f.severity == "warning" and "unavailable" in f.message for f in hits)
+
+
+def test_missing_target_does_not_hide_a_type_error_of_the_same_route() -> None:
+    m = _base()
+    _routes(m)["sensorToMonitor"] = (
+        'FROM /messages/* WHERE 3 + key1 = 4 INTO BrokeredEndpoint("/modules/ghost/inputs/in")')
+    hits = [(f.rule, f.severity) for f in validate_manifest(m) if f.pointer == (*ROUTES, "sensorToMonitor")]
+    assert ("route-target", "warning") in hits and ("route-lint", "error") in hits
+    assert len(hits) == 2
