@@ -171,6 +171,9 @@ def _twins(view: ManifestView) -> Iterator[Finding]:
             if not has_desired:
                 yield Finding.at(ERROR, ptr, f"module twin {twin} has no properties.desired",
                                  f'write {{"{DESIRED}": {{…}}}}', rule="twins")
+            elif DESIRED in content and not isinstance(content[DESIRED], Mapping):
+                yield Finding.at(ERROR, (*ptr, DESIRED), f"desired properties of {twin} must be an object",
+                                 f'write {{"{DESIRED}": {{"setting": …}}}}', rule="twins")
         size = _desired_size(content)
         if size > MAX_TWIN_DESIRED_BYTES:
             yield Finding.at(

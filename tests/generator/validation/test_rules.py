@@ -153,6 +153,13 @@ def test_twin_for_unknown_module_and_without_desired() -> None:
     assert ("twins", "warning") in hits and ("twins", "error") in hits
 
 
+def test_module_twin_desired_must_be_an_object() -> None:
+    m = _base()
+    m["modulesContent"]["sensor"]["properties.desired"] = [1, 2]
+    (hit,) = [f for f in validate_manifest(m) if f.rule == "twins"]
+    assert hit.is_error and hit.pointer == ("modulesContent", "sensor", "properties.desired")
+
+
 def test_unknown_schema_version_warns_and_does_not_crash() -> None:
     m = _base()
     _hub(m)["schemaVersion"] = "7.5"
