@@ -209,3 +209,56 @@ def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple
             + (f" module {module_pattern!r}" if module_pattern else ""),
             hint="is the device running and sending? check -d/-m, or raise --timeout",
         )
+
+
+@device_group.command("run")
+@click.option("--connection-string", "device_cs", required=True, metavar="CS",
+              help="The edge device's connection string (edgegen hub device create DEVICE --edge prints it).")
+@click.option("--solution", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Solution folder holding modules/<folder>.")
+@click.option("--device-state-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".state/device"), show_default=True, help="The device runtime's state directory.")
+@click.option("--ca-file", type=click.Path(dir_okay=False), default=None,
+              help="CA of the hub's TLS certificate (default: the local stand-in's, for a 127.x hub).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="State directory of the local stand-in, to find its CA (default .state/hub).")
+@click.option("--address", default=None, help="127.x address for the device's own edge hub (default: free).")
+def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: str | None,
+               state_dir: Path | None, address: str | None) -> None:
+    """Run the local edge device joined to a hub: deployment from its twins, results to the hub.
+
+    The same as 'edgegen device run --connection-string CS' (the device runtime's hub mode).
+    """
+    import asyncio
+    import contextlib
+    import logging
+    import signal
+
+    from edgegen.hub.connection import DEFAULT_STATE_DIR
+    from edgegen.hub.edgedevice import HubDeviceOptions, run_device_on_hub
+    from edgegen.local.hubstandin.server import read_hub_info
+    from edgegen.local.sas import parse_connection_string
+
+    host = parse_connection_string(device_cs).get("HostName", "")
+    if ca_file is None and host.startswith("127."):
+        info = read_hub_info(state_dir or DEFAULT_STATE_DIR)
+        if info is None or info.address != host:
+            raise EdgegenError(f"no CA for the local hub at {host}",
+                               hint="pass --ca-file, or --state-dir of the running 'edgegen hub serve'")
+        ca_file = info.ca_file
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("azure.iot.device", "paho"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    options = HubDeviceOptions(device_cs, device_state_dir, solution.resolve(), ca_file=ca_file, address=address)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        click.echo(f"joining hub {host}; waiting for a deployment…", err=True)
+        await run_device_on_hub(options, stop, on_ready=lambda d: click.echo(
+            f"running {', '.join(d.agent.status()) or 'no modules'}; Ctrl-C stops", err=True))
+
+    asyncio.run(main())

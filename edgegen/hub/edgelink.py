@@ -82,17 +82,23 @@ class EdgeLink:
         client = IoTHubModuleClient.create_from_connection_string(cs, **kwargs)
         self.clients[module_id] = client
 
-        async def on_patch(patch: dict[str, Any]) -> None:
-            self._dirty.set()
+        loop = asyncio.get_running_loop()
 
-        async def on_state() -> None:
+        def mark_dirty() -> None:
+            loop.call_soon_threadsafe(self._dirty.set)
+
+        def on_patch(patch: dict[str, Any]) -> None:  # runs on the SDK's handler thread
+            mark_dirty()
+
+        def on_state() -> None:
             if client.connected:
-                self._dirty.set()  # re-read twins after a reconnect: patches may have been missed
+                mark_dirty()  # re-read twins after a reconnect: patches may have been missed
 
         try:
-            client.on_twin_desired_properties_patch_received = on_patch  # setting a handler connects
             client.on_connection_state_change = on_state
             await client.connect()
+            # the SDK's setter blocks until the hub acknowledges the subscription: keep it off this loop
+            await asyncio.to_thread(setattr, client, "on_twin_desired_properties_patch_received", on_patch)
         except Exception as exc:
             self.clients.pop(module_id, None)
             await client.shutdown()
