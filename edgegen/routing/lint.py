@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from edgegen.routing.ast import Call, Node, SysProperty, walk
 from edgegen.routing.errors import RouteError
 from edgegen.routing.route import ModuleInputEndpoint
 from edgegen.routing.sources import normalize_source
@@ -139,6 +140,15 @@ def lint_routes(manifest: Mapping[str, Any], *, content_types: Mapping[str, str]
                 findings.append(LintFinding("error", path, f"route delivers to module {sink.module!r}, which does not "
                                             f"exist in {AGENT}.modules{near}",
                                             "module names are case-sensitive; fix the BrokeredEndpoint address"))
+        if "*" in r.route.source_text.rstrip("*"):
+            findings.append(LintFinding("warning", path, f"FROM {r.route.source_text} has '*' before the end: it "
+                                        "matches a path segment literally named '*', so this route takes nothing",
+                                        "edgeHub only treats a trailing '*' as a wildcard; name the module/output, "
+                                        "or end the path with /* to take everything below it"))
+        if r.condition is not None and _is_defined_on_body(r.condition.ast):
+            findings.append(LintFinding("info", path, "is_defined($body.…) is true for every JSON body: a missing "
+                                        "path is null, not undefined", "test presence with $body.x <> null or "
+                                        "NOT is_null($body.x)"))
         if r.condition is not None and r.condition.is_constant and r.condition.constant_value is not TRUE:
             findings.append(LintFinding("warning", path, f"condition {r.route.condition!r} is always "
                                         f"{r.condition.constant_value}: this route never delivers anything",
@@ -160,6 +170,15 @@ def lint_routes(manifest: Mapping[str, Any], *, content_types: Mapping[str, str]
                                         f"module {m!r} has no route to or from it",
                                         "its messages go nowhere and nothing reaches its inputs; add a route"))
     return findings
+
+
+def _is_defined_on_body(node: Node) -> bool:
+    for n in walk(node):
+        if isinstance(n, Call) and n.name.lower() == "is_defined" and len(n.args) == 1:
+            arg = n.args[0]
+            if isinstance(arg, SysProperty) and arg.name.lower().startswith("body."):
+                return True
+    return False
 
 
 def _declared(explicit: Mapping[str, str], content: Mapping[str, Any], module: str, output: str | None) -> str | None:

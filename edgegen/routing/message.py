@@ -34,7 +34,7 @@ class BodyUnavailable:
 _NOT_PARSED = object()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Message:
     properties: dict[str, str | None] = field(default_factory=dict)
     system_properties: dict[str, str | None] = field(default_factory=dict)
@@ -43,6 +43,7 @@ class Message:
     _props: dict[str, str | None] = field(init=False, repr=False, compare=False)
     _sys: dict[str, str | None] = field(init=False, repr=False, compare=False)
     _json: Any = field(init=False, repr=False, compare=False, default=_NOT_PARSED)
+    _source: str | None = field(init=False, repr=False, compare=False, default=None)
     body_parse_count: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
@@ -59,9 +60,21 @@ class Message:
 
     @property
     def source(self) -> str:
-        from edgegen.routing.sources import message_source
-
-        return message_source(self.system_properties)
+        """edgeHub's source string for this message (see ``message_source``), computed once."""
+        src = self._source
+        if src is None:
+            sysp = self._sys
+            mtype = sysp.get("messagetype")
+            module = sysp.get("connectionmoduleid")
+            if mtype is not None and mtype.lower() == "twinchangenotification":
+                src = "/twinChangeNotifications"
+            elif module:
+                output = sysp.get("outputname")
+                src = f"/messages/modules/{module}/outputs/{output}" if output else f"/messages/modules/{module}"
+            else:
+                src = "/messages"
+            self._source = src
+        return src
 
     def json_body(self) -> Any:
         """The parsed JSON object body, or a BodyUnavailable saying why not. Parsed at most once."""

@@ -11,7 +11,6 @@ from edgegen.routing.condition import Condition, compile_parsed
 from edgegen.routing.errors import RouteError
 from edgegen.routing.message import Message
 from edgegen.routing.route import Endpoint, Route, parse_route
-from edgegen.routing.sources import message_source
 from edgegen.routing.values import TRUE, Bool
 
 __all__ = ["DEFAULT_PRIORITY", "CompiledRoute", "Delivery", "RouteResult", "RouteTable", "route_spec"]
@@ -100,6 +99,14 @@ class RouteTable:
     def __init__(self, routes: list[CompiledRoute]) -> None:
         self.routes: dict[str, CompiledRoute] = {r.name: r for r in routes}
         self._by_source: dict[str, list[CompiledRoute]] = {}
+        sinks = {r.route.sink: i for i, r in enumerate(reversed(list(self.routes.values())))}
+        # per route, what the hot loop needs: (condition closure or None, sink index, priority, ttl, name, sink)
+        self._plan: dict[str, tuple[Any, int, int, int | None, str, Endpoint]] = {
+            r.name: (None if r.condition is None else r.condition._fn, sinks[r.route.sink], r.priority, r.ttl_secs,
+                     r.name, r.route.sink)
+            for r in self.routes.values()
+        }
+        self._plans: dict[str, list[tuple[Any, int, int, int | None, str, Endpoint]]] = {}
 
     @classmethod
     def from_routes(cls, routes: Mapping[str, str | Mapping[str, Any]], schema_version: str = "1.1", *,
@@ -131,19 +138,25 @@ class RouteTable:
 
     def match(self, message: Message, source: str | None = None) -> list[Delivery]:
         """Where ``message`` goes. ``source`` defaults to edgeHub's rule over its system properties."""
-        src = source if source is not None else message_source(message.system_properties)
-        best: dict[Endpoint, Delivery] = {}
-        for r in self.routes_for_source(src):
-            if r.condition is not None and r.condition(message) is not TRUE:
+        src = message.source if source is None else source
+        plan = self._plans.get(src)
+        if plan is None:
+            plan = [self._plan[r.name] for r in self.routes_for_source(src)]
+            if len(self._plans) < 10_000:
+                self._plans[src] = plan
+        best: dict[int, tuple[Any, int, int, int | None, str, Endpoint]] = {}
+        for step in plan:
+            fn = step[0]
+            if fn is not None and fn(message) is not TRUE:
                 continue
-            prev = best.get(r.route.sink)
-            if prev is None or r.priority < prev.priority:
-                best[r.route.sink] = Delivery(r.route.sink, r.priority, r.ttl_secs, r.name)
-        return list(best.values())
+            prev = best.get(step[1])
+            if prev is None or step[2] < prev[2]:
+                best[step[1]] = step
+        return [Delivery(s[5], s[2], s[3], s[4]) for s in best.values()]
 
     def evaluate(self, message: Message, source: str | None = None) -> list[RouteResult]:
         """Each route's outcome for ``message`` (for explanations)."""
-        src = source if source is not None else message_source(message.system_properties)
+        src = message.source if source is None else source
         out = []
         for r in self.routes.values():
             if not r.route.matches_source(src):

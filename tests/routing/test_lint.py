@@ -104,3 +104,14 @@ def test_manifest_forms_are_accepted() -> None:
         nested["modulesContent"][key] = {"properties": {"desired": nested["modulesContent"][key]["properties.desired"]}}
     assert lint_routes(nested) == []
     assert lint_routes({"content": m}) == []
+
+
+def test_star_in_the_middle_of_a_path_matches_nothing() -> None:
+    f = only(lint_routes(manifest({**OK, "s": "FROM /messages/modules/*/outputs/o INTO $upstream"})), "before the end")
+    assert f.severity == "warning"
+
+
+def test_is_defined_on_a_body_path_is_always_true() -> None:
+    route = "FROM /messages/modules/a/* WHERE is_defined($body.err) INTO $upstream"
+    f = only(lint_routes(manifest({**OK, "d": route})), "is true for every JSON body")
+    assert f.severity == "info" and "<> null" in (f.hint or "")
