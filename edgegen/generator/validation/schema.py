@@ -209,7 +209,13 @@ def _to_findings(err: JsonSchemaError, base: Ptr, twin: str, version: str) -> It
         yield Finding.at(ERROR, ptr, f"{where} is {err.instance!r}, not one of {', '.join(map(str, options))}",
                          (h + (hint or "")).strip() or None, rule="schema")
     elif kind == "const" and ptr[-1:] == ("schemaVersion",):
-        yield Finding.at(ERROR, ptr, f"{where} must be {err.validator_value!r}, got {err.instance!r}", hint,
+        known = ", ".join(f'"{v}"' for v in KNOWN_VERSIONS[twin])
+        if isinstance(err.instance, str):
+            msg = f"{where} must be {err.validator_value!r}, got {err.instance!r}"
+        else:
+            msg = f"{where} must be a string, one of {known}; got {_kind(err.instance)}"
+        example = known.split(", ")[-1]
+        yield Finding.at(ERROR, ptr, msg, f'write the version in quotes, e.g. "schemaVersion": {example}',
                          rule="schema")
     elif kind == "type":
         expected = err.validator_value
