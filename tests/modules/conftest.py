@@ -53,7 +53,8 @@ class ModuleRun:
 
 def module_env(broker: Any, module: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     key = base64.b64encode(os.urandom(32)).decode()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTEDGE_")}
+    # Only the basics from our own environment: a module must get its settings from what we pass here.
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
     env.update({
         "EdgeHubConnectionString": f"HostName=localhost;DeviceId={DEVICE};ModuleId={module};"
                                    f"SharedAccessKey={key};GatewayHostName={broker.host}",

@@ -56,7 +56,8 @@ def test_encode_result() -> None:
     assert entry.result_as_json_value(b"\x00") == {"base64": "AA=="}
 
 
-def test_load_entry_script_requires_init_and_run(tmp_path: Path) -> None:
+def test_load_entry_script_requires_init_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZUREML_MODEL_DIR", "unchanged")  # restored afterwards: the loader exports it
     script = tmp_path / "half.py"
     script.write_text("def run(raw):\n    return raw\n")
     with pytest.raises(AttributeError, match="no init"):
