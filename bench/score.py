@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import ssl
 import statistics
 import subprocess
 import sys
@@ -177,7 +178,7 @@ def mqtt_benchmark(count: int, workdir: Path, entry: Path = ENTRY, body: str = B
         stack.enter_context(process(argv, env, workdir / "inference-mqtt.log"))
         hub.wait_reported(lambda r: r.get("inference", {}).get("status") == "running", 30)
         pub = mqtt.Client(client_id=f"bench-{uuid.uuid4().hex[:6]}")
-        pub.tls_set(ca_certs=str(broker.ca_file))
+        pub.tls_set_context(ssl.create_default_context(cafile=str(broker.ca_file)))
         pub.max_inflight_messages_set(200)
         pub.connect(broker.host, broker.port)
         pub.loop_start()

@@ -224,7 +224,12 @@ async def main() -> int:
     executor = ThreadPoolExecutor(max_workers=max(1, int(env_number("SCORING_THREADS", 1))),
                                   thread_name_prefix="run")
     client = IoTHubModuleClient.create_from_edge_environment()
-    await client.connect()
+    try:
+        await client.connect()
+    except Exception as exc:
+        log.error("cannot connect to edgeHub (%s: %s); exiting so the restart policy applies", type(exc).__name__, exc)
+        await client.shutdown()
+        return 1
     host = Host(client, executor)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

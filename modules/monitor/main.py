@@ -178,7 +178,12 @@ async def main() -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     client = IoTHubModuleClient.create_from_edge_environment()
-    await client.connect()
+    try:
+        await client.connect()
+    except Exception as exc:
+        log.error("cannot connect to edgeHub (%s: %s); exiting so the restart policy applies", type(exc).__name__, exc)
+        await client.shutdown()
+        return 1
     monitor = Monitor(client)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

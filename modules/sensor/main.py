@@ -140,7 +140,12 @@ async def main() -> int:
     sim = Simulator(seed=int(seed_raw) if seed_raw else None, anomaly_rate=env_float("ANOMALY_RATE", 0.02))
 
     client = IoTHubModuleClient.create_from_edge_environment()
-    await client.connect()
+    try:
+        await client.connect()
+    except Exception as exc:
+        log.error("cannot connect to edgeHub (%s: %s); exiting so the restart policy applies", type(exc).__name__, exc)
+        await client.shutdown()
+        return 1
     sensor = Sensor(client, sim, interval, count)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

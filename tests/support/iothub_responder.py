@@ -12,6 +12,7 @@ import copy
 import itertools
 import json
 import queue
+import ssl
 import threading
 import time
 import uuid
@@ -76,7 +77,7 @@ class IoTHubResponder:
         self._client = mqtt.Client(client_id=f"responder-{uuid.uuid4().hex[:8]}", clean_session=False)
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         if self.ca_file is not None:
-            self._client.tls_set(ca_certs=str(self.ca_file))
+            self._client.tls_set_context(ssl.create_default_context(cafile=str(self.ca_file)))
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
         self._subscribed = threading.Event()
