@@ -228,7 +228,7 @@ class MqttGateway:
         session = self._session(identity)
         if session is None or session.state is SessionState.ENDED:
             return False
-        granted = session.granted_qos(topic.decode())
+        granted = session.granted_qos(topic)
         if granted is None:
             return False
         conn = self._online.get(identity.client_id)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import socket
 import ssl
 from collections import deque
 from typing import Any, Protocol
@@ -66,9 +67,12 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio subclasses
         self.peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # small MQTT packets must not wait for Nagle (uvloop does not set it for TLS)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._server._connections.add(self)
         self._keepalive_handle = self._loop.call_later(CONNECT_TIMEOUT, self._check_connect)
         self._task = self._loop.create_task(self._run())

@@ -60,7 +60,7 @@ class Session:
         self.max_queued = max_queued
         self._next_seq = 1
         self._next_pid = 1
-        self._match_cache: dict[str, int | None] = {}
+        self._match_cache: dict[str | bytes, int | None] = {}
 
     @classmethod
     def restore(cls, identity: Identity, store: SessionStore, **limits: int) -> Session | None:
@@ -89,14 +89,15 @@ class Session:
         if self.persistent:
             self.store.save_subscriptions(self.client_id, self.subscriptions)
 
-    def granted_qos(self, topic: str) -> int | None:
+    def granted_qos(self, topic: str | bytes) -> int | None:
         """The best QoS among subscriptions matching ``topic``, or None when nothing matches."""
         cache = self._match_cache
         if topic in cache:
             return cache[topic]
+        text = topic.decode("utf-8", "replace") if isinstance(topic, bytes) else topic
         best: int | None = None
         for topic_filter, qos in self.subscriptions.items():
-            if topic_matches(topic_filter, topic) and (best is None or qos > best):
+            if topic_matches(topic_filter, text) and (best is None or qos > best):
                 best = qos
         if len(cache) > 4096:
             cache.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from edgegen.errors import EdgegenError
@@ -59,10 +59,15 @@ class TopicError(EdgegenError):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is on a connection: a device (``module_id`` None) or one of its modules."""
+    """Who is on a connection: a device (``module_id`` None) or one of its modules.
+
+    ``client_id`` (``{device}[/{module}]``) and ``topic_base`` (``devices/{d}[/modules/{m}]``) are computed once.
+    """
 
     device_id: str
     module_id: str | None = None
+    client_id: str = field(init=False, repr=False, compare=False)
+    topic_base: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for label, value in (("device id", self.device_id), ("module id", self.module_id)):
@@ -73,6 +78,12 @@ class Identity:
                     f"{label} {value!r} is not valid",
                     hint="ids are 1-128 characters without '/', '#', '+' or NUL",
                 )
+        if self.module_id:
+            object.__setattr__(self, "client_id", f"{self.device_id}/{self.module_id}")
+            object.__setattr__(self, "topic_base", f"devices/{self.device_id}/modules/{self.module_id}")
+        else:
+            object.__setattr__(self, "client_id", self.device_id)
+            object.__setattr__(self, "topic_base", f"devices/{self.device_id}")
 
     @classmethod
     def from_client_id(cls, client_id: str) -> Identity:
@@ -81,16 +92,6 @@ class Identity:
         if sep and not module:
             raise TopicError(f"client id {client_id!r} has an empty module id", hint="use {device}/{module}")
         return cls(device, module if sep else None)
-
-    @property
-    def client_id(self) -> str:
-        return f"{self.device_id}/{self.module_id}" if self.module_id else self.device_id
-
-    @property
-    def topic_base(self) -> str:
-        if self.module_id:
-            return f"devices/{self.device_id}/modules/{self.module_id}"
-        return f"devices/{self.device_id}"
 
     def resource(self, host: str) -> str:
         """The SAS resource URI this identity signs: ``{host}/devices/{d}[/modules/{m}]``."""

@@ -308,7 +308,12 @@ def test_queued_inputs_survive_a_gateway_restart_with_sqlite(tmp_path: Path) -> 
             h.start_gateway(SqliteSessionStore(db))
             for i in range(1, 31):
                 assert h.call(h.gateway.deliver_input, identity, "in", {}, str(i).encode()), i
-            wait_until(lambda: len(got) == 31, timeout=30, what="the SDK to reconnect and drain its session")
+            wait_until(lambda: h.call(h.gateway.is_connected, identity), timeout=20, what="the SDK to reconnect")
+            try:
+                wait_until(lambda: len(got) == 31, timeout=10, what="the session to drain")
+            except AssertionError as exc:
+                pending = h.call(h.gateway.pending_count, identity)
+                raise AssertionError(f"{exc}: {len(got)} received, {pending} pending in the gateway") from None
             assert got == [str(i).encode() for i in range(31)]
 
             # offline client, messages queued, then the gateway restarts: they come from the SQLite file
