@@ -28,10 +28,11 @@ from edgegen.routing.ast import (
     UnaryOp,
 )
 from edgegen.routing.errors import RouteError
-from edgegen.routing.message import _NO_MATCH, Message, compile_json_path, query_value, valid_json_path
+from edgegen.routing.message import _NO_MATCH, Message, body_query, compile_json_path, valid_json_path
 from edgegen.routing.message import select as bi_select
 from edgegen.routing.ops import (
     compare,
+    compare_const,
     logic_and,
     logic_not,
     logic_or,
@@ -121,7 +122,7 @@ class Compiler:
                              "write $body.a.b or $body.a[0].b: names separated by '.', each optionally "
                              "followed by one [index]")
         steps = compile_json_path(path)
-        return Compiled(Ty.QUERY, lambda m: query_value(m.json_body(), steps), uses_body=True)
+        return Compiled(Ty.QUERY, lambda m: body_query(m, steps), uses_body=True)
 
     def _sys_property(self, name: str) -> Compiled:
         if "[" in name or "]" in name:
@@ -258,7 +259,10 @@ class Compiler:
             hint = _NUMERIC_HINT if Ty.STRING in (lt, rt) and Ty.NUMBER in (lt, rt) else (
                 "values of different types are never equal; compare like with like")
             raise self._operand_error(node, left, right, "two values of the same type", hint)
-        fn = compare(node.op, lt, rt, left.fn, right.fn)
+        if right.const and not left.const:
+            fn = compare_const(node.op, lt, rt, left.fn, right.fn(_EMPTY))
+        else:
+            fn = compare(node.op, lt, rt, left.fn, right.fn)
         return _fold(Ty.BOOL, fn, (left, right))
 
     # -- functions -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from edgegen.routing.compiler import Compiled, Compiler
 from edgegen.routing.errors import RouteError
 from edgegen.routing.message import Message
 from edgegen.routing.ops import to_bool
-from edgegen.routing.parser import Parser, parse_condition
+from edgegen.routing.parser import parse_condition
 from edgegen.routing.values import TRUE, UNDEF, Bool, Ty
 
 __all__ = ["Condition", "Step", "compile_condition", "compile_parsed"]
@@ -55,7 +55,6 @@ class Condition:
         self.is_constant = compiled.const
         self._fn = to_bool(compiled.ty, compiled.fn)
         self._parts = parts
-        self.__call__ = self._fn  # type: ignore[method-assign]
 
     def __call__(self, message: Message) -> Bool:
         return self._fn(message)  # type: ignore[no-any-return]
@@ -135,4 +134,4 @@ def compile_condition(text: str, *, body_query: bool = True, twin_change_include
                           twin_change_includes=twin_change_includes, source=source)
 
 
-_ = Parser  # re-exported for callers that parse conditions inside larger texts
+

@@ -34,7 +34,7 @@ class BodyUnavailable:
 _NOT_PARSED = object()
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, init=False)
 class Message:
     properties: dict[str, str | None] = field(default_factory=dict)
     system_properties: dict[str, str | None] = field(default_factory=dict)
@@ -46,9 +46,17 @@ class Message:
     _source: str | None = field(init=False, repr=False, compare=False, default=None)
     body_parse_count: int = field(init=False, repr=False, compare=False, default=0)
 
-    def __post_init__(self) -> None:
-        self._props = {k.lower(): v for k, v in self.properties.items()}
-        self._sys = {k.lower(): v for k, v in self.system_properties.items()}
+    def __init__(self, properties: dict[str, str | None] | None = None,
+                 system_properties: dict[str, str | None] | None = None, body: bytes = b"") -> None:
+        # a hand-written __init__: this runs once per routed message, so it stays lean
+        self.properties = props = {} if properties is None else properties
+        self.system_properties = sysp = {} if system_properties is None else system_properties
+        self.body = body
+        self._props = {k.lower(): v for k, v in props.items()}
+        self._sys = {k.lower(): v for k, v in sysp.items()}
+        self._json = _NOT_PARSED
+        self._source = None
+        self.body_parse_count = 0
 
     # -- lookups ----------------------------------------------------------------------------------------
     def get_property(self, name: str) -> Any:
@@ -87,7 +95,7 @@ class Message:
         ctype = self._sys.get("contenttype")
         if ctype is None:
             return BodyUnavailable("the message has no contentType system property")
-        if ctype.lower() != "application/json":
+        if ctype != "application/json" and ctype.lower() != "application/json":
             return BodyUnavailable(f"contentType is {ctype!r}, not application/json")
         enc = self._sys.get("contentencoding")
         if enc is None:
@@ -164,11 +172,29 @@ def select(doc: dict[str, Any], steps: tuple[tuple[str, int | None], ...]) -> An
     return cur
 
 
+def body_query(message: Message, steps: tuple[tuple[str, int | None], ...]) -> Any:
+    """``$body.<steps>`` for ``message``: parses the body on first use, then see ``query_value``."""
+    doc = message._json
+    if doc is _NOT_PARSED:
+        doc = message.json_body()
+    return query_value(doc, steps)
+
+
 def query_value(doc: Any, steps: tuple[tuple[str, int | None], ...]) -> Any:
     """A ``$body`` query's value: float, str, bool, None (null or no match) or UNDEF (object/array/date/no body)."""
     if doc.__class__ is not dict:
         return UNDEF
-    v = select(doc, steps)
+    v: Any = doc
+    for name, index in steps:
+        if v.__class__ is not dict:
+            return None
+        v = v.get(name, _NO_MATCH)
+        if v is _NO_MATCH:
+            return None
+        if index is not None:
+            if v.__class__ is not list or index >= len(v):
+                return None
+            v = v[index]
     cls = v.__class__
     if cls is float:
         return v if v == v else UNDEF
@@ -176,7 +202,7 @@ def query_value(doc: Any, steps: tuple[tuple[str, int | None], ...]) -> Any:
         return float(v)
     if cls is str:
         return UNDEF if _ISO_DATE.match(v) or v.startswith("/Date(") else v
-    if v is None or v is _NO_MATCH:
+    if v is None:
         return None
     if cls is bool:
         return v

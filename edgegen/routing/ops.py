@@ -10,7 +10,7 @@ from typing import Any
 from edgegen.routing.ast import BinaryOp
 from edgegen.routing.values import FALSE, TRUE, UNDEF, UNDEFINED, Bool, Ty
 
-__all__ = ["compare", "logic_and", "logic_not", "logic_or", "number_op", "to_bool", "to_query"]
+__all__ = ["compare", "compare_const", "logic_and", "logic_not", "logic_or", "number_op", "to_bool", "to_query"]
 
 Fn = Callable[[Any], Any]
 NAN = math.nan
@@ -197,3 +197,45 @@ def _query_compare(op: BinaryOp, lf: Fn, rf: Fn) -> Fn:
         return TRUE if c(a, b) else FALSE
 
     return fn
+
+
+def compare_const(op: BinaryOp, lt: Ty, rt: Ty, lf: Fn, value: Any) -> Fn:
+    """``left <op> constant``, the usual shape of a route condition, with the constant converted once."""
+    c = _CMP[op]
+    if Ty.QUERY in (lt, rt):
+        qv = to_query(rt, lambda _m: value)(None)
+        qf = to_query(lt, lf)
+        if qv is UNDEF:
+            return _const(UNDEFINED)
+        qcls = qv.__class__
+        if qv is None:
+            return _query_compare(op, qf, lambda _m: None)
+        mismatch = FALSE if op is BinaryOp.EQ else TRUE if op is BinaryOp.NE else UNDEFINED
+
+        def query(m: Any) -> Bool:
+            a = qf(m)
+            if a.__class__ is qcls:
+                return TRUE if c(a, qv) else FALSE
+            return UNDEFINED if a is UNDEF else mismatch
+
+        return query
+    if lt is Ty.NUMBER and rt is Ty.NUMBER:
+        if value != value:
+            return _const(UNDEFINED)
+
+        def num(m: Any) -> Bool:
+            a = lf(m)
+            if a != a:
+                return UNDEFINED
+            return TRUE if c(a, value) else FALSE
+
+        return num
+    if lt is Ty.STRING and rt is Ty.STRING and value.__class__ is str:
+        def string(m: Any) -> Bool:
+            a = lf(m)
+            if a.__class__ is str:
+                return TRUE if c(a, value) else FALSE
+            return UNDEFINED
+
+        return string
+    return compare(op, lt, rt, lf, lambda _m: value)

@@ -100,13 +100,13 @@ class RouteTable:
         self.routes: dict[str, CompiledRoute] = {r.name: r for r in routes}
         self._by_source: dict[str, list[CompiledRoute]] = {}
         sinks = {r.route.sink: i for i, r in enumerate(reversed(list(self.routes.values())))}
-        # per route, what the hot loop needs: (condition closure or None, sink index, priority, ttl, name, sink)
-        self._plan: dict[str, tuple[Any, int, int, int | None, str, Endpoint]] = {
-            r.name: (None if r.condition is None else r.condition._fn, sinks[r.route.sink], r.priority, r.ttl_secs,
-                     r.name, r.route.sink)
+        # per route, what the hot loop needs: (condition closure or None, sink index, priority, the Delivery)
+        self._plan: dict[str, tuple[Any, int, int, Delivery]] = {
+            r.name: (None if r.condition is None else r.condition._fn, sinks[r.route.sink], r.priority,
+                     Delivery(r.route.sink, r.priority, r.ttl_secs, r.name))
             for r in self.routes.values()
         }
-        self._plans: dict[str, list[tuple[Any, int, int, int | None, str, Endpoint]]] = {}
+        self._plans: dict[str, list[tuple[Any, int, int, Delivery]]] = {}
 
     @classmethod
     def from_routes(cls, routes: Mapping[str, str | Mapping[str, Any]], schema_version: str = "1.1", *,
@@ -144,7 +144,7 @@ class RouteTable:
             plan = [self._plan[r.name] for r in self.routes_for_source(src)]
             if len(self._plans) < 10_000:
                 self._plans[src] = plan
-        best: dict[int, tuple[Any, int, int, int | None, str, Endpoint]] = {}
+        best: dict[int, tuple[Any, int, int, Delivery]] = {}
         for step in plan:
             fn = step[0]
             if fn is not None and fn(message) is not TRUE:
@@ -152,7 +152,7 @@ class RouteTable:
             prev = best.get(step[1])
             if prev is None or step[2] < prev[2]:
                 best[step[1]] = step
-        return [Delivery(s[5], s[2], s[3], s[4]) for s in best.values()]
+        return [s[3] for s in best.values()]
 
     def evaluate(self, message: Message, source: str | None = None) -> list[RouteResult]:
         """Each route's outcome for ``message`` (for explanations)."""
