@@ -22,12 +22,12 @@ from types import ModuleType
 from typing import Any
 
 __all__ = [
-    "EntryScript", "InputError", "encode_result", "load_entry_script", "prepare_input", "resolve_path",
+    "EntryScript", "InvalidInput", "encode_result", "load_entry_script", "prepare_input", "resolve_path",
     "result_as_json_value",
 ]
 
 
-class InputError(ValueError):
+class InvalidInput(ValueError):
     """The payload cannot be handed to ``run()`` (for example a JSON body that is not JSON)."""
 
 
@@ -85,7 +85,7 @@ def prepare_input(body: bytes, content_type: str | None, *, sniff_text: bool = F
             text = body.decode("utf-8")
             json.loads(text)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"body is declared {content_type} but is not valid JSON: {exc}") from None
+            raise InvalidInput(f"body is declared {content_type} but is not valid JSON: {exc}") from None
         return text
     if sniff_text and not content_type:
         try:

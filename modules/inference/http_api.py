@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from entry import InputError, encode_result, prepare_input
+from entry import InvalidInput, encode_result, prepare_input
 
 __all__ = ["Metrics", "make_app"]
 
@@ -107,7 +107,7 @@ def make_app(score: Callable[[Any], Awaitable[Any]], metrics: Metrics, *, max_bo
             return _error(413, "PayloadTooLarge", f"body is over the {max_body}-byte limit (MAX_REQUEST_BYTES)"), None
         try:
             data = prepare_input(body, request.headers.get("Content-Type"))
-        except InputError as exc:
+        except InvalidInput as exc:
             return _error(400, "InvalidInput", str(exc)), None
         started = time.perf_counter()
         try:

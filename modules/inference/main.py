@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from azure.iot.device import Message, MethodResponse
 from azure.iot.device.aio import IoTHubModuleClient
-from entry import EntryScript, InputError, encode_result, load_entry_script, prepare_input, resolve_path
+from entry import EntryScript, InvalidInput, encode_result, load_entry_script, prepare_input, resolve_path
 from entry import result_as_json_value as as_json_value
 from http_api import Metrics, make_app
 
@@ -100,7 +100,7 @@ class Host:
         body = message.data if isinstance(message.data, bytes) else str(message.data).encode()
         carried = {k: v for k, v in message.custom_properties.items() if not k.startswith("$.")}
         if message.input_name != self.input_name:
-            exc: Exception = InputError(f"message arrived on input {message.input_name!r}; this module scores "
+            exc: Exception = InvalidInput(f"message arrived on input {message.input_name!r}; this module scores "
                                         f"input {self.input_name!r} (INPUT_NAME / twin desired inputName)")
             await self.fail(message, body, carried, exc)
             return

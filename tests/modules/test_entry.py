@@ -34,9 +34,9 @@ def test_prepare_input(body: bytes, content_type: str | None, sniff: bool, expec
 
 
 def test_prepare_input_rejects_declared_json_that_is_not() -> None:
-    with pytest.raises(entry.InputError, match="not valid JSON"):
+    with pytest.raises(entry.InvalidInput, match="not valid JSON"):
         entry.prepare_input(b"{nope", "application/json")
-    with pytest.raises(entry.InputError, match="not valid JSON"):
+    with pytest.raises(entry.InvalidInput, match="not valid JSON"):
         entry.prepare_input(b"\xff\xfe", "application/json")
 
 

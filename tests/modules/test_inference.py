@@ -78,7 +78,7 @@ def test_bad_json_goes_to_errors_and_module_keeps_serving(sample: Served) -> Non
     sample.hub.send_input("input1", json.dumps(NORMAL), {"$.mid": "after-bad", **JSON_PROPS})
     error = next(m for m in sample.hub.wait_output("errors", 1) if m.properties.get("$.cid") == "bad-json")
     report = error.json()
-    assert report["error"] == "InputError" and "not valid JSON" in report["message"]
+    assert report["error"] == "InvalidInput" and "not valid JSON" in report["message"]
     assert report["input"] == "{not json" and report["messageId"] == "bad-json" and report["inputName"] == "input1"
     assert error.properties["$.ct"] == "application/json"
     later = sample.hub.wait_output("output1", before + 1)
@@ -120,7 +120,7 @@ def test_counters_and_last_error_in_reported_properties(sample: Served) -> None:
         and r["inference"]["counters"]["received"] == r["inference"]["counters"]["scored"]
         + r["inference"]["counters"]["failed"] else None)
     assert state["modelVersion"] == "sensor-anomaly:1" and state["entryScript"] == "score.py"
-    assert state["lastError"]["type"] in ("ValueError", "InputError")
+    assert state["lastError"]["type"] in ("ValueError", "InvalidInput")
 
 
 def test_direct_method_score(sample: Served) -> None:
@@ -240,7 +240,12 @@ def test_slow_run_does_not_block_other_requests_raw_bytes_and_raising_run(tmp_pa
         assert out.json() == {"type": "bytes", "length": 2, "head": "fffe"} and out.properties["$.cid"] == "raw"
         state = run.hub.wait_reported(lambda r: r["inference"]["counters"]["failed"] >= 1 and r["inference"])
         assert state["lastError"]["type"] == "RuntimeError"
+        # SIGTERM while run() is busy: the message in hand is finished and sent before the module exits
+        run.hub.send_input("input1", b'{"sleep": 1.0}', {"$.mid": "in-flight", **JSON_PROPS})
+        time.sleep(0.4)
         assert run.terminate() == 0, run.log()
+        assert any(m.properties.get("$.cid") == "in-flight" for m in run.hub.outputs_on("output1")), run.log()
+        assert run.hub.reported["inference"]["status"] == "stopped"
 
 
 def test_failing_init_reports_error_and_exits_non_zero(tmp_path: Path) -> None:
