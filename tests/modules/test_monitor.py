@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
