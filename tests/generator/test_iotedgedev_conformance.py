@@ -180,18 +180,8 @@ def test_fail_gen_config_on_validation_error(assets: Path, name: str) -> None:
 
 @case("test_gen_config_with_non_string_placeholder: unquoted ${TTL}, CRLF")
 def _non_str(assets: Path, ie: Path) -> None:
-    from edgegen.generator.validation import ValidationError
-
-    try:
-        res = run(assets, "deployment.template.non_str_placeholder.json", env={"TTL": "7200"},
-                  fail_on_validation_error=True)
-    except ValidationError as exc:
-        errors = [f for f in exc.findings if f.severity == "error"]
-        if errors and all(f.rule == "route-target" for f in errors):
-            # Known conflict, reported to the lead: the fixture routes to module 'filtermodule', which it does not
-            # define; iotedgedev passes with --fail-on-validation-error, edgegen's validation calls it an error.
-            pytest.xfail("validation reports route-target (route to an undefined module) as an error")
-        raise
+    res = run(assets, "deployment.template.non_str_placeholder.json", env={"TTL": "7200"},
+              fail_on_validation_error=True)  # its route to the undefined 'filtermodule' is only a warning
     assert desired(res.manifest, "$edgeHub")["storeAndForwardConfiguration"]["timeToLiveSecs"] == 7200
     assert res.output_path == Path("config") / "deployment.template.non_str_placeholder.amd64.json"
 
