@@ -231,10 +231,11 @@ class MqttGateway:
         granted = session.granted_qos(topic)
         if granted is None:
             return False
+        qos = min(qos, granted)
         conn = self._online.get(identity.client_id)
         if conn is None and not (qos and session.persistent):
-            return False
-        if not session.enqueue(topic, payload, min(qos, granted)):
+            return False  # nobody to send a QoS 0 message to, and no session to keep it
+        if not session.enqueue(topic, payload, qos):
             return False
         if conn is not None and conn.writable:
             self._pump(conn, session)
@@ -312,6 +313,11 @@ class MqttGateway:
         except AuthError as exc:
             log.info("refused %s (%s): %s", packet.client_id, conn.peer, exc.message)
             conn.send(encode_connack(False, exc.return_code))
+            conn.close()
+            return
+        except Exception:  # a broken key lookup must not look like bad credentials
+            log.exception("authenticating %s failed", packet.client_id)
+            conn.send(encode_connack(False, 3))  # server unavailable
             conn.close()
             return
         identity = auth.identity

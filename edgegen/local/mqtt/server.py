@@ -241,14 +241,16 @@ class MqttServer:
         if self._server is not None:
             self._server.close()
         tasks = []
-        for conn in list(self._connections):
+        connections = list(self._connections)
+        for conn in connections:
             conn.close()
             if conn._task is not None:
                 tasks.append(conn._task)
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=5)
-            for conn in list(self._connections):
-                conn.abort()
+            for conn in connections:  # do not wait for TLS close_notify from peers: drop the sockets now
+                if conn.state is not ConnState.CLOSED:
+                    conn.abort()
             for task in pending:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -330,3 +330,21 @@ def test_queued_inputs_survive_a_gateway_restart_with_sqlite(tmp_path: Path) -> 
             assert got == [str(i).encode() for i in range(61)]
         finally:
             made.close()
+
+
+def test_edge_environment_fallback_connects(harness: GatewayHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``create_from_edge_environment()`` with ``EdgeHubConnectionString`` + ``EdgeModuleCACertificateFile``."""
+    identity, cs = harness.add_module("envdev", "m")
+    for name in ("IOTEDGE_IOTHUBHOSTNAME", "IOTEDGE_DEVICEID", "IOTEDGE_MODULEID", "IOTEDGE_GATEWAYHOSTNAME",
+                 "IOTEDGE_MODULEGENERATIONID", "IOTEDGE_WORKLOADURI", "IOTEDGE_APIVERSION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EdgeHubConnectionString", cs)
+    monkeypatch.setenv("EdgeModuleCACertificateFile", str(harness.ca_file))
+    client = IoTHubModuleClient.create_from_edge_environment()
+    try:
+        client.connect()
+        assert harness.call(harness.gateway.is_connected, identity)
+        client.send_message_to_output(Message(b"from env"), "out")
+        assert _telemetry_for(harness, identity, 1)[0].payload == b"from env"
+    finally:
+        client.shutdown()
