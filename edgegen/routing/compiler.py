@@ -259,6 +259,9 @@ class Compiler:
             hint = _NUMERIC_HINT if Ty.STRING in (lt, rt) and Ty.NUMBER in (lt, rt) else (
                 "values of different types are never equal; compare like with like")
             raise self._operand_error(node, left, right, "two values of the same type", hint)
+        if Ty.QUERY not in (lt, rt) and (Ty.UNDEFINED in (lt, rt) or Ty.NULL in (lt, rt)):
+            # undefined, or null against a non-$body value: the result never depends on the message
+            return _const(Ty.BOOL, compare(node.op, lt, rt, left.fn, right.fn)(_EMPTY))
         if right.const and not left.const:
             fn = compare_const(node.op, lt, rt, left.fn, right.fn(_EMPTY))
         else:

@@ -74,7 +74,8 @@ def test_duplicate_deliveries_are_explained() -> None:
     assert f2.severity == "info"
 
 
-@pytest.mark.parametrize("cond", ["false", "1 = 2", "undefined", "null", "upper('a') = 'b'"])
+@pytest.mark.parametrize("cond", ["false", "1 = 2", "undefined", "null", "upper('a') = 'b'", "x = null",
+                                  "as_number(x) > undefined", "x = 'a' AND null"])
 def test_condition_that_can_never_be_true(cond: str) -> None:
     f = only(lint_routes(manifest({**OK, "never": f"FROM /messages/modules/a/* WHERE {cond} INTO $upstream"})),
              "never delivers")
