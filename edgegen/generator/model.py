@@ -39,29 +39,29 @@ def modules_content(manifest: Json, file: str | None = None) -> Json:
     )
 
 
-def _has_dotted(obj: Any) -> bool:
-    if not isinstance(obj, dict):
-        return False
-    return any("." in k or _has_dotted(v) for k, v in obj.items())
-
-
 def split_content(content: Json) -> Json:
-    """iotedgedev's ``dot_to_json``: dotted keys become nested dicts; leaves are shared, not copied."""
-    if not _has_dotted(content):
-        return content
+    """iotedgedev's ``dot_to_json`` for what genconfig reads: each twin's dotted keys become nested dicts.
+
+    Values are shared, never copied, so edits made through the view land in the manifest. Only the twin level
+    is split (``"properties.desired"``, or ``"properties.desired.modules.x"`` in layered deployments); a twin
+    written as nested ``"properties": {"desired": ...}`` is used as it is.
+    """
+    return {key: _split_level(value) for key, value in content.items()}
+
+
+def _split_level(value: Any) -> Any:
+    if not isinstance(value, dict) or not any("." in k for k in value):
+        return value
     out: Json = {}
-    for key, value in content.items():
-        if "." not in key:
-            out[key] = split_content(value) if isinstance(value, dict) else value
-            continue
+    for key, item in value.items():
         parts = key.split(".")
         target = out
         for part in parts[:-1]:
-            nxt = target.setdefault(part, {})
+            nxt = target.get(part)
             if not isinstance(nxt, dict):
                 nxt = target[part] = {}
             target = nxt
-        target[parts[-1]] = value
+        target[parts[-1]] = item
     return out
 
 

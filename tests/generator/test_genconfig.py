@@ -382,3 +382,14 @@ def test_failed_run_leaves_previous_manifest_untouched(sol: Path) -> None:
         gen(sol, validate=True, fail_on_validation_error=True)
     assert out.read_bytes() == before
     assert [p.name for p in out.parent.iterdir()] == ["deployment.amd64.json"]  # no temp files left behind
+
+
+def test_nested_properties_desired_and_dotted_keys_deeper_down(sol: Path) -> None:
+    data = template({"filter": user_module("${MODULES.filter}", {"Labels": {"com.example.a": "b"}})})
+    agent = data["modulesContent"]["$edgeAgent"]
+    agent["properties"] = {"desired": agent.pop("properties.desired")}
+    write(sol, data)
+    settings = gen(sol).manifest["modulesContent"]["$edgeAgent"]["properties"]["desired"]["modules"]["filter"][
+        "settings"]
+    assert settings["image"] == "localhost:5000/filter:0.1.0-amd64"
+    assert json.loads(settings["createOptions"]) == {"Labels": {"com.example.a": "b"}}
