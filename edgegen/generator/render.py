@@ -183,7 +183,16 @@ def render(text: str, *, file: str, env: Mapping[str, str], source: ModuleSource
                           location=Location(file=label, line=1, column=1))
 
     users = model.user_modules(manifest, label)
-    res = resolve_images(users, source, opts.platform, opts.container_tag)
+    try:
+        res = resolve_images(users, source, opts.platform, opts.container_tag)
+    except UnresolvedError as err:
+        if err.location is None:  # point at the placeholder in the template
+            offset = exp.source.find("${" + json.dumps(err.name)[1:-1])
+            if offset >= 0:
+                line, col = line_col(exp.source, offset)
+                err.location = Location(file=label, line=line, column=col,
+                                        source_line=_source_line(exp.source, line))
+        raise
 
     for path, value, placeholder in find_placeholders(manifest):
         err = _placeholder_error(path, value, placeholder, exp, label, source, opts)

@@ -166,7 +166,16 @@ class DiskModules:
         return self._load(self.modules_dir / name)
 
     def load_dir(self, relpath: str) -> ModuleSpec:
-        return self._load(self.template_dir / relpath.replace("\\", "/"))
+        folder = self.template_dir / relpath.replace("\\", "/")
+        if not (folder / "module.json").is_file():
+            raise UnresolvedError(
+                f"placeholder ${{MODULEDIR<{relpath}>}}: no module.json at {self.dir_path(relpath)}",
+                name=f"MODULEDIR<{relpath}>",
+                searched=(self.dir_path(relpath),),
+                hint="a module.json file is required in the root of the module folder; "
+                "MODULEDIR paths are relative to the template's folder",
+            )
+        return self._load(folder)
 
     def load_all(self) -> dict[str, ModuleSpec]:
         return {name: self.load_folder(name) for name in sorted(self.folders())}

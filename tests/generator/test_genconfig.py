@@ -393,3 +393,13 @@ def test_nested_properties_desired_and_dotted_keys_deeper_down(sol: Path) -> Non
         "settings"]
     assert settings["image"] == "localhost:5000/filter:0.1.0-amd64"
     assert json.loads(settings["createOptions"]) == {"Labels": {"com.example.a": "b"}}
+
+
+def test_moduledir_without_module_json_points_at_the_template(sol: Path) -> None:
+    write(sol, template({"x": user_module("${MODULEDIR<./elsewhere>.debug}")}))
+    for allow in (False, True):  # iotedgedev fails here too ("No module.json file found")
+        with pytest.raises(UnresolvedError) as exc:
+            gen(sol, allow_unresolved=allow)
+        assert exc.value.searched == (str(sol / "elsewhere" / "module.json"),)
+        assert exc.value.location is not None and exc.value.location.file == "deployment.template.json"
+        assert "${MODULEDIR<./elsewhere>" in (exc.value.location.source_line or "")
