@@ -50,6 +50,7 @@ BINDING_POWER: dict[TokenKind, int] = {
     T.PERCENT: 70,
 }
 PREFIX_POWER = 80
+MAX_DEPTH = 128  # deeper nesting is refused (it would exhaust Python's stack while compiling or evaluating)
 
 _BINARY: dict[TokenKind, BinaryOp] = {
     T.COALESCE: BinaryOp.COALESCE,
@@ -98,6 +99,7 @@ class Parser:
         self.pos = pos
         self.error_text = text if error_text is None else error_text
         self.offset = offset  # where ``text`` starts inside ``error_text`` (for carets)
+        self.depth = 0
 
     # -- helpers ---------------------------------------------------------------------------------------
     def peek(self) -> Token:
@@ -135,10 +137,20 @@ class Parser:
         nud: Callable[[Token], Node] | None = getattr(self, f"_nud_{tok.kind.name.lower()}", None)
         if nud is None:
             raise self.unexpected(tok, _EXPR_START)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(tok, f"expression nested more than {MAX_DEPTH} levels deep", None,
+                             "split the condition into several routes or simplify it")
         left = nud(tok)
+        chain = 0
         while rbp < BINDING_POWER.get(self.peek().kind, 0):
             op = self.advance()
+            chain += 1
+            if self.depth + chain > MAX_DEPTH:
+                raise self.error(op, f"more than {MAX_DEPTH} operators in one chain", None,
+                                 "split the condition into several routes or simplify it")
             left = self._led_binary(op, left)
+        self.depth -= 1
         return left
 
     def condition(self, stop: frozenset[TokenKind] = frozenset({T.EOF})) -> Node:

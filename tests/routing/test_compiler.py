@@ -95,3 +95,31 @@ def test_steps_and_culprits() -> None:
     assert steps[0].text == "as_number(temp) > 40 OR units = 'F'" and steps[0].value is FALSE
     assert [(s.text, s.shown()) for s in steps if s.depth == 2][:2] == [("as_number(temp)", "31.5"), ("40", "40")]
     assert [c.text for c in cond.culprits(MSG)] == ["as_number(temp) > 40", "units = 'F'"]
+
+
+# -- three-valued logic laws, checked on generated boolean expressions --------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_bool_atoms = st.sampled_from(["true", "false", "undefined", "units = 'C'", "units = 'F'", "missing = 'x'",
+                               "as_number(temp) > 30", "as_number(temp) > 40", "is_null(nothing)"]).map(
+    lambda x: f"({x})")  # NOT binds tighter than '=', so atoms are parenthesized
+_bools = st.recursive(_bool_atoms, lambda c: st.one_of(
+    st.tuples(c, st.sampled_from([" AND ", " OR "]), c).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
+    c.map(lambda x: f"(NOT {x})")), max_leaves=8).map(lambda x: f"({x})")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(_bools, _bools)
+def test_kleene_laws(a: str, b: str) -> None:
+    def ev(text: str) -> Bool:
+        return compile_condition(text)(MSG)
+
+    assert ev(f"NOT (NOT {a})") is ev(a)
+    assert ev(f"NOT ({a} AND {b})") is ev(f"(NOT {a}) OR (NOT {b})")
+    assert ev(f"NOT ({a} OR {b})") is ev(f"(NOT {a}) AND (NOT {b})")
+    assert ev(f"{a} AND {b}") is ev(f"{b} AND {a}")
+    assert ev(f"{a} OR {b}") is ev(f"{b} OR {a}")
+    order = {FALSE: 0, UNDEFINED: 1, TRUE: 2}  # Kleene: AND is min, OR is max
+    assert order[ev(f"{a} AND {b}")] == min(order[ev(a)], order[ev(b)])
+    assert order[ev(f"{a} OR {b}")] == max(order[ev(a)], order[ev(b)])

@@ -134,3 +134,22 @@ def test_non_string_inputs_are_route_errors() -> None:
         parse_route(42)  # type: ignore[arg-type]
     with pytest.raises(RouteError):
         parse_condition(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(" * 500 + "a" + ")" * 500, "NOT " * 300 + "true", " AND ".join(["a = 'b'"] * 400), "- " * 300 + "1",
+     "f(" * 300 + "1" + ")" * 300],
+)
+def test_deep_nesting_is_a_route_error_not_a_crash(text: str) -> None:
+    with pytest.raises(RouteError, match="levels deep|in one chain"):
+        parse_condition(text)
+    with pytest.raises(RouteError):
+        parse_route(f"FROM /messages WHERE {text} INTO $upstream")
+
+
+def test_reasonable_nesting_compiles_and_runs() -> None:
+    from edgegen.routing import TRUE, Message, compile_condition
+
+    text = " AND ".join(["a = 'b'"] * 60) + " AND " + "(" * 40 + "true" + ")" * 40
+    assert compile_condition(text)(Message({"a": "b"})) is TRUE
