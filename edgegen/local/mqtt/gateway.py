@@ -16,9 +16,8 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from edgegen.errors import EdgegenError
 from edgegen.local.mqtt.auth import Authenticator, AuthError
 from edgegen.local.mqtt.codec import (
     PINGRESP_BYTES,
@@ -35,6 +34,13 @@ from edgegen.local.mqtt.codec import (
     encode_publish,
     encode_suback,
     encode_unsuback,
+)
+from edgegen.local.mqtt.handler import (
+    BaseGatewayHandler,
+    GatewayError,
+    GatewayHandler,
+    MethodTimeoutError,
+    TelemetryMessage,
 )
 from edgegen.local.mqtt.server import Connection, ConnState, MqttServer
 from edgegen.local.mqtt.session import Session, SessionState
@@ -61,51 +67,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class GatewayError(EdgegenError):
-    """A gateway operation that cannot be done; ``status`` is the HTTP-like status IoT Hub would answer."""
-
-    def __init__(self, message: str, status: int = 404, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-
-class MethodTimeoutError(GatewayError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, 504, hint="the module did not answer in time; is its method handler running?")
-
-
-@dataclass(frozen=True, slots=True)
-class TelemetryMessage:
-    """One telemetry publish: custom ``properties``, ``system_properties`` keyed ``$.mid``/``$.ct``/…, payload."""
-
-    properties: dict[str, str]
-    system_properties: dict[str, str]
-    payload: bytes
-    output_name: str | None
-
-
-class GatewayHandler(Protocol):
-    async def on_connect(self, identity: Identity) -> None: ...
-    async def on_disconnect(self, identity: Identity) -> None: ...
-    async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None: ...
-    async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None: ...
-    async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]: ...
-    async def on_twin_reported(self, identity: Identity, patch: dict[str, Any]) -> tuple[int, int | None]: ...
-
-
-class BaseGatewayHandler:
-    """Optional hooks as no-ops; subclasses implement telemetry and twins."""
-
-    async def on_connect(self, identity: Identity) -> None:
-        return None
-
-    async def on_disconnect(self, identity: Identity) -> None:
-        return None
-
-    async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
-        return None
 
 
 @dataclass(slots=True)
