@@ -113,8 +113,36 @@ def split_property_bag(bag: str) -> dict[str, str]:
         if not entry:
             continue
         key, _, value = entry.partition("=")
-        out[unquote(key)] = unquote(value)
+        out[_unquote(key)] = _unquote(value)
     return out
+
+
+# Property keys and most values repeat from message to message: remember their (un)quoted forms.
+_QUOTED: dict[str, str] = {}
+_UNQUOTED: dict[str, str] = {}
+_MEMO_LIMIT = 4096
+
+
+def _quote(text: str) -> str:
+    done = _QUOTED.get(text)
+    if done is None:
+        done = quote(text, safe="")
+        if len(_QUOTED) >= _MEMO_LIMIT:
+            _QUOTED.clear()
+        _QUOTED[text] = done
+    return done
+
+
+def _unquote(text: str) -> str:
+    if "%" not in text:
+        return text
+    done = _UNQUOTED.get(text)
+    if done is None:
+        done = unquote(text)
+        if len(_UNQUOTED) >= _MEMO_LIMIT:
+            _UNQUOTED.clear()
+        _UNQUOTED[text] = done
+    return done
 
 
 def decode_property_bag(bag: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -133,10 +161,10 @@ def encode_property_bag(properties: Mapping[str, str]) -> str:
     """System keys (``$.…``) first in the SDK's order, then the others as given; each side quoted."""
     if not properties:
         return ""
-    items = sorted(
-        properties.items(), key=lambda kv: _SYSTEM_ORDER.get(kv[0], len(_SYSTEM_ORDER))
-    )  # stable: custom keys keep their order
-    return "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in items)
+    order = _SYSTEM_ORDER
+    last = len(order)
+    items = sorted(properties.items(), key=lambda kv: order.get(kv[0], last))  # stable: custom keys keep order
+    return "&".join([f"{_quote(str(k))}={_quote(str(v))}" for k, v in items])
 
 
 # --------------------------------------------------------------------------------------------------- topics out
