@@ -74,8 +74,9 @@ class SolutionEnv:
 
     @property
     def deployment_config_file(self) -> str | None:
-        """``DEPLOYMENT_CONFIG_FILE`` if present at all (iotedgedev checks ``in os.environ``)."""
-        return self.values.get("DEPLOYMENT_CONFIG_FILE")
+        """``DEPLOYMENT_CONFIG_FILE`` when set (iotedgedev checks ``in os.environ``; an empty value, which would
+        make it write to the folder itself, counts as unset here)."""
+        return self.values.get("DEPLOYMENT_CONFIG_FILE") or None
 
 
 def parse_dotenv(text: str, environ: Mapping[str, str], *, file: str = ".env") -> tuple[dict[str, str], list[str]]:
