@@ -39,6 +39,7 @@ class RecordingHandler(BaseGatewayHandler):
         self.reported: dict[Identity, dict[str, Any]] = {}
         self.reported_version: dict[Identity, int] = {}
         self.telemetry_gate: asyncio.Event | None = None  # when set, on_telemetry waits for it
+        self.fail_with: Exception | None = None  # when set, telemetry and twin GET raise it
 
     async def on_connect(self, identity: Identity) -> None:
         self.events.put(("connect", identity, None))
@@ -52,9 +53,13 @@ class RecordingHandler(BaseGatewayHandler):
     async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
         if self.telemetry_gate is not None:
             await self.telemetry_gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
         self.telemetry.put((identity, message))
 
     async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]:
+        if self.fail_with is not None:
+            raise self.fail_with
         desired = {"$version": 1, **self.desired.get(identity, {})}
         reported = {"$version": self.reported_version.get(identity, 1), **self.reported.get(identity, {})}
         return 200, {"desired": desired, "reported": reported}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from edgegen.local.mqtt import Identity
+from edgegen.local.mqtt import GatewayError, Identity
 from edgegen.local.mqtt.codec import (
     Connect,
     Pingreq,
@@ -213,6 +213,26 @@ def test_twin_replies_use_the_request_id(harness: GatewayHarness, open_clients: 
     client.send(Publish("$iothub/twin/PATCH/properties/reported/?$rid=r3", b"{not json", 0))
     reply = client.recv()
     assert isinstance(reply, Publish) and reply.topic == "$iothub/twin/res/400/?$rid=r3"
+
+
+def test_handler_failures_become_error_replies_or_a_closed_connection(
+    harness: GatewayHarness, open_clients: list[RawClient]
+) -> None:
+    _, client = online(harness, open_clients, "faildev", "m", subscribe=[("$iothub/twin/res/#", 0)])
+    harness.handler.fail_with = GatewayError("no twin for you", 403)
+    try:
+        client.send(Publish("$iothub/twin/GET/?$rid=1", b" ", 0))
+        reply = client.recv()
+        assert isinstance(reply, Publish) and reply.topic == "$iothub/twin/res/403/?$rid=1"
+        harness.handler.fail_with = RuntimeError("boom")
+        client.send(Publish("$iothub/twin/GET/?$rid=2", b" ", 0))
+        reply = client.recv()
+        assert isinstance(reply, Publish) and reply.topic == "$iothub/twin/res/500/?$rid=2"
+        client.send(Publish("devices/faildev/modules/m/messages/events/", b"x", 1, 5))
+        with pytest.raises(ConnectionError):  # closed without a PUBACK: the client will send it again
+            client.recv()
+    finally:
+        harness.handler.fail_with = None
 
 
 def test_unacknowledged_messages_are_redelivered_with_dup_in_order(
