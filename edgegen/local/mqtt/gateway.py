@@ -154,6 +154,13 @@ class MqttGateway:
         topic = prefix + encode_property_bag(properties).encode() if properties else prefix
         return self._send(identity, topic, payload, qos)
 
+    def deliver_c2d(self, identity: Identity, properties: Mapping[str, str], payload: bytes, qos: int = 1) -> bool:
+        """Send a cloud-to-device message to a device (hub mode); same return value as ``deliver_input``."""
+        if identity.module_id is not None:
+            raise GatewayError(f"{identity} is a module; cloud-to-device messages go to devices", 400)
+        topic = f"{identity.topic_base}/messages/devicebound/{encode_property_bag(properties)}"
+        return self._send(identity, topic.encode(), payload, qos)
+
     def push_desired_patch(self, identity: Identity, patch: Mapping[str, Any], version: int) -> bool:
         """Send a desired-properties patch (``$version`` added) to this identity only; queued while offline."""
         body = dict(patch)

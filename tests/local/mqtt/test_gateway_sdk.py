@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.iot.device import IoTHubModuleClient, Message, MethodResponse
+from azure.iot.device import IoTHubDeviceClient, IoTHubModuleClient, Message, MethodResponse
 from azure.iot.device.exceptions import CredentialError
 
 from edgegen.local.mqtt import GatewayError, Identity, MethodTimeoutError, SqliteSessionStore
@@ -346,5 +346,34 @@ def test_edge_environment_fallback_connects(harness: GatewayHarness, monkeypatch
         assert harness.call(harness.gateway.is_connected, identity)
         client.send_message_to_output(Message(b"from env"), "out")
         assert _telemetry_for(harness, identity, 1)[0].payload == b"from env"
+    finally:
+        client.shutdown()
+
+
+def test_device_client_in_hub_mode(harness: GatewayHarness) -> None:
+    """A device identity (hub mode): telemetry on the device topic, twin, cloud-to-device messages."""
+    identity = Identity("leaf1")
+    harness.keys[identity] = generate_key()
+    client = IoTHubDeviceClient.create_from_connection_string(
+        harness.connection_string(identity), server_verification_cert=harness.ca_file.read_text()
+    )
+    try:
+        client.connect()
+        received: queue.Queue[Any] = queue.Queue()
+        client.on_message_received = received.put
+        message = Message(b"d2c", content_type="text/plain")
+        message.custom_properties["k"] = "v"
+        client.send_message(message)
+        (got,) = _telemetry_for(harness, identity, 1)
+        assert (got.payload, got.properties, got.system_properties, got.output_name) == (
+            b"d2c", {"k": "v"}, {"$.ct": "text/plain"}, None)
+        assert client.get_twin()["desired"]["$version"] == 1
+        wait_until(lambda: any(e[0] == "subscribe" and e[1] == identity and any("devicebound" in f for f in e[2])
+                               for e in list(harness.handler.events.queue)), what="the C2D subscription")
+        assert harness.call(harness.gateway.deliver_c2d, identity, {"$.mid": "c2d-1", "prio": "high"}, b"hello")
+        c2d = received.get(timeout=10)
+        assert (c2d.data, c2d.message_id, c2d.custom_properties) == (b"hello", "c2d-1", {"prio": "high"})
+        with pytest.raises(GatewayError):
+            harness.call(harness.gateway.deliver_c2d, Identity("leaf1", "m"), {}, b"x")
     finally:
         client.shutdown()
