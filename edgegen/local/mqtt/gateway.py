@@ -210,9 +210,10 @@ class MqttGateway:
         self._schedule_flush()
         return True
 
-    def _pump(self, conn: Connection, session: Session, dup: bool = False) -> None:
+    def _pump(self, conn: Connection, session: Session) -> None:
         for message, pid in session.take():
-            conn.send(encode_publish(message.topic, message.payload, message.qos, pid, dup and pid is not None))
+            dup = pid is not None and message.attempts > 1
+            conn.send(encode_publish(message.topic, message.payload, message.qos, pid, dup))
 
     def on_writable(self, conn: Connection) -> None:
         client: _Client | None = conn.context
@@ -319,7 +320,7 @@ class MqttGateway:
         if auth.expiry is not None:
             conn.close_at(auth.expiry, time.time())
         conn.send(encode_connack(present, 0))
-        self._pump(conn, session, dup=True)
+        self._pump(conn, session)
         await self._safe(self.handler.on_connect(identity))
 
     def _detach(self, client_id: str) -> None:

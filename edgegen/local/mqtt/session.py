@@ -123,6 +123,7 @@ class Session:
         inflight = self.inflight
         while queue and len(inflight) < self.max_inflight:
             message = queue.popleft()
+            message.attempts += 1
             if message.qos:
                 pid = self._allocate_pid()
                 inflight[pid] = message

@@ -23,6 +23,7 @@ class StoredMessage:
     topic: bytes  # UTF-8 topic name, as sent on the wire
     payload: bytes
     qos: int
+    attempts: int = 0  # sends so far in this process (not stored); > 1 means a redelivery (DUP)
 
 
 @dataclass(slots=True)

@@ -247,11 +247,16 @@ def test_unacknowledged_messages_are_redelivered_with_dup_in_order(
     assert all(isinstance(p, Publish) and p.qos == 1 and not p.dup for p in first)
     client.send(Puback(first[0].packet_id))  # type: ignore[union-attr, arg-type]
     client.close()
+    wait = time.monotonic() + 5
+    while harness.call(harness.gateway.is_connected, identity) and time.monotonic() < wait:
+        time.sleep(0.02)
+    assert harness.call(harness.gateway.deliver_input, identity, "in", {"i": "3"}, b"3")  # queued while offline
     _, again = online(harness, open_clients, "redev", "m")
-    redelivered = [again.recv() for _ in range(2)]
+    redelivered = [again.recv() for _ in range(3)]
     assert [(p.payload, p.dup, p.topic) for p in redelivered] == [  # type: ignore[union-attr]
         (b"1", True, "devices/redev/modules/m/inputs/in/i=1"),
         (b"2", True, "devices/redev/modules/m/inputs/in/i=2"),
+        (b"3", False, "devices/redev/modules/m/inputs/in/i=3"),
     ]
     for p in redelivered:
         again.send(Puback(p.packet_id))  # type: ignore[union-attr, arg-type]
