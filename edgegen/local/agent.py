@@ -92,7 +92,8 @@ class _Supervisor:
     """One module: start, watch, restart per policy, stop."""
 
     def __init__(self, desired: DesiredModule, code: ModuleCode, python: Path, env: Mapping[str, str],
-                 log_path: Path, policy: BackoffPolicy, notify: Callable[[], None]) -> None:
+                 log_path: Path, policy: BackoffPolicy, notify: Callable[[], None],
+                 on_start: Callable[[str], None] | None = None) -> None:
         self.desired = desired
         self.code = code
         self.python = python
@@ -101,6 +102,7 @@ class _Supervisor:
         self.policy = policy
         self.status = ModuleStatus()
         self._notify = notify
+        self._on_start = on_start or (lambda name: None)
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -111,6 +113,7 @@ class _Supervisor:
         self._task = asyncio.create_task(self._run(), name=f"module-{self.desired.name}")
 
     async def _spawn(self) -> asyncio.subprocess.Process:
+        self._on_start(self.desired.name)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"--- edgegen: starting {self.desired.name} at {_utc(time.time())}\n".encode())
@@ -190,6 +193,7 @@ class Agent:
     def __init__(self, resolver: ModuleResolver, venvs: VenvCache, log_dir: Path,
                  env_for: Callable[[DesiredModule], Mapping[str, str]], *,
                  policy: BackoffPolicy | None = None, on_change: Callable[[], None] | None = None,
+                 on_process_start: Callable[[str], None] | None = None,
                  base_env: Mapping[str, str] | None = None) -> None:
         self.resolver = resolver
         self.venvs = venvs
@@ -197,6 +201,7 @@ class Agent:
         self.env_for = env_for
         self.policy = policy or BackoffPolicy()
         self._on_change = on_change or (lambda: None)
+        self._on_process_start = on_process_start or (lambda name: None)
         self._base_env = dict(base_env) if base_env is not None else _base_environment()
         self._running: dict[str, _Supervisor] = {}
         self._desired: dict[str, DesiredModule] = {}
@@ -241,7 +246,7 @@ class Agent:
                 m = modules[name]
                 env = {**self._base_env, **m.env, **self.env_for(m)}
                 sup = _Supervisor(m, codes[name], pythons[name], env, self.log_path(name), self.policy,
-                                  self._on_change)
+                                  self._on_change, self._on_process_start)
                 old = self._stopped_status.pop(name, None)
                 if old is not None:
                     sup.status.restart_count = old.restart_count

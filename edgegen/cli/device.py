@@ -1,0 +1,172 @@
+"""``edgegen device …``: run a deployment as a local edge device and inspect it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgegen.cli.output import emit, output_option, table
+
+__all__ = ["device"]
+
+DEFAULT_STATE = Path(".state") / "device"
+_state_option = click.option(
+    "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True,
+    help="Where the device keeps certs, stores, logs and venvs.",
+)
+
+
+@click.group(name="device")
+def device() -> None:
+    """Run and inspect a local edge device (no Docker, no Azure)."""
+
+
+@device.command()
+@click.option("--manifest", "-m", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A deployment manifest (edgegen genconfig writes them under manifests/).")
+@_state_option
+@click.option("--address", help="127.x address for the edge hub's port 8883 (default: a free one).")
+@click.option("--solution", type=click.Path(file_okay=False, path_type=Path),
+              help="Solution folder holding modules/<folder> (default: found from the manifest).")
+@click.option("--device-id", default="edgegen-device", show_default=True)
+@click.option("--reuse-site-packages", is_flag=True,
+              help="Module venvs see this interpreter's packages, so satisfied requirements install nothing.")
+@click.option("--venv-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where module venvs live (default: <state-dir>/venvs); share one between state dirs.")
+@click.option("--backoff-unit", type=float, default=10.0, show_default=True,
+              help="Restart cool-off unit in seconds (edgeAgent: 10 s, doubling per restart, at most 300 s).")
+def run(manifest: Path, state_dir: Path, address: str | None, solution: Path | None, device_id: str,
+        reuse_site_packages: bool, venv_dir: Path | None, backoff_unit: float) -> None:
+    """Start the edge hub and every module of MANIFEST; Ctrl-C or SIGTERM stops everything."""
+    import asyncio
+    import logging
+    import signal
+
+    from edgegen.local.agent import BackoffPolicy
+    from edgegen.local.device import Device, DeviceConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = DeviceConfig(state_dir=state_dir, manifest=manifest, solution_dir=solution, address=address,
+                          device_id=device_id, share_site_packages=reuse_site_packages, venv_dir=venv_dir,
+                          backoff=BackoffPolicy(unit_secs=backoff_unit))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        dev = Device(config)
+        click.echo(f"starting edge device {device_id!r}: edge hub on {dev.address}:8883, state in {dev.state}",
+                   err=True)
+        async with dev:
+            names = ", ".join(dev.agent.status()) or "no modules"
+            click.echo(f"running {names}; Ctrl-C stops", err=True)
+            await stop.wait()
+            click.echo("stopping modules and the edge hub…", err=True)
+
+    asyncio.run(main())
+
+
+@device.command()
+@_state_option
+@output_option(("table", "json", "yaml"), default="table")
+def status(state_dir: Path, output_format: str) -> None:
+    """Modules (runtime status, exit code, restarts) and endpoint queues of the running device."""
+    from edgegen.local.control import ControlClient
+
+    data = ControlClient(state_dir).status()
+    rows = [{"module": name, **m} for name, m in data["modules"].items()]
+    for row in rows:
+        row["connected"] = "yes" if row["module"] in data.get("connected", []) else "no"
+    text = table(rows, ["module", "runtimeStatus", "exitCode", "restartCount", "connected", "lastStartTimeUtc",
+                        "statusDescription"], title=f"{data['deviceId']} ({data['address']}), edge hub "
+                 f"{data['edgeHub']}")
+    eps = [{"endpoint": ep, **v} for ep, v in data["endpoints"].items()]
+    if eps:
+        text += "\n" + table(eps, ["endpoint", "pending", "delivered", "expired"], title="store-and-forward")
+    emit(data, output_format, text)
+
+
+@device.command()
+@click.argument("module")
+@_state_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output.")
+def logs(module: str, state_dir: Path, follow: bool) -> None:
+    """Print a module's output."""
+    from edgegen.local.control import ControlClient
+
+    client = ControlClient(state_dir)
+    offset = 0
+    stream = click.get_binary_stream("stdout")
+    while True:
+        data, offset = client.logs(module, offset)
+        if data:
+            stream.write(data)
+            stream.flush()
+        elif not follow:
+            return
+        else:
+            time.sleep(0.5)
+
+
+@device.command()
+@click.argument("module")
+@click.argument("method")
+@click.option("--payload", default="null", show_default=True, help="JSON payload of the method call.")
+@click.option("--timeout", type=float, default=30.0, show_default=True)
+@_state_option
+def invoke(module: str, method: str, payload: str, timeout: float, state_dir: Path) -> None:
+    """Call a direct method on a module; prints {"status", "payload"}; exit 1 unless status is 2xx."""
+    from edgegen.local.control import ControlClient
+    from edgegen.local.errors import DeviceError
+
+    try:
+        body: Any = json.loads(payload)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+    result = ControlClient(state_dir).invoke(module, method, body, timeout)
+    click.echo(json.dumps(result, indent=2))
+    if not 200 <= int(result.get("status", 500)) < 300:
+        raise DeviceError(f"method {method!r} on {module!r} answered {result.get('status')}")
+
+
+@device.command()
+@_state_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing messages as they arrive.")
+@click.option("--after", type=int, default=0, help="Only messages after this sequence number.")
+def messages(state_dir: Path, follow: bool, after: int) -> None:
+    """Print the device's $upstream messages (JSON lines, like az iot hub monitor-events)."""
+    from edgegen.local.control import ControlClient
+
+    client = ControlClient(state_dir)
+    while True:
+        batch = client.messages(after)
+        for event in batch:
+            click.echo(json.dumps(event))
+            after = event["seq"]
+        if not batch:
+            if not follow:
+                return
+            time.sleep(0.5)
+
+
+@device.command()
+@click.argument("module")
+@_state_option
+@click.option("--shell", "as_shell", is_flag=True, help="Print export lines for a POSIX shell.")
+def modulecred(module: str, state_dir: Path, as_shell: bool) -> None:
+    """Credentials to run MODULE by hand (e.g. under a debugger) against the running edge hub.
+
+    Set the module's status to stopped in the manifest first, or the two copies take turns on one identity.
+    """
+    import shlex
+
+    from edgegen.local.device import module_credentials
+
+    cred = module_credentials(state_dir, module)
+    for key, value in cred.items():
+        click.echo(f"export {key}={shlex.quote(value)}" if as_shell else f"{key}={value}")

@@ -1,0 +1,165 @@
+"""The running device's control API (HTTP on 127.0.0.1, port in ``<state>/device.json``) and its client.
+
+``GET /status`` · ``GET /logs/{module}?offset=N`` (bytes; ``X-Next-Offset``) · ``POST /methods/{module}/{method}``
+``{"payload", "timeout"}`` → ``{"status", "payload"}`` · ``GET /messages?after=N&limit=M`` (``$upstream`` events)
+· ``GET /twins/{module}`` · ``POST /modules/{module}/stop|start``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from edgegen.errors import Location
+from edgegen.local.errors import DeviceError
+from edgegen.local.upstream import upstream_event
+
+if TYPE_CHECKING:
+    from edgegen.local.device import Device
+
+__all__ = ["ControlApi", "ControlClient"]
+
+
+class ControlApi:
+    def __init__(self, device: Device, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.device = device
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/logs/{module}", self._logs)
+        app.router.add_post("/methods/{module}/{method}", self._invoke)
+        app.router.add_get("/messages", self._messages)
+        app.router.add_get("/twins/{module}", self._twin)
+        app.router.add_post("/modules/{module}/{action}", self._module_action)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.device.status())
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        module = request.match_info["module"]
+        if module not in self.device.agent.status():
+            return web.json_response({"message": f"module {module!r} is not in the deployment"}, status=404)
+        path = self.device.agent.log_path(module)
+        offset = int(request.query.get("offset", "0"))
+        data = b""
+        if path.exists():
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(1 << 20)
+        return web.Response(body=data, headers={"X-Next-Offset": str(offset + len(data))},
+                            content_type="application/octet-stream")
+
+    async def _invoke(self, request: web.Request) -> web.Response:
+        from edgegen.local.mqtt.gateway import GatewayError
+        from edgegen.local.mqtt.topics import Identity
+
+        body = await request.json() if request.can_read_body else {}
+        gateway = self.device.gateway
+        if gateway is None:
+            return web.json_response({"message": "the edge hub is stopped"}, status=503)
+        identity = Identity(self.device.config.device_id, request.match_info["module"])
+        try:
+            status, payload = await gateway.invoke_method(
+                identity, request.match_info["method"], body.get("payload"), float(body.get("timeout", 30)))
+        except GatewayError as exc:
+            return web.json_response({"message": exc.message, "hint": exc.hint}, status=exc.status)
+        return web.json_response({"status": status, "payload": payload})
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        upstream = self.device.local_upstream
+        if upstream is None:
+            return web.json_response({"message": "$upstream goes to a hub, not to the local store"}, status=404)
+        after = int(request.query.get("after", "0"))
+        limit = min(int(request.query.get("limit", "1000")), 10000)
+        return web.json_response([upstream_event(seq, m) for seq, m in upstream.read(after, limit)])
+
+    async def _twin(self, request: web.Request) -> web.Response:
+        return web.json_response(self.device.hub.twins.get(request.match_info["module"]).document())
+
+    async def _module_action(self, request: web.Request) -> web.Response:
+        module, action = request.match_info["module"], request.match_info["action"]
+        try:
+            if action == "stop":
+                await self.device.agent.stop_module(module)
+            elif action == "start":
+                await self.device.agent.start_module(module)
+            else:
+                return web.json_response({"message": f"unknown action {action!r}"}, status=404)
+        except DeviceError as exc:
+            return web.json_response({"message": exc.message}, status=404)
+        return web.json_response(self.device.agent.status().get(module, {}))
+
+
+class ControlClient:
+    """Talks to a running device found through ``<state>/device.json`` (blocking; for the CLI)."""
+
+    def __init__(self, state_dir: Path, timeout: float = 10.0) -> None:
+        self.state = Path(state_dir)
+        info = self.state / "device.json"
+        try:
+            self.info = json.loads(info.read_text())
+        except FileNotFoundError:
+            raise DeviceError("no device is running with this state directory", location=Location(file=str(info)),
+                              hint="start one with 'edgegen device run --manifest FILE' (same --state-dir)") from None
+        self.base = f"http://127.0.0.1:{self.info['controlPort']}"
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[bytes, dict]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(req, timeout=timeout or self.timeout) as resp:
+                return resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read()).get("message", "")
+            except ValueError:
+                detail = ""
+            raise DeviceError(f"the device answered {exc.code}: {detail}".rstrip(": "),
+                              hint="edgegen device status shows the modules and their state") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise DeviceError(f"cannot reach the device's control API at {self.base}: {exc}",
+                              location=Location(file=str(self.state / "device.json")),
+                              hint="is 'edgegen device run' still running?") from None
+
+    def json(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        return json.loads(self._call(method, path, body, timeout)[0])
+
+    def status(self) -> dict[str, Any]:
+        return self.json("GET", "/status")  # type: ignore[no-any-return]
+
+    def logs(self, module: str, offset: int = 0) -> tuple[bytes, int]:
+        data, headers = self._call("GET", f"/logs/{urllib.parse.quote(module)}?offset={offset}")
+        return data, int(headers.get("X-Next-Offset", offset + len(data)))
+
+    def invoke(self, module: str, method: str, payload: Any, timeout: float = 30) -> dict[str, Any]:
+        return self.json("POST", f"/methods/{urllib.parse.quote(module)}/{urllib.parse.quote(method)}",  # type: ignore[no-any-return]
+                         {"payload": payload, "timeout": timeout}, timeout=timeout + 5)
+
+    def messages(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return self.json("GET", f"/messages?after={after}&limit={limit}")  # type: ignore[no-any-return]
+
+    def module_action(self, module: str, action: str) -> dict[str, Any]:
+        return self.json("POST", f"/modules/{urllib.parse.quote(module)}/{action}")  # type: ignore[no-any-return]

@@ -1,0 +1,310 @@
+"""One local edge device: certificates, the edge hub (MQTT gateway + router + twins), the workload API, the agent.
+
+``async with Device(DeviceConfig(...)) as device:`` starts everything and applies the deployment; leaving the
+block (or ``stop()``) stops modules first, then the edge hub, and closes the stores. State lives under one
+directory (see docs/local-device.md):
+
+    <state>/device.json        control API port, pid, address, ids (present while running)
+    <state>/identities.json    module keys and generation ids (0600)
+    <state>/certs/             local CA and the edge hub's server certificate (keys 0600)
+    <state>/store.sqlite       store-and-forward queues        <state>/sessions.sqlite  MQTT persistent sessions
+    <state>/upstream.sqlite    $upstream messages              <state>/twins.json       module twins
+    <state>/logs/<module>.log  module output                   <state>/venvs/           per-module venvs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgegen.errors import Location
+from edgegen.local.agent import Agent, BackoffPolicy
+from edgegen.local.certs import ensure_ca, ensure_server_cert
+from edgegen.local.deployment import Deployment, DeploymentSource, DesiredModule, ManifestFile
+from edgegen.local.edgehub import EdgeHubHandler
+from edgegen.local.errors import DeviceError
+from edgegen.local.identities import IdentityBook
+from edgegen.local.modulecode import ModuleResolver, VenvCache
+from edgegen.local.mqtt.auth import SasAuthenticator
+from edgegen.local.mqtt.gateway import MqttGateway
+from edgegen.local.mqtt.store import SqliteSessionStore
+from edgegen.local.mqtt.topics import Identity
+from edgegen.local.router import Router
+from edgegen.local.store import SqliteStore
+from edgegen.local.twins import TwinFile
+from edgegen.local.upstream import LocalUpstream, UpstreamSink
+from edgegen.local.workload import WorkloadApi
+
+__all__ = ["API_VERSION", "Device", "DeviceConfig", "pick_address"]
+
+log = logging.getLogger(__name__)
+API_VERSION = "2019-01-30"
+MQTT_PORT = 8883
+
+
+def pick_address(port: int = MQTT_PORT) -> str:
+    """A 127.x.y.z whose ``port`` is free (127.0.0.1 first)."""
+    base = os.getpid() % 200 + 20
+    for n in range(500):
+        addr = "127.0.0.1" if n == 0 else f"127.{base}.{(n // 250) % 250}.{n % 250 + 2}"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addr, port))
+            except OSError:
+                continue
+            return addr
+    raise DeviceError(f"no free 127.x address for port {port}", hint="pass --address 127.x.y.z")
+
+
+@dataclass
+class DeviceConfig:
+    state_dir: Path
+    manifest: Path | None = None  # or give ``source``
+    source: DeploymentSource | None = None
+    solution_dir: Path | None = None  # where modules/<folder> are; default: the manifest's solution
+    address: str | None = None  # 127.x for the edge hub's 8883; None picks a free one
+    port: int = MQTT_PORT
+    device_id: str = "edgegen-device"
+    hub_hostname: str = "edgegen-hub.local"
+    share_site_packages: bool = False
+    venv_dir: Path | None = None
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    upstream: UpstreamSink | None = None  # default: LocalUpstream under the state dir
+    control_api: bool = True
+    watch_interval: float = 1.0
+
+
+def _solution_of(manifest: Path) -> Path:
+    """The solution folder of a manifest: the nearest parent (or itself) holding a ``modules`` folder."""
+    for folder in [manifest.resolve().parent, *manifest.resolve().parents]:
+        if (folder / "modules").is_dir():
+            return folder
+    return Path.cwd()
+
+
+class Device:
+    def __init__(self, config: DeviceConfig) -> None:
+        c = config
+        if c.source is None and c.manifest is None:
+            raise DeviceError("a device needs a manifest", hint="edgegen device run --manifest FILE")
+        self.config = c
+        self.state = Path(c.state_dir).resolve()
+        self.address = c.address or pick_address(c.port)
+        try:
+            if not ipaddress.ip_address(self.address).is_loopback:
+                raise ValueError
+        except ValueError:
+            raise DeviceError(f"address {self.address!r} is not a 127.x loopback address",
+                              hint="the local device only listens on loopback, e.g. --address 127.0.0.5") from None
+        self.source: DeploymentSource = c.source or ManifestFile(Path(c.manifest), c.watch_interval)  # type: ignore[arg-type]
+        solution = c.solution_dir or (_solution_of(Path(c.manifest)) if c.manifest else Path.cwd())
+        self.identities = IdentityBook(self.state / "identities.json")
+        self.store = SqliteStore(self.state / "store.sqlite")
+        self.sessions = SqliteSessionStore(self.state / "sessions.sqlite")
+        self.local_upstream = LocalUpstream(self.state / "upstream.sqlite") if c.upstream is None else None
+        upstream: UpstreamSink = c.upstream or self.local_upstream  # type: ignore[assignment]
+        self.router = Router(c.device_id, self.store, upstream)
+        self.twin_file = TwinFile(self.state / "twins.json")
+        self.hub = EdgeHubHandler(c.device_id, self.router, self.twin_file.load(), self.twin_file)
+        self.gateway: MqttGateway | None = None
+        self.workload = WorkloadApi(self.identities.get, self._trust_bundle)
+        venvs = VenvCache(c.venv_dir or self.state / "venvs", system_site_packages=c.share_site_packages)
+        self.agent = Agent(ModuleResolver(solution), venvs, self.state / "logs", self._module_env,
+                           policy=c.backoff, on_change=self._agent_changed,
+                           on_process_start=self.router.process_restarted)
+        self.deployment: Deployment | None = None
+        self.control: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ssl: ssl.SSLContext | None = None
+        self.ca_file = self.state / "certs" / "ca.pem"
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def __aenter__(self) -> Device:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        ca = ensure_ca(self.state / "certs")
+        server = ensure_server_cert(ca, self.state / "certs", "edgehub", ["localhost", self.address])
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(server.cert_path, server.key_path)
+        self._ssl = ctx
+        deployment = await self.source.current()
+        await self.start_edge_hub()
+        await self.workload.start()
+        await self.router.start()
+        if self.config.control_api:
+            from edgegen.local.control import ControlApi
+
+            self.control = ControlApi(self)
+            await self.control.start()
+        self._write_device_file()
+        try:
+            await self.apply(deployment)
+        except BaseException:
+            await self.stop()
+            raise
+        self._tasks.append(asyncio.create_task(self._watch(), name="deployment-watch"))
+
+    async def start_edge_hub(self) -> None:
+        auth = SasAuthenticator(self._keys, host=self.config.hub_hostname, allow_modules=True)
+        gateway = MqttGateway(auth, self.hub, self.sessions)
+        try:
+            await gateway.start(self.address, self.config.port, self._ssl)
+        except OSError as exc:
+            raise DeviceError(f"cannot listen on {self.address}:{self.config.port}: {exc.strerror}",
+                              hint="another edge hub or broker uses it; pick another --address 127.x.y.z") from None
+        self.gateway = gateway
+        self.router.attach(gateway)
+
+    async def stop_edge_hub(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+            self.hub.connected.clear()
+
+    async def restart_edge_hub(self, down_secs: float = 0.0) -> None:
+        """Stop the MQTT side and start it again on the same address; sessions and the store persist."""
+        await self.stop_edge_hub()
+        await asyncio.sleep(down_secs)
+        await self.start_edge_hub()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        await self.agent.stop_all()
+        await self.router.stop()
+        await self.stop_edge_hub()
+        await self.workload.stop()
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
+        self.hub.save_now()
+        with contextlib.suppress(FileNotFoundError):
+            (self.state / "device.json").unlink()
+        self.store.close()
+        self.sessions.close()
+        if self.local_upstream is not None:
+            self.local_upstream.close()
+
+    # ------------------------------------------------------------------ deployments
+
+    async def apply(self, deployment: Deployment) -> list[str]:
+        """Routes, twins, then modules; returns the modules (re)started."""
+        self.identities.ensure(list(deployment.modules))
+        try:
+            self.router.set_routes(deployment.routes, deployment.hub_schema_version, deployment.store_ttl_secs)
+        except Exception as exc:
+            from edgegen.errors import EdgegenError
+
+            if isinstance(exc, EdgegenError):
+                raise
+            raise DeviceError(f"routes do not compile: {exc}", location=Location(
+                json_path="modulesContent.$edgeHub.properties.desired.routes")) from exc
+        self.hub.apply_twins(deployment.twins, self.gateway)
+        self.deployment = deployment
+        started = await self.agent.apply(deployment.modules, getattr(self.source, "path", "manifest").__str__())
+        self._agent_changed()
+        return started
+
+    async def _watch(self) -> None:
+        async for deployment in self.source.changes():
+            try:
+                started = await self.apply(deployment)
+                log.info("new deployment applied; (re)started %s", ", ".join(started) or "nothing")
+            except DeviceError as exc:
+                log.error("new deployment not applied: %s", exc.render())
+
+    # ------------------------------------------------------------------ helpers
+
+    def _keys(self, identity: Identity) -> str | None:
+        if identity.device_id != self.config.device_id or not identity.module_id:
+            return None
+        known = self.identities.get(identity.module_id)
+        return known.key if known else None
+
+    def _trust_bundle(self) -> str:
+        return self.ca_file.read_text()
+
+    def _module_env(self, module: DesiredModule) -> dict[str, str]:
+        key = self.identities.get(module.name)
+        assert key is not None
+        return {
+            "IOTEDGE_IOTHUBHOSTNAME": self.config.hub_hostname,
+            "IOTEDGE_DEVICEID": self.config.device_id,
+            "IOTEDGE_MODULEID": module.name,
+            "IOTEDGE_GATEWAYHOSTNAME": self.address,
+            "IOTEDGE_MODULEGENERATIONID": key.generation_id,
+            "IOTEDGE_WORKLOADURI": self.workload.uri,
+            "IOTEDGE_APIVERSION": API_VERSION,
+            "IOTEDGE_AUTHSCHEME": "sasToken",
+        }
+
+    def _agent_changed(self) -> None:
+        self.hub.report_system("$edgeAgent", {"modules": self.agent.status()})
+
+    def _write_device_file(self) -> None:
+        data = {
+            "pid": os.getpid(),
+            "deviceId": self.config.device_id,
+            "hubHostName": self.config.hub_hostname,
+            "address": self.address,
+            "port": self.config.port,
+            "controlPort": self.control.port if self.control else None,
+            "workloadUri": self.workload.uri,
+            "caFile": str(self.ca_file),
+        }
+        tmp = self.state / f".device.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.state / "device.json")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "deviceId": self.config.device_id,
+            "address": self.address,
+            "edgeHub": "running" if self.gateway is not None else "stopped",
+            "modules": self.agent.status(),
+            "connected": sorted(self.hub.connected),
+            "endpoints": self.router.backlog(),
+            "router": self.router.counters.to_dict(),
+        }
+
+    def module_cred(self, module: str) -> dict[str, str]:
+        return module_credentials(self.state, module)
+
+
+def module_credentials(state_dir: Path, module: str) -> dict[str, str]:
+    """``EdgeHubConnectionString`` and ``EdgeModuleCACertificateFile`` for running ``module`` by hand."""
+    state = Path(state_dir)
+    info_path = state / "device.json"
+    if not info_path.exists():
+        raise DeviceError("the device is not running", location=Location(file=str(info_path)),
+                          hint="start it with 'edgegen device run --manifest FILE' (same --state-dir)")
+    info = json.loads(info_path.read_text())
+    key = IdentityBook(state / "identities.json").get(module)
+    if key is None:
+        raise DeviceError(f"module {module!r} has no identity on this device",
+                          location=Location(file=str(state / "identities.json")),
+                          hint="only modules of the running deployment have identities")
+    cs = (f"HostName={info['hubHostName']};DeviceId={info['deviceId']};ModuleId={module};"
+          f"SharedAccessKey={key.key};GatewayHostName={info['address']}")
+    return {"EdgeHubConnectionString": cs, "EdgeModuleCACertificateFile": info["caFile"]}

@@ -1,0 +1,56 @@
+"""Module identities of the local device: a symmetric key and a generation id per module.
+
+Kept in ``<state>/identities.json`` (mode 0600, written atomically). The key is what the edge hub checks SAS
+tokens against and what the workload API signs with; modules never see it (``edgegen device modulecred`` prints
+it on request, for running one module under a debugger).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from edgegen.errors import Location
+from edgegen.local.errors import DeviceError
+from edgegen.local.sas import generate_key
+from edgegen.local.workload import ModuleKey
+
+__all__ = ["IdentityBook"]
+
+
+class IdentityBook:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._keys: dict[str, ModuleKey] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+                self._keys = {m: ModuleKey(v["key"], v["generationId"]) for m, v in data["modules"].items()}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DeviceError(f"identity file is unreadable: {exc}", location=Location(file=str(self.path)),
+                                  hint="delete it; new keys are made on the next start") from None
+
+    def get(self, module: str) -> ModuleKey | None:
+        return self._keys.get(module)
+
+    def ensure(self, modules: list[str]) -> None:
+        """Give every module in ``modules`` a key (existing ones are kept)."""
+        missing = [m for m in modules if m not in self._keys]
+        for m in missing:
+            self._keys[m] = ModuleKey(generate_key(), secrets.token_hex(8))
+        if missing or not self.path.exists():
+            self._save()
+
+    def modules(self) -> list[str]:
+        return sorted(self._keys)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        data = {"modules": {m: {"key": k.key, "generationId": k.generation_id} for m, k in sorted(self._keys.items())}}
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, self.path)

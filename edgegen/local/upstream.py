@@ -1,0 +1,122 @@
+"""``$upstream``: where the edge hub sends messages bound for IoT Hub.
+
+``UpstreamSink`` is the small Protocol the router talks to. ``LocalUpstream`` is the sink used until a hub is
+attached: it appends every message to a SQLite file (``<state>/upstream.sqlite``) that ``edgegen device messages``
+reads, so device-to-cloud output is durable and inspectable without Azure. The IoT Hub stand-in provides another
+sink with the same two methods.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["LocalUpstream", "UpstreamMessage", "UpstreamSink", "upstream_event"]
+
+
+@dataclass(frozen=True)
+class UpstreamMessage:
+    device_id: str
+    module_id: str | None
+    properties: Mapping[str, str]  # application properties
+    system_properties: Mapping[str, str]  # routing names: messageId, contentType, connectionModuleId, …
+    body: bytes
+    enqueued_time: float
+
+
+class UpstreamSink(Protocol):
+    def available(self) -> bool:
+        """False while the hub is unreachable; the router then keeps messages in its store."""
+        ...
+
+    async def send(self, messages: Sequence[UpstreamMessage]) -> None:
+        """Deliver all of ``messages`` in order, or raise (they stay queued and are retried)."""
+        ...
+
+
+def upstream_event(seq: int, msg: UpstreamMessage) -> dict[str, Any]:
+    """A stored message in the shape ``az iot hub monitor-events`` prints (plus ``seq`` and ``enqueuedTime``)."""
+    ct = msg.system_properties.get("contentType", "")
+    payload: Any
+    try:
+        text = msg.body.decode("utf-8")
+        payload = json.loads(text) if ct == "application/json" or text[:1] in "{[" else text
+    except (UnicodeDecodeError, ValueError):
+        payload = msg.body.decode("utf-8", "replace") if _is_text(msg.body) else base64.b64encode(msg.body).decode()
+    return {
+        "seq": seq,
+        "event": {
+            "origin": msg.device_id,
+            "module": msg.module_id or "",
+            "interface": "",
+            "component": "",
+            "properties": {"application": dict(msg.properties), "system": dict(msg.system_properties)},
+            "annotations": {"iothub-enqueuedtime": msg.enqueued_time},
+            "payload": payload,
+        },
+    }
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class LocalUpstream:
+    """A durable local ``$upstream``: every message appended to one SQLite file, in arrival order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS upstream (seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL,"
+            " module_id TEXT, properties TEXT NOT NULL, system_properties TEXT NOT NULL, body BLOB NOT NULL,"
+            " enqueued_time REAL NOT NULL)"
+        )
+
+    def available(self) -> bool:
+        return True
+
+    async def send(self, messages: Sequence[UpstreamMessage]) -> None:
+        self.append(messages)
+
+    def append(self, messages: Sequence[UpstreamMessage]) -> None:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT INTO upstream (device_id, module_id, properties, system_properties, body, enqueued_time)"
+                " VALUES (?,?,?,?,?,?)",
+                [(m.device_id, m.module_id, json.dumps(dict(m.properties)), json.dumps(dict(m.system_properties)),
+                  bytes(m.body), m.enqueued_time or time.time()) for m in messages],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def read(self, after: int = 0, limit: int = 1000) -> list[tuple[int, UpstreamMessage]]:
+        rows = self._db.execute(
+            "SELECT seq, device_id, module_id, properties, system_properties, body, enqueued_time FROM upstream"
+            " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit),
+        ).fetchall()
+        return [(seq, UpstreamMessage(d, m, json.loads(p), json.loads(s), bytes(b), t))
+                for seq, d, m, p, s, b, t in rows]
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM upstream").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
