@@ -74,8 +74,9 @@ class _Lines:
         import yaml
 
         self.marks: dict[tuple[str, ...], int] = {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         with contextlib.suppress(yaml.YAMLError):
-            self._walk(yaml.compose(text), ())
+            self._walk(yaml.compose(text, Loader=loader), ())
 
     def _walk(self, node: Any, path: tuple[str, ...]) -> None:
         import yaml
@@ -115,7 +116,7 @@ def load_fleet(path: Path) -> dict[str, Any]:
         raise HubClientError(f"cannot read the fleet file: {exc.strerror or exc}",
                              location=Location(file=str(path))) from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise HubClientError(f"fleet file is not valid YAML: {getattr(exc, 'problem', exc)}", location=Location(
