@@ -1,0 +1,73 @@
+"""Target conditions and metric queries (pure): operators, three-valued logic, errors with a caret."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgegen.local.hubstandin.condition import ConditionError, compile_condition, compile_metric_query
+
+TWIN = {
+    "deviceId": "cam-7",
+    "tags": {"environment": "prod", "floor": 3, "site": {"name": "north"}, "beta": True, "owner": None},
+    "properties": {"desired": {}, "reported": {"fw": "1.2.0", "temp": 21.5}},
+    "capabilities": {"iotEdge": True},
+    "configurations": {"base-1": {"status": "Applied"}},
+}
+
+CASES = [
+    ("tags.environment='prod'", True),
+    ('tags.environment = "prod"', True),
+    ("tags.environment != 'prod'", False),
+    ("tags.environment <> 'dev'", True),
+    ("tags.floor > 2 AND tags.floor <= 3", True),
+    ("tags.floor < 3 OR tags.site.name = 'north'", True),
+    ("NOT tags.environment = 'dev'", True),
+    ("not (tags.floor >= 4)", True),
+    ("tags.environment IN ['dev', 'prod']", True),
+    ("deviceId NIN ['cam-7']", False),
+    ("tags.beta = true AND capabilities.iotEdge = true", True),
+    ("tags.owner = null", True),
+    ("properties.reported.temp > 20.5", True),
+    ("configurations.[[base-1]].status = 'Applied'", True),
+    ("IS_DEFINED(tags.site.name) AND NOT IS_DEFINED(tags.missing)", True),
+    ("STARTS_WITH(deviceId, 'cam-') and ends_with(properties.reported.fw, '.0')", True),
+    # three-valued: a missing field is Undefined, and NOT Undefined stays Undefined (not targeted)
+    ("tags.missing = 'x'", False),
+    ("NOT tags.missing = 'x'", False),
+    ("tags.missing = 'x' OR tags.floor = 3", True),
+    ("tags.floor = '3'", False),  # no coercion between numbers and strings
+    ("NOT tags.floor = '3'", False),
+    ("*", True),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("condition", "expected"), CASES)
+def test_condition(condition: str, expected: bool) -> None:
+    assert compile_condition(condition)(TWIN) is expected
+
+
+@pytest.mark.parametrize(("condition", "column", "needle"), [
+    ("tags.environment = = 'prod'", 20, "unexpected"),
+    ("tags.environment = 'prod' tags.x = 1", 27, "after the condition"),
+    ("tags.x = 'open", 10, "unexpected character"),
+    ("FOO(tags.x)", 1, "unknown function"),
+    ("IS_DEFINED(tags.x, tags.y)", 1, "takes 1 argument"),
+    ("(tags.x = 1", 12, "expected )"),
+])
+def test_errors_point_at_the_problem(condition: str, column: int, needle: str) -> None:
+    with pytest.raises(ConditionError) as exc:
+        compile_condition(condition)
+    assert needle in exc.value.message
+    assert exc.value.location is not None and exc.value.location.column == column
+    assert "^" in exc.value.render()
+
+
+def test_metric_queries() -> None:
+    q = compile_metric_query("SELECT deviceId FROM devices WHERE tags.environment='prod'")
+    assert not q.over_modules and q.matches(TWIN)
+    m = compile_metric_query("select deviceId from devices.modules where moduleId='$edgeAgent'")
+    assert m.over_modules and m.matches({"moduleId": "$edgeAgent"})
+    assert compile_metric_query("SELECT deviceId FROM devices").matches({})
+    with pytest.raises(ConditionError):
+        compile_metric_query("DELETE FROM devices")
