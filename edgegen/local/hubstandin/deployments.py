@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgegen.local.hubstandin.condition import compile_condition
-from edgegen.local.hubstandin.errors import InvalidArgument
+from edgegen.local.hubstandin.errors import InvalidArgument, PreconditionFailed
 
 __all__ = [
     "Configuration",
+    "check_etag",
     "desired_from_content",
     "diff_patch",
     "effective_desired",
@@ -186,3 +187,12 @@ def effective_desired(
     for content in layered:
         desired = desired_from_content(content, desired)
     return desired
+
+
+def check_etag(if_match: str | None, current: str, what: str) -> None:
+    wanted = (if_match or "").strip().strip('"')
+    if wanted in ("*", ""):
+        return
+    if wanted != current.strip('"'):
+        raise PreconditionFailed(f"{what}: the ETag {if_match} does not match the current {current}",
+                                 hint="read it again and retry with the new etag")
