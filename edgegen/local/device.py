@@ -127,6 +127,7 @@ class Device:
         self._tasks: list[asyncio.Task[None]] = []
         self._ssl: ssl.SSLContext | None = None
         self.ca_file = self.state / "certs" / "ca.pem"
+        self._closed = False
 
     # ------------------------------------------------------------------ lifetime
 
@@ -138,6 +139,13 @@ class Device:
         await self.stop()
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         ca = ensure_ca(self.state / "certs")
         server = ensure_server_cert(ca, self.state / "certs", "edgehub", ["localhost", self.address])
@@ -154,11 +162,7 @@ class Device:
             self.control = ControlApi(self)
             await self.control.start()
         self._write_device_file()
-        try:
-            await self.apply(deployment)
-        except BaseException:
-            await self.stop()
-            raise
+        await self.apply(deployment)
         self._tasks.append(asyncio.create_task(self._watch(), name="deployment-watch"))
 
     async def start_edge_hub(self) -> None:
@@ -185,6 +189,9 @@ class Device:
         await self.start_edge_hub()
 
     async def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

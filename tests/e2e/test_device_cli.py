@@ -78,6 +78,18 @@ def test_device_cli_run_inspect_and_stop(tmp_path: Path, repo_root: Path, venv_c
         bad = _cli("device", "invoke", "sensor", "nope", *s, check=False)
         assert bad.returncode == 1 and '"status": 404' in bad.stdout
 
+        # a new manifest: only the module whose settings changed restarts; a twin-only change restarts nothing
+        changed = fast_solution(repo_root, count=15, interval=0.1)
+        sensor = changed["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]["sensor"]
+        sensor["env"]["ANOMALY_RATE"] = {"value": "0.5"}
+        changed["modulesContent"]["monitor"]["properties.desired"]["messageLogLevel"] = "DEBUG"
+        before = {m: v["pid"] for m, v in status()["modules"].items()}
+        write_manifest(manifest, changed)
+        wait_for(lambda: status()["modules"]["sensor"]["pid"] not in (None, before["sensor"]), 30, "sensor restart")
+        after = {m: v["pid"] for m, v in status()["modules"].items()}
+        assert after["inference"] == before["inference"] and after["monitor"] == before["monitor"]
+        pids = list(after.values())
+
         cred = _cli("device", "modulecred", "monitor", *s).stdout
         assert "EdgeHubConnectionString=HostName=" in cred and "ModuleId=monitor;" in cred
         assert "EdgeModuleCACertificateFile=" in cred and "GatewayHostName=127." in cred
