@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -59,6 +60,11 @@ class RouterCounters:
         return dict(self.__dict__)
 
 
+@functools.lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+
+
 def routing_message(identity: Identity, properties: Mapping[str, str], bag_system: Mapping[str, str],
                     body: bytes, enqueued: float) -> Message:
     """The routing model of one telemetry publish (system properties named as routes name them)."""
@@ -68,7 +74,7 @@ def routing_message(identity: Identity, properties: Mapping[str, str], bag_syste
         system["connectionModuleId"] = identity.module_id
     else:
         system.pop("connectionModuleId", None)
-    system.setdefault("enqueuedTime", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(enqueued)) + "Z")
+    system.setdefault("enqueuedTime", _iso_second(int(enqueued)))
     return Message(properties=dict(properties), system_properties=system, body=body)
 
 

@@ -152,3 +152,26 @@ def _stopped_pending(log: str) -> int:
         if "monitor: stopped: {" in line:
             return int(ast.literal_eval(line.split("stopped: ", 1)[1]).get("pending", 0))
     return 0
+
+
+def test_route_ttl_expires_what_a_stopped_module_missed(tmp_path: Path, repo_root: Path, venv_cache: Path) -> None:
+    n = 40
+    manifest = fast_solution(repo_root, count=n, interval=0.05, route_ttl=2)  # inference → monitor lives 2 s
+    with DeviceThread(_config(tmp_path, repo_root, venv_cache, manifest)) as dev:
+        assert dev.device is not None
+        device = dev.device
+        wait_for(lambda: "monitor" in dev.call(lambda: set(device.hub.connected)), 60, "monitor connected")
+        dev.run(lambda: device.agent.stop_module("monitor"), timeout=30)
+        before = len(_from(dev.upstream(), "inference"))
+        wait_for(lambda: _counters(dev)[1].get("received", 0) >= n, 60, "inference got every reading")
+        wait_for(lambda: _counters(dev)[1].get("scored", 0) + _counters(dev)[1].get("failed", 0) >= n, 30,
+                 "inference sent every result")
+        queued = dev.call(device.router.backlog)["monitor/scored"]
+        assert queued["pending"] + before >= n - 2  # all but what the monitor took before it stopped
+        time.sleep(2.5)  # past the route's timeToLiveSecs
+        dev.run(lambda: device.agent.start_module("monitor"), timeout=30)
+        wait_for(lambda: dev.call(device.router.backlog)["monitor/scored"]["pending"] == 0, 30, "queue emptied")
+        stats = dev.call(device.router.backlog)["monitor/scored"]
+        assert stats["expired"] == queued["pending"] and stats["expired"] > 0
+        time.sleep(1.0)
+        assert len(_from(dev.upstream(), "inference")) <= before + 1  # nothing expired was delivered
