@@ -26,8 +26,12 @@ def device() -> None:
 
 
 @device.command()
-@click.option("--manifest", "-m", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--manifest", "-m", type=click.Path(dir_okay=False, path_type=Path),
               help="A deployment manifest (edgegen genconfig writes them under manifests/).")
+@click.option("--connection-string", "device_cs", metavar="CS",
+              help="Instead of --manifest: join an IoT Hub as this edge device (deployment from its twins, "
+              "$upstream to the hub); see 'edgegen hub device run'.")
+@click.option("--hub-ca-file", type=click.Path(dir_okay=False), help="With --connection-string: the hub's CA.")
 @_state_option
 @click.option("--address", help="127.x address for the edge hub's port 8883 (default: a free one).")
 @click.option("--solution", type=click.Path(file_okay=False, path_type=Path),
@@ -39,12 +43,23 @@ def device() -> None:
               help="Where module venvs live (default: <state-dir>/venvs); share one between state dirs.")
 @click.option("--backoff-unit", type=float, default=10.0, show_default=True,
               help="Restart cool-off unit in seconds (edgeAgent: 10 s, doubling per restart, at most 300 s).")
-def run(manifest: Path, state_dir: Path, address: str | None, solution: Path | None, device_id: str,
-        reuse_site_packages: bool, venv_dir: Path | None, backoff_unit: float) -> None:
+@click.pass_context
+def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca_file: str | None, state_dir: Path,
+        address: str | None, solution: Path | None, device_id: str, reuse_site_packages: bool,
+        venv_dir: Path | None, backoff_unit: float) -> None:
     """Start the edge hub and every module of MANIFEST; Ctrl-C or SIGTERM stops everything."""
     import asyncio
     import logging
     import signal
+
+    if (manifest is None) == (device_cs is None):
+        raise click.UsageError("give either --manifest FILE or --connection-string CS")
+    if device_cs is not None:
+        from edgegen.cli.hub import device_run
+
+        ctx.invoke(device_run, device_cs=device_cs, solution=solution or Path("."), device_state_dir=state_dir,
+                   ca_file=hub_ca_file, state_dir=None, address=address)
+        return
 
     from edgegen.local.agent import BackoffPolicy
     from edgegen.local.device import Device, DeviceConfig

@@ -69,3 +69,12 @@ def test_cli_reports_device_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as exc:
         main(["device", "run", "--manifest", str(tmp_path / "m.json"), "--state-dir", str(tmp_path / "s")])
     assert exc.value.code == 1 and "modulesContent" in capsys.readouterr().err
+
+
+def test_cli_run_needs_exactly_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["device", "run", "--state-dir", str(tmp_path)])
+    assert exc.value.code == 2 and "--manifest" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["device", "run", "--manifest", "x.json", "--connection-string", "HostName=h;DeviceId=d"])
+    assert exc.value.code == 2
