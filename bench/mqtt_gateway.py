@@ -44,12 +44,14 @@ STAMP = struct.Struct("!Qd")  # sequence number, send time (perf_counter)
 
 
 def serve_gateway(host: str, cert: str, key: str, keys: dict[str, str], ready: mp.synchronize.Event,
-                  stop: mp.synchronize.Event, use_uvloop: bool) -> None:
+                  stop: mp.synchronize.Event, use_uvloop: bool, sqlite_path: str | None) -> None:
     from edgegen.local.mqtt import (
         BaseGatewayHandler,
         Identity,
+        MemorySessionStore,
         MqttGateway,
         SasAuthenticator,
+        SqliteSessionStore,
         TelemetryMessage,
         server_ssl_context,
     )
@@ -73,7 +75,8 @@ def serve_gateway(host: str, cert: str, key: str, keys: dict[str, str], ready: m
     async def main() -> None:
         handler = Forward()
         auth = SasAuthenticator(lambda ident: keys.get(ident.client_id), host=HUB)
-        gateway = MqttGateway(auth, handler)
+        store = SqliteSessionStore(sqlite_path) if sqlite_path else MemorySessionStore()
+        gateway = MqttGateway(auth, handler, store)
         handler.gateway = gateway
         async with gateway:
             await gateway.start(host, 8883, server_ssl_context(cert, key))
@@ -128,9 +131,12 @@ class Endpoint:
         self.pub, self.sub, self.pub_topic, self.sub_filter = pub, sub, pub_topic, sub_filter
 
 
+PERSISTENT = False  # --persistent: clients use clean_session=False like the device SDK
+
+
 def _client(endpoint: Endpoint, who: tuple[str, str | None, str | None]) -> paho.Client:
     client_id, user, password = who
-    client = paho.Client(client_id=client_id, clean_session=True, protocol=paho.MQTTv311)
+    client = paho.Client(client_id=client_id, clean_session=not PERSISTENT, protocol=paho.MQTTv311)
     if user is not None:
         client.username_pw_set(user, password)
     client.tls_set(ca_certs=str(endpoint.ca))
@@ -224,7 +230,13 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--uvloop", action="store_true", help="run the gateway on uvloop (if installed)")
+    parser.add_argument("--persistent", action="store_true",
+                        help="clean_session=False for both brokers (as the SDK); the gateway then uses --store")
+    parser.add_argument("--store", choices=["memory", "sqlite"], default="memory",
+                        help="the gateway's session store (matters with --persistent)")
     args = parser.parse_args()
+    global PERSISTENT
+    PERSISTENT = args.persistent
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-mqtt-"))
     host = free_loopback_address(8883)
@@ -238,8 +250,9 @@ def main() -> None:
 
     ctx = mp.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
+    sqlite_path = str(tmp / "sessions.db") if args.store == "sqlite" else None
     proc = ctx.Process(target=serve_gateway, args=(host, str(pair.cert_path), str(pair.key_path), keys, ready, stop,
-                                                   args.uvloop), daemon=True)
+                                                   args.uvloop, sqlite_path), daemon=True)
     proc.start()
     results: dict[str, dict[str, list[float]]] = {"mosquitto": {}, "gateway": {}}
     try:
@@ -276,7 +289,8 @@ def main() -> None:
     med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
     loop = "uvloop" if args.uvloop else "asyncio"
     print(f"QoS 1, {PAYLOAD_SIZE}-byte messages, TLS, {args.count} msgs x {args.rounds} rounds (median), "
-          f"latency at {args.rate} msg/s for {args.seconds}s; gateway loop: {loop}")
+          f"latency at {args.rate} msg/s for {args.seconds}s; gateway loop: {loop}, store: {args.store}, "
+          f"sessions: {'persistent' if args.persistent else 'clean'}")
     print(f"{'':12}{'msgs/s':>10}{'server CPU µs/msg':>19}{'p50 ms':>9}{'p99 ms':>9}")
     for name in ("mosquitto", "gateway"):
         m = med[name]

@@ -83,7 +83,7 @@ class MqttGateway:
 
     def __init__(
         self, authenticator: Authenticator, handler: GatewayHandler, session_store: SessionStore | None = None,
-        *, max_inflight: int = 100, max_queued: int = 100_000,
+        *, max_inflight: int = 100, max_queued: int = 100_000, flush_interval: float = 0.02,
     ) -> None:
         self.authenticator = authenticator
         self.handler = handler
@@ -94,7 +94,8 @@ class MqttGateway:
         self._online: dict[str, Connection] = {}
         self._methods: dict[tuple[str, str], asyncio.Future[tuple[int, Any]]] = {}
         self._rids = itertools.count(1)
-        self._flush_scheduled = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self.flush_interval = flush_interval  # session-store writes are grouped over this many seconds
         self._input_prefixes: dict[tuple[Identity, str], bytes] = {}
         self._absent: set[str] = set()  # client ids known to have no stored session
         self.address: tuple[str, int] | None = None
@@ -118,6 +119,9 @@ class MqttGateway:
             if not fut.done():
                 fut.set_exception(GatewayError("the gateway stopped", 503))
         self._methods.clear()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         self.store.flush()
 
     # ------------------------------------------------------------------ queries
@@ -221,12 +225,11 @@ class MqttGateway:
             self._pump(conn, client.session)
 
     def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_store)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(self.flush_interval, self._flush_store)
 
     def _flush_store(self) -> None:
-        self._flush_scheduled = False
+        self._flush_handle = None
         self.store.flush()
 
     def _session(self, identity: Identity) -> Session | None:

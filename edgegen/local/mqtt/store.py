@@ -1,13 +1,15 @@
 """Where persistent sessions live: subscriptions and undelivered QoS 1 messages per client id.
 
 ``SessionStore`` is a small Protocol; ``MemorySessionStore`` keeps state for the life of the process,
-``SqliteSessionStore`` across restarts. Writes are grouped: the gateway calls ``flush()`` once per event-loop
-turn (and on stop), so a burst of messages costs one commit.
+``SqliteSessionStore`` across restarts. Message writes are grouped: the gateway calls ``flush()`` every
+``flush_interval`` (20 ms) while messages come and go, and on stop.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import queue
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 __all__ = ["MemorySessionStore", "SessionStore", "SqliteSessionStore", "StoredMessage", "StoredSession"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -31,6 +35,9 @@ class StoredSession:
     client_id: str
     subscriptions: dict[str, int] = field(default_factory=dict)
     messages: list[StoredMessage] = field(default_factory=list)  # ordered by seq
+
+
+_Batch = tuple[list[tuple[str, int, bytes, bytes, int]], list[tuple[str, int]]]
 
 
 class SessionStore(Protocol):
@@ -80,7 +87,13 @@ class MemorySessionStore:
 
 
 class SqliteSessionStore:
-    """One SQLite file (WAL); survives a restart of the gateway or the process."""
+    """One SQLite file (WAL); survives a restart of the gateway or the process.
+
+    Subscriptions are written at once. Message writes wait in memory until ``flush()``, which hands the batch to
+    a writer thread (one ``executemany`` and one commit per batch), so the event loop never waits for the disk;
+    a message acknowledged before its batch is flushed never touches the file. Reads and ``close()`` wait for
+    the writer first.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -99,10 +112,15 @@ class SqliteSessionStore:
             """
         )
         self._db.commit()
-        self._dirty = False
+        self._adds: dict[tuple[str, int], tuple[str, int, bytes, bytes, int]] = {}
+        self._removes: list[tuple[str, int]] = []
         self._closed = False
+        self._jobs: queue.Queue[_Batch | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name=f"session-store:{self.path.name}", daemon=True)
+        self._writer.start()
 
     def load(self, client_id: str) -> StoredSession | None:
+        self._sync()
         with self._lock:
             row = self._db.execute("SELECT subscriptions FROM sessions WHERE client_id=?", (client_id,)).fetchone()
             rows = self._db.execute(
@@ -123,36 +141,56 @@ class SqliteSessionStore:
             self._db.commit()
 
     def add_message(self, client_id: str, message: StoredMessage) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO messages VALUES(?, ?, ?, ?, ?)",
-                (client_id, message.seq, message.topic, message.payload, message.qos),
-            )
-            self._dirty = True
+        self._adds[(client_id, message.seq)] = (client_id, message.seq, message.topic, message.payload, message.qos)
 
     def remove_message(self, client_id: str, seq: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM messages WHERE client_id=? AND seq=?", (client_id, seq))
-            self._dirty = True
+        if self._adds.pop((client_id, seq), None) is None:
+            self._removes.append((client_id, seq))
 
     def delete(self, client_id: str) -> None:
+        self._sync()
         with self._lock:
             self._db.execute("DELETE FROM messages WHERE client_id=?", (client_id,))
             self._db.execute("DELETE FROM sessions WHERE client_id=?", (client_id,))
             self._db.commit()
-            self._dirty = False
 
     def flush(self) -> None:
-        if self._dirty:
-            with self._lock:
-                self._db.commit()
-                self._dirty = False
+        """Hand the pending message writes to the writer thread (returns at once)."""
+        if (self._adds or self._removes) and not self._closed:
+            self._jobs.put((list(self._adds.values()), self._removes))
+            self._adds = {}
+            self._removes = []
 
     def close(self) -> None:
-        """Commit and close; closing twice is harmless."""
+        """Write everything pending, stop the writer and close; closing twice is harmless."""
+        if self._closed:
+            return
+        self._sync()
+        self._closed = True
+        self._jobs.put(None)
+        self._writer.join(10)
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
             self._db.commit()
             self._db.close()
+
+    def _sync(self) -> None:
+        self.flush()
+        self._jobs.join()
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._jobs.get()
+            try:
+                if batch is None:
+                    return
+                adds, removes = batch
+                with self._lock:
+                    if adds:
+                        self._db.executemany("INSERT OR REPLACE INTO messages VALUES(?, ?, ?, ?, ?)", adds)
+                    if removes:
+                        self._db.executemany("DELETE FROM messages WHERE client_id=? AND seq=?", removes)
+                    self._db.commit()
+            except Exception:
+                log.exception("writing MQTT sessions to %s failed", self.path)
+            finally:
+                self._jobs.task_done()

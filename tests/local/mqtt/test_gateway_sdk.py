@@ -258,6 +258,11 @@ def test_method_goes_to_one_module_and_times_out_when_unanswered(harness: Gatewa
 # ------------------------------------------------------------------------------------------ persistent sessions
 
 
+def first_seen(items: list[bytes]) -> list[bytes]:
+    """QoS 1 is at least once: a reconnect may redeliver what was in flight. Order of first arrival."""
+    return list(dict.fromkeys(items))
+
+
 def _collect_inputs(client: IoTHubModuleClient) -> list[bytes]:
     got: list[bytes] = []
     lock = threading.Lock()
@@ -283,8 +288,8 @@ def test_queued_inputs_survive_an_sdk_disconnect_in_order(harness: GatewayHarnes
         assert harness.call(harness.gateway.deliver_input, identity, "in", {"i": str(i)}, str(i).encode())
     assert harness.call(harness.gateway.pending_count, identity) == 50
     client.connect()  # the SDK does not subscribe again: the session must still hold its subscription
-    wait_until(lambda: len(got) == 51, what="all queued messages")
-    assert got == [str(i).encode() for i in range(51)]
+    wait_until(lambda: len(set(got)) == 51, what="all queued messages")
+    assert first_seen(got) == [str(i).encode() for i in range(51)]
     wait_until(lambda: harness.call(harness.gateway.pending_count, identity) == 0, what="all PUBACKs")
 
 
@@ -310,11 +315,11 @@ def test_queued_inputs_survive_a_gateway_restart_with_sqlite(tmp_path: Path) -> 
                 assert h.call(h.gateway.deliver_input, identity, "in", {}, str(i).encode()), i
             wait_until(lambda: h.call(h.gateway.is_connected, identity), timeout=20, what="the SDK to reconnect")
             try:
-                wait_until(lambda: len(got) == 31, timeout=10, what="the session to drain")
+                wait_until(lambda: len(set(got)) == 31, timeout=10, what="the session to drain")
             except AssertionError as exc:
                 pending = h.call(h.gateway.pending_count, identity)
                 raise AssertionError(f"{exc}: {len(got)} received, {pending} pending in the gateway") from None
-            assert got == [str(i).encode() for i in range(31)]
+            assert first_seen(got) == [str(i).encode() for i in range(31)]
 
             # offline client, messages queued, then the gateway restarts: they come from the SQLite file
             client.disconnect()
@@ -326,8 +331,8 @@ def test_queued_inputs_survive_a_gateway_restart_with_sqlite(tmp_path: Path) -> 
             h.start_gateway(SqliteSessionStore(db))
             assert h.call(h.gateway.pending_count, identity) == 30
             client.connect()
-            wait_until(lambda: len(got) == 61, timeout=30, what="the messages queued before the restart")
-            assert got == [str(i).encode() for i in range(61)]
+            wait_until(lambda: len(set(got)) == 61, timeout=30, what="the messages queued before the restart")
+            assert first_seen(got) == [str(i).encode() for i in range(61)]
         finally:
             made.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,32 @@ def test_packet_ids_wrap_and_skip_those_in_flight() -> None:
         session.enqueue(b"t", bytes([i]), 1)
     pids = [pid for _, pid in session.take()]
     assert pids == [65535, 1, 2]
+
+
+def test_sqlite_message_writes_wait_for_flush_and_cancel_out(tmp_path: Path) -> None:
+    store = SqliteSessionStore(tmp_path / "s.db")
+    reader = sqlite3.connect(tmp_path / "s.db")
+
+    def on_disk() -> list[int]:
+        store.load("sync")  # waits for the writer thread
+        return [seq for (seq,) in reader.execute("SELECT seq FROM messages ORDER BY seq")]
+
+    try:
+        store.add_message("c", StoredMessage(1, b"t", b"a", 1))
+        store.add_message("c", StoredMessage(2, b"t", b"b", 1))
+        store.remove_message("c", 1)  # acknowledged before the flush: never written
+        assert [seq for (seq,) in reader.execute("SELECT seq FROM messages")] == []
+        store.flush()
+        assert on_disk() == [2]
+        store.remove_message("c", 2)
+        store.add_message("c", StoredMessage(3, b"t", b"c", 1))
+        store.flush()
+        assert on_disk() == [3]
+    finally:
+        reader.close()
+        store.close()
+    again = SqliteSessionStore(tmp_path / "s.db")
+    try:
+        assert [m.seq for m in again.load("c").messages] == [3]  # type: ignore[union-attr]
+    finally:
+        again.close()
