@@ -59,6 +59,7 @@ class EdgeLink:
         self.key = parts["SharedAccessKey"]
         self.ca_pem = Path(ca_file).read_text() if ca_file else None
         self.clients: dict[str, Any] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self.desired: dict[str, dict[str, Any]] = {}
         self.agent_version = 0
         self._dirty = asyncio.Event()
@@ -73,6 +74,12 @@ class EdgeLink:
         client = self.clients.get(module_id)
         if client is not None:
             return client
+        lock = self._locks.setdefault(module_id, asyncio.Lock())
+        async with lock:  # one client per identity, even when two sends race for a new module
+            client = self.clients.get(module_id)
+            return client if client is not None else await self._connect(module_id)
+
+    async def _connect(self, module_id: str) -> Any:
         from azure.iot.device.aio import IoTHubModuleClient
 
         cs = f"HostName={self.host};DeviceId={self.device_id};ModuleId={module_id};SharedAccessKey={self.key}"

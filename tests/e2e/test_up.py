@@ -48,11 +48,11 @@ def start_up(sol: Path, *args: str) -> subprocess.Popen[str]:
 
 def test_up_streams_results_and_stops_after_duration(tmp_path: Path) -> None:
     sol = solution_copy(tmp_path)
-    proc = start_up(sol, "--duration", "20")
+    proc = start_up(sol, "--duration", "12")
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
     results = [line for line in out.splitlines() if "edgegen-demo/monitor:" in line]
-    assert len(results) >= 5, out
+    assert len(results) >= 3, out
     assert '"score"' in results[0] and '"anomaly"' in results[0]
     assert "[summary]" in out and "[done]" in out and "modules: inference=running" in out
     assert (sol / "manifests" / "deployment.amd64.json").is_file()

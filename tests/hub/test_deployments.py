@@ -66,3 +66,13 @@ def test_backend_events_and_metrics_without_a_server() -> None:
                                                 "reportedSuccessfulCount": 1, "reportedFailedCount": 0}
     assert backend.get_twin("e1")["properties"]["desired"]["$version"] == 1
     assert "e1/a" in backend.modules  # every module of a deployment gets an identity
+
+
+def test_reported_properties_retarget_a_device() -> None:
+    backend = HubBackend(MemoryHubStore(), "hub.local")
+    backend.put_device("e1", {"capabilities": {"iotEdge": True}})
+    backend.put_configuration("new-fw", {"content": {"modulesContent": BASE},
+                                         "targetCondition": "properties.reported.fw = '2.0'", "priority": 1})
+    assert backend.get_twin("e1")["configurations"] == {}
+    backend.update_reported("e1", None, {"fw": "2.0"})
+    assert backend.get_twin("e1")["configurations"] == {"new-fw": {"status": "Applied"}}

@@ -304,6 +304,8 @@ class HubBackend(DeploymentsMixin):
         twin["reportedVersion"] += 1
         twin["version"] += 1
         self._save_twin(device_id, module_id, twin)
+        if module_id is None and self.configs:  # target conditions may look at reported properties
+            self._recompute([device_id])
         return int(twin["reportedVersion"])
 
     def twin_doc(self, device_id: str) -> dict[str, Any]:
