@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,7 +18,9 @@ __all__ = ["up"]
               show_default=True, help="Hub and device state (SQLite stores, certificates, logs, venvs).")
 @click.option("-P", "--platform", default=None, help="Platform to render for [default: from .env or amd64].")
 @click.option("--hub-port", type=int, default=8443, show_default=True, help="HTTPS port of the local hub.")
-def up(duration: float | None, device_id: str, state_dir: Path, platform: str | None, hub_port: int) -> None:
+@click.option("--plain", is_flag=True, help="Plain lines only (no live panel), also when on a terminal.")
+def up(duration: float | None, device_id: str, state_dir: Path, platform: str | None, hub_port: int,
+       plain: bool) -> None:
     """The whole demo: render this solution, start a local IoT Hub and an edge device, deploy, stream results.
 
     Run it in a solution folder (the repo itself is one). Ctrl-C or --duration stops every child cleanly.
@@ -30,6 +34,7 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = UpOptions(Path.cwd(), state_dir.resolve(), device_id, duration, platform, hub_port)
+    live = not plain and sys.stdout.isatty()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -37,8 +42,34 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        summary = await run_up(options, stop, lambda line: click.echo(line))
+        if live:
+            summary = await _run_live(options, stop, run_up)
+        else:
+            summary = await run_up(options, stop, lambda line: click.echo(line))
         click.echo(summary.line().replace("[summary]", "[done]"))
         click.echo(f"per module: {dict(summary.by_module)}; state kept in {state_dir}")
 
     asyncio.run(main())
+
+
+async def _run_live(options: Any, stop: Any, run_up: Any) -> Any:
+    """A rich live panel (counters, msg/s, module status) under the streamed results."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    console = Console()
+
+    def panel(summary: Any) -> Table:
+        table = Table(title=f"edgegen up — {summary.total} results at the hub, {summary.rate():.1f} msg/s, "
+                            f"{summary.anomalies} anomalies", title_justify="left")
+        table.add_column("module")
+        table.add_column("status")
+        table.add_column("results at the hub", justify="right")
+        for name, status in sorted(summary.modules.items()):
+            table.add_row(name, status, str(summary.by_module.get(name, 0)))
+        return table
+
+    with Live(console=console, refresh_per_second=4, transient=True) as view:
+        return await run_up(options, stop, lambda line: view.console.print(line, markup=False, highlight=False),
+                            on_tick=lambda summary: view.update(panel(summary)))

@@ -107,7 +107,10 @@ def _render(options: UpOptions) -> tuple[Path, dict[str, Any]]:
     return path, load_manifest(path, validate=True).modules_content
 
 
-async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], None]) -> UpSummary:
+async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], None],
+                 on_tick: Callable[[UpSummary], None] | None = None) -> UpSummary:
+    """Run the demo; ``echo`` gets each line, ``on_tick`` (when given) the summary ~5 times a second instead of
+    the periodic summary lines."""
     from edgegen.hub.client import HubClient
     from edgegen.hub.connection import HubTarget
     from edgegen.hub.edgedevice import HubDeviceOptions, run_device_on_hub
@@ -158,7 +161,9 @@ async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], 
                     if "device" in holder:
                         summary.modules = {name: str(s.get("runtimeStatus", "?"))
                                            for name, s in holder["device"].agent.status().items()}
-                    if time.monotonic() >= next_summary:
+                    if on_tick is not None:
+                        on_tick(summary)
+                    elif time.monotonic() >= next_summary:
                         echo(summary.line())
                         next_summary += options.summary_interval
                     with contextlib.suppress(TimeoutError):
