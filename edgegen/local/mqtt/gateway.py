@@ -84,6 +84,7 @@ class MqttGateway:
     def __init__(
         self, authenticator: Authenticator, handler: GatewayHandler, session_store: SessionStore | None = None,
         *, max_inflight: int = 100, max_queued: int = 100_000, flush_interval: float = 0.02,
+        session_expiry: float | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.handler = handler
@@ -96,6 +97,7 @@ class MqttGateway:
         self._rids = itertools.count(1)
         self._flush_handle: asyncio.TimerHandle | None = None
         self.flush_interval = flush_interval  # session-store writes are grouped over this many seconds
+        self.session_expiry = session_expiry  # persistent sessions offline longer than this are dropped
         self._input_prefixes: dict[tuple[Identity, str], bytes] = {}
         self._absent: set[str] = set()  # client ids known to have no stored session
         self.address: tuple[str, int] | None = None
@@ -199,6 +201,16 @@ class MqttGateway:
     def _send(self, identity: Identity, topic: bytes, payload: bytes, qos: int) -> bool:
         session = self._session(identity)
         if session is None or session.state is SessionState.ENDED:
+            return False
+        if (
+            self.session_expiry is not None
+            and session.state is SessionState.OFFLINE
+            and time.monotonic() - session.offline_since > self.session_expiry
+        ):
+            log.info("%s: persistent session expired after %ss offline", identity, self.session_expiry)
+            session.discard()
+            del self._sessions[identity.client_id]
+            self._absent.add(identity.client_id)
             return False
         granted = session.granted_qos(topic)
         if granted is None:

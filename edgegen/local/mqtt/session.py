@@ -7,6 +7,7 @@ QoS 1 message not yet acknowledged are kept (in the ``SessionStore``) and sent a
 from __future__ import annotations
 
 import enum
+import time
 from collections import deque
 from collections.abc import Iterator
 
@@ -37,6 +38,7 @@ class Session:
         "inflight",
         "max_inflight",
         "max_queued",
+        "offline_since",
         "persistent",
         "queue",
         "state",
@@ -53,6 +55,7 @@ class Session:
         self.store = store
         self.persistent = persistent
         self.state = SessionState.OFFLINE
+        self.offline_since = time.monotonic()  # when the last connection went away (or the session was loaded)
         self.subscriptions: dict[str, int] = {}
         self.queue: deque[StoredMessage] = deque()
         self.inflight: dict[int, StoredMessage] = {}
@@ -147,6 +150,7 @@ class Session:
             self.queue.extendleft(reversed(pending))
         if self.persistent:
             self.state = SessionState.OFFLINE
+            self.offline_since = time.monotonic()
             # QoS 0 messages are not kept for an offline client
             if any(m.qos == 0 for m in self.queue):
                 self.queue = deque(m for m in self.queue if m.qos)

@@ -303,3 +303,27 @@ def test_a_clean_connect_drops_a_persistent_session(harness: GatewayHarness, ope
     with pytest.raises(TimeoutError):
         fresh.recv(timeout=0.3)
     assert harness.call(harness.gateway.pending_count, identity) == 0
+
+
+def test_offline_persistent_sessions_expire_when_configured(
+    harness: GatewayHarness, open_clients: list[RawClient]
+) -> None:
+    assert harness.gateway is not None
+    harness.gateway.session_expiry = 0.5
+    try:
+        inputs = [("devices/expdev/modules/m/inputs/#", 1)]
+        identity, client = online(harness, open_clients, "expdev", "m", subscribe=inputs)
+        client.close()
+        deadline = time.monotonic() + 5
+        while harness.call(harness.gateway.is_connected, identity) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert harness.call(harness.gateway.deliver_input, identity, "in", {}, b"kept for now")
+        time.sleep(0.7)
+        assert harness.call(harness.gateway.deliver_input, identity, "in", {}, b"too late") is False
+        again = raw(harness, open_clients)
+        ack = again.connect(identity.client_id, username(identity), token(harness, identity))
+        assert (ack.return_code, ack.session_present) == (0, False)
+        with pytest.raises(TimeoutError):
+            again.recv(timeout=0.3)
+    finally:
+        harness.gateway.session_expiry = None
