@@ -183,3 +183,35 @@ def test_monitor_cli(edge, capsys, monkeypatch, tmp_path) -> None:
         main(["monitor", "-d", "other", "--timeout", "1", "--state-dir", state])
     assert exc.value.code == 1
     assert "no messages arrived within 1 s" in capsys.readouterr().err
+
+
+def test_leaf_device_and_service_twin_patch(edge) -> None:
+    from azure.iot.device import IoTHubDeviceClient
+    from azure.iot.hub.models import Twin, TwinProperties
+
+    running, _, target, client, identity = edge
+    leaf = client.create_device("leaf1")
+    dc = IoTHubDeviceClient.create_from_connection_string(
+        leaf.connection_string, server_verification_cert=Path(running.info.ca_file).read_text())
+    mc = module_client(identity, "sensor", running.info.ca_file)
+    patches: list[dict] = []
+    mc.on_twin_desired_properties_patch_received = patches.append
+    try:
+        with LocalFeed(target) as feed:
+            feed.wait_ready()
+            dc.connect()
+            msg = Message("hello")
+            msg.message_id = "leaf-1"
+            dc.send_message(msg)
+            got = list(feed.messages(timeout=2))
+            rm = IoTHubRegistryManager.from_connection_string(running.info.connection_string)
+            rm.update_module_twin("edge1", "sensor", Twin(properties=TwinProperties(desired={"threshold": 7})), "*")
+            deadline = time.monotonic() + 10
+            while not patches and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        dc.shutdown()
+        mc.shutdown()
+    assert [(m.device_id, m.module_id, m.body) for m in got] == [("leaf1", None, b"hello")]
+    assert patches and patches[0]["threshold"] == 7
+    assert client.module_twin("edge1", "sensor")["desired"]["interval"] == 1  # a patch merges
