@@ -173,6 +173,7 @@ class _Supervisor:
                 await proc.wait()
         if proc is not None:
             _signal_group(proc.pid, signal.SIGKILL)  # whatever the module left behind in its group
+            await _group_gone(proc.pid)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -180,6 +181,30 @@ class _Supervisor:
         self.status.runtime_status, self.status.pid = "stopped", None
         self.status.description = "stopped by the agent"
         self._notify()
+
+
+async def _group_gone(pgid: int, timeout: float = 2.0) -> None:
+    """Wait until no live process is left in the group (zombies waiting for their reaper do not count)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _live_members(pgid):
+            return
+        await asyncio.sleep(0.02)
+
+
+def _live_members(pgid: int) -> list[int]:
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(entry.name))
+    return out
 
 
 def _signal_group(pid: int, sig: int) -> None:
