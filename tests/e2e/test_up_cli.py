@@ -1,6 +1,6 @@
-"""The hub workflow typed as a user would: genconfig → hub serve → device create → device run → deploy →
-monitor; then the fault cases: a redeploy restarts only the changed module, and a hub stopped for 30 s
-mid-stream loses nothing and duplicates nothing at the monitor."""
+"""The hub workflow typed as a user would: genconfig → hub serve → hub device create → device run
+--connection-string → deploy → monitor; then the fault cases: a redeploy restarts only the changed module, and a
+hub stopped for 30 s mid-stream loses nothing and duplicates nothing at the monitor."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ def start_device(s: Stack) -> None:
                   "--output", "json")
     cs = json.loads(out)["connectionString"]
     s.device = subprocess.Popen(
-        [sys.executable, "-m", "edgegen", "hub", "device", "run", "--connection-string", cs, "--state-dir",
-         str(s.state), "--device-state-dir", str(s.sol / ".state" / "device")],
+        [sys.executable, "-m", "edgegen", "device", "run", "--connection-string", cs, "--hub-ca-file",
+         str(s.state / "ca.pem"), "--state-dir", str(s.sol / ".state" / "device"), "--solution", str(s.sol)],
         cwd=s.sol, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
