@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgegen.errors import EdgegenError
+from edgegen.errors import EdgegenError, Location
 
 __all__ = ["HubClientError"]
 
@@ -11,7 +11,7 @@ class HubClientError(EdgegenError):
     """A hub call that failed: unreachable, refused (401), not found, conflicting, or a bad request."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 hint: str | None = None, location: object = None) -> None:
-        super().__init__(message, hint=hint, location=location)  # type: ignore[arg-type]
+                 hint: str | None = None, location: Location | None = None) -> None:
+        super().__init__(message, hint=hint, location=location)
         self.status = status
         self.code = code

@@ -41,6 +41,7 @@ __all__ = ["FEED_DEVICE", "FEED_INPUT", "HubGateway", "feed_envelope", "start_hu
 FEED_DEVICE = "$edgegen-monitor"
 FEED_INPUT = "events"
 MQTT_PORT = 8883
+SESSION_EXPIRY = 24 * 3600.0
 
 # wire names of system properties -> the names Event Hubs consumers (and az monitor-events) show
 _SYSTEM_NAMES = {"$.mid": "message_id", "$.cid": "correlation_id", "$.uid": "user_id", "$.ct": "content_type",
@@ -60,7 +61,10 @@ class HubGateway(BaseGatewayHandler):
     def __init__(self, backend: HubBackend, device_host: str, state_dir: Path) -> None:
         self.backend = backend
         auth = SasAuthenticator(self._keys, host=device_host, allow_devices=True, allow_modules=True)
-        self.gateway = MqttGateway(auth, self, session_store=SqliteSessionStore(state_dir / "hub-sessions.db"))
+        # offline persistent sessions (a monitor killed without unsubscribing, a device gone for good) are
+        # dropped after a day; twins are re-read on every reconnect, so a device loses nothing it needs
+        self.gateway = MqttGateway(auth, self, session_store=SqliteSessionStore(state_dir / "hub-sessions.db"),
+                                   session_expiry=SESSION_EXPIRY)
         self.monitors: dict[str, Identity] = {
             key: Identity(FEED_DEVICE, key) for key in backend.store.load("monitor")}
         backend.desired_listeners.append(self._push_desired)
