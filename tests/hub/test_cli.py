@@ -128,3 +128,14 @@ def test_no_hub_and_bad_key_say_what_to_do(served, capsys: pytest.CaptureFixture
     assert run(["hub", "device", "create", "x", "--hub-connection-string", wrong, "--state-dir", str(state)]) == 1
     err = capsys.readouterr().err
     assert "401" in err and "key" in err
+
+
+def test_serve_on_a_busy_address_says_so(served, capsys: pytest.CaptureFixture[str]) -> None:
+    _, state = served
+    info = read_hub_info(state)
+    assert info is not None
+    code = run(["hub", "serve", "--state-dir", str(state.parent / "other"), "--address", info.address,
+                "--port", str(info.port), "--duration", "1"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on {info.address}:{info.port}" in err and "--address" in err

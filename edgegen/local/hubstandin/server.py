@@ -106,10 +106,19 @@ class HubStandIn:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.address, self.port, ssl_context=ctx, reuse_address=True)
         try:
+            where = f"{self.address}:{self.port}"
             await site.start()
             mqtt_port = None
             if self.want_mqtt:
+                where = f"{self.address}:8883"
                 mqtt_port = await self._start_mqtt(ctx_files=(str(cert.cert_path), str(cert.key_path)))
+        except OSError as exc:
+            await self._close()
+            from edgegen.local.hubstandin.errors import HubError
+
+            raise HubError(f"cannot listen on {where}: {exc.strerror or exc}",
+                           hint="another hub or edge device may use it; pass another --address, e.g. 127.0.0.9"
+                           ) from None
         except BaseException:
             await self._close()
             raise
