@@ -302,7 +302,6 @@ def compile_condition(text: str) -> Callable[[Doc], bool]:
 @dataclass(frozen=True)
 class MetricQuery:
     over_modules: bool
-    module_id: str | None
     matches: Callable[[Doc], bool]
 
 
@@ -325,4 +324,4 @@ def compile_metric_query(text: str) -> MetricQuery:
             raise _error(text, m.start("rest"), "expected WHERE after the FROM clause")
         cond = rest[6:]
     matches = compile_condition(cond)
-    return MetricQuery(over_modules=m.group("src").lower().endswith("modules"), module_id=None, matches=matches)
+    return MetricQuery(over_modules=m.group("src").lower().endswith("modules"), matches=matches)
