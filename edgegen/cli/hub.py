@@ -199,6 +199,8 @@ def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple
     from edgegen.hub.monitor import MonitorFilter, run_monitor
 
     target = resolve_hub(hub_cs, state_dir=state_dir)
+    what = "".join(f", filtering on {k}: {v}" for k, v in (("device", device_pattern), ("module", module_pattern)) if v)
+    click.echo(f"Starting event monitor on {target.host_name}{what}, use ctrl-c to stop...", err=True)
     filt = MonitorFilter(device_pattern, module_pattern, set(props), content_type)
     printed = run_monitor(target, filt, timeout=timeout or None, count=count, from_start=from_start,
                           output_format=output_format, echo=click.echo)
