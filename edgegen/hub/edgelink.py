@@ -109,9 +109,12 @@ class EdgeLink:
         except Exception as exc:
             self.clients.pop(module_id, None)
             await client.shutdown()
+            hint = ("is the hub running, and is the device an edge device with this key?"
+                    if self.host.startswith("127.") else
+                    "the local stand-in lets an edge device sign for its modules; a real Azure IoT Hub needs each "
+                    "module's own key, which edgegen does not provision yet: use 'edgegen hub serve' locally")
             raise HubClientError(f"cannot connect to the hub at {self.host} as {self.device_id}/{module_id} "
-                                 f"({type(exc).__name__}: {exc})",
-                                 hint="is the hub running, and is the device an edge device with this key?") from None
+                                 f"({type(exc).__name__}: {exc})", hint=hint) from None
         return client
 
     async def start(self) -> EdgeLink:
