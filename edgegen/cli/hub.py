@@ -120,18 +120,37 @@ def device_list(hub_cs: str | None, state_dir: Path | None, output_format: str) 
 @click.option("--metrics", default=None, metavar="JSON",
               help='Custom metrics: {"queries": {"name": "SELECT deviceId FROM devices WHERE …"}}.')
 @click.option("--fleet", default=None, type=click.Path(dir_okay=False), help="Deploy every group of fleet.yaml.")
+@click.option("--dry-run", metavar="DIR", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="With --fleet: render and validate into DIR (one manifest per deployment), deploy nothing.")
 @click.option("--no-validation", is_flag=True, help="Deploy even when offline validation finds errors.")
 @_hub_options
 @output_option(("text", "json", "yaml"))
 def deploy(device_id: str | None, manifest: str | None, name: str | None, target_condition: str | None,
            priority: int, layered: bool, labels: str | None, metrics: str | None, fleet: str | None,
-           no_validation: bool, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+           dry_run: Path | None, no_validation: bool, hub_cs: str | None, state_dir: Path | None,
+           output_format: str) -> None:
     """Deploy a manifest to one device (-d) or at scale (--name, --target-condition, --priority)."""
     from edgegen.hub.client import AtScaleDeployment
     from edgegen.hub.manifest import find_manifest
 
     if sum(x is not None for x in (device_id, name, fleet)) != 1:
         raise click.UsageError("give exactly one of -d/--device, --name or --fleet")
+    if dry_run is not None and fleet is None:
+        raise click.UsageError("--dry-run goes with --fleet")
+    if fleet is not None and dry_run is not None:
+        from edgegen.hub.fleet import render_fleet, write_fleet
+
+        plan = render_fleet(Path(fleet), cwd=Path.cwd(), validate=not no_validation)
+        for name, finding in plan.errors():
+            click.echo(f"{name}: {finding.render()}", err=True)
+        written = write_fleet(plan, dry_run)
+        emit({"deployments": [d.name for d in plan.deployments], "devices": len(plan.device_deployment),
+              "errors": len(plan.errors()), "written": [str(p) for p in written]}, output_format,
+             f"{len(plan.deployments)} deployments for {len(plan.device_deployment)} listed devices written to "
+             f"{dry_run} ({len(plan.errors())} validation errors); nothing deployed")
+        if plan.errors():
+            raise EdgegenError("the fleet's manifests have validation errors (see above)")
+        return
     if fleet is not None:
         from edgegen.hub.fleet import deploy_fleet
 

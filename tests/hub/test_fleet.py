@@ -115,3 +115,12 @@ def test_deploy_fleet_to_the_stand_in(solution: Path, hub, capsys, monkeypatch) 
         main(["deploy", "--fleet", "fleet.yaml", "--state-dir", state, "--output", "json"])
     assert exc.value.code == 0
     assert [r["action"] for r in json.loads(capsys.readouterr().out)] == ["updated"] * 3
+
+
+def test_dry_run_renders_without_a_hub(solution: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(solution)
+    with pytest.raises(SystemExit) as exc:
+        main(["deploy", "--fleet", "fleet.yaml", "--dry-run", "out", "--state-dir", str(solution / "no-hub")])
+    assert exc.value.code == 0
+    assert "3 deployments for 4 listed devices" in capsys.readouterr().out
+    assert interval(json.loads((solution / "out" / "prod-cam-001.json").read_text())) == 2
