@@ -68,16 +68,26 @@ def add(name: str, module_template: str) -> None:
 @click.option("--allow-unresolved", is_flag=True,
               help="Leave unset variables and unresolved ${MODULES...} placeholders in place (iotedgedev's way).")
 @click.option("--no-validate", is_flag=True, help="Skip the offline validation of the generated manifest.")
+@click.option("--fleet", "fleet_file", default=None, metavar="FLEET_YAML", type=click.Path(dir_okay=False),
+              help="Render one manifest per device group / device of FLEET_YAML into DIR "
+                   "[default: <output dir>/fleet], plus fleet-index.json.")
 @output_option(("text", "json"))
 def genconfig(template_file: str | None, platform: str | None, output_dir: str | None,
               fail_on_validation_error: bool, no_chunk: bool, allow_unresolved: bool, no_validate: bool,
-              output_format: str) -> None:
+              fleet_file: str | None, output_format: str) -> None:
     """Render a deployment template into a manifest, like `iotedgedev solution genconfig`.
 
     Expands $VARS from .env and the environment, ${MODULES.x} image placeholders from modules/*/module.json,
     Jinja2 (templates named *.j2 or starting with {# / {%), YAML templates, resource limits from
     deploymentconfig.json, then splits createOptions into 512-character chunks and validates the result.
     """
+    if fleet_file is not None:
+        if template_file or platform or no_chunk or allow_unresolved:
+            raise click.UsageError("--fleet takes the template and platform from the fleet file; "
+                                   "-f, -P, --no-chunk and --allow-unresolved do not apply")
+        _genconfig_fleet(fleet_file, output_dir, validate=not no_validate,
+                         fail_on_validation_error=fail_on_validation_error, output_format=output_format)
+        return
     from edgegen.generator.genconfig import genconfig as run
 
     try:
@@ -133,6 +143,77 @@ def _genconfig_report(result: Any, output_format: str) -> None:
         click.echo(to_text(out, result.findings))
     elif result.validation_note:
         click.echo(f"note: {result.validation_note}")
+
+
+# --- genconfig --fleet (edgegen.hub.fleet) ----------------------------------------------------------------
+
+
+def _genconfig_fleet(fleet_file: str, output_dir: str | None, *, validate: bool, fail_on_validation_error: bool,
+                     output_format: str) -> None:
+    """Render + validate every deployment of a fleet file; write them (atomically) unless told to fail."""
+    from pathlib import Path
+
+    from edgegen.errors import EdgegenError
+    from edgegen.hub.fleet import render_fleet, write_fleet
+
+    cwd = Path.cwd()
+    if output_dir is None:
+        from edgegen.generator.solution import load_env
+
+        out = Path(load_env(cwd).output_dir) / "fleet"
+    else:
+        out = Path(output_dir)
+    plan = render_fleet(Path(fleet_file), cwd=cwd, validate=validate)
+    errors = plan.errors()
+    failing = fail_on_validation_error and bool(errors)
+    groups = _fleet_findings(plan, out, output_format, errors_only=failing)
+    written = [] if failing else write_fleet(plan, out)
+    warnings = sum(1 for d in plan.deployments for f in d.findings if f.severity == "warning")
+    if output_format == "json":
+        emit({"fleet": fleet_file, "output_dir": str(out), "written": bool(written),
+              "devices": len(plan.device_deployment), "renders": plan.renders, "validations": plan.validations,
+              "errors": len(errors), "warnings": warnings,
+              "findings": [{**f.to_dict(), "deployments": names} for f, names in groups],
+              "deployments": [{"name": d.name, "group": d.group, "device": d.device, "priority": d.priority,
+                               "targetCondition": d.target_condition, "file": str(out / f"{d.name}.json")}
+                              for d in plan.deployments]}, "json")
+    else:
+        devices = sum(1 for d in plan.deployments if d.device is not None)
+        click.echo(f"Rendered {fleet_file}: {len(plan.deployments)} deployments ({len(plan.deployments) - devices} "
+                   f"groups, {devices} devices with their own variables) for {len(plan.device_deployment)} listed "
+                   f"devices; {plan.renders} renders, {plan.validations if validate else 0} validations, "
+                   f"{len(errors)} error(s), {warnings} warning(s) ({len(groups)} distinct findings shown)")
+        if written:
+            click.echo(f"Wrote {len(written) - 1} manifests and fleet-index.json to {out}")
+    if failing:
+        raise EdgegenError(f"{len(errors)} validation error(s) in the fleet's manifests; nothing written",
+                           hint="fix the template or the fleet's variables, or drop --fail-on-validation-error")
+
+
+def _fleet_findings(plan: Any, out: Any, output_format: str, *, errors_only: bool) -> list[tuple[Any, list[str]]]:
+    """Print each distinct finding once, located in the first manifest (as written) that has it, with the
+    deployments that share it (a fleet's manifests mostly share their warnings)."""
+    import json
+
+    from edgegen.generator.validation import locate
+    from edgegen.generator.validation.report import render_finding
+
+    groups: dict[tuple[Any, ...], tuple[Any, list[str]]] = {}
+    for d in plan.deployments:
+        findings = [f for f in d.findings if f.is_error or not errors_only]
+        keys = [(f.severity, f.path, f.message, f.hint) for f in findings]
+        if any(k not in groups for k in keys):
+            located = locate(findings, json.dumps(d.manifest, indent=2), str(out / f"{d.name}.json"), d.manifest)
+            for k, f in zip(keys, located, strict=True):
+                groups.setdefault(k, (f, []))
+        for k in dict.fromkeys(keys):
+            groups[k][1].append(d.name)
+    ordered = sorted(groups.values(), key=lambda g: (not g[0].is_error, g[0].severity != "warning"))
+    if output_format != "json":
+        for f, names in ordered:
+            shown = ", ".join(names[:5]) + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
+            click.echo(f"{render_finding(f)}\n    in {len(names)} deployment(s): {shown}\n")
+    return ordered
 
 
 # --- validate (edgegen.generator.validation) ------------------------------------------------------------
