@@ -43,10 +43,13 @@ def device() -> None:
               help="Where module venvs live (default: <state-dir>/venvs); share one between state dirs.")
 @click.option("--backoff-unit", type=float, default=10.0, show_default=True,
               help="Restart cool-off unit in seconds (edgeAgent: 10 s, doubling per restart, at most 300 s).")
+@click.option("--fast-ack", is_flag=True,
+              help="Acknowledge module messages before their hand-over is committed to disk (grouped every 20 ms; "
+              "about twice the throughput, but a crash of the device process can lose the last 20 ms).")
 @click.pass_context
 def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca_file: str | None, state_dir: Path,
         address: str | None, solution: Path | None, device_id: str, reuse_site_packages: bool,
-        venv_dir: Path | None, backoff_unit: float) -> None:
+        venv_dir: Path | None, backoff_unit: float, fast_ack: bool) -> None:
     """Start the edge hub and every module of MANIFEST; Ctrl-C or SIGTERM stops everything."""
     import asyncio
     import logging
@@ -67,7 +70,7 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = DeviceConfig(state_dir=state_dir, manifest=manifest, solution_dir=solution, address=address,
                           device_id=device_id, share_site_packages=reuse_site_packages, venv_dir=venv_dir,
-                          backoff=BackoffPolicy(unit_secs=backoff_unit))
+                          backoff=BackoffPolicy(unit_secs=backoff_unit), durable_ack=not fast_ack)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -163,6 +163,7 @@ class _Supervisor:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._on_start(self.desired.name)  # inputs are held from now on (a stopping module takes no new work)
         proc = self._proc
         if proc is not None and proc.returncode is None:
             _signal_group(proc.pid, signal.SIGTERM)
@@ -218,7 +219,7 @@ class Agent:
     def __init__(self, resolver: ModuleResolver, venvs: VenvCache, log_dir: Path,
                  env_for: Callable[[DesiredModule], Mapping[str, str]], *,
                  policy: BackoffPolicy | None = None, on_change: Callable[[], None] | None = None,
-                 on_process_start: Callable[[str], None] | None = None,
+                 on_process_start: Callable[[str], None] | None = None,  # also called when one is stopped
                  base_env: Mapping[str, str] | None = None) -> None:
         self.resolver = resolver
         self.venvs = venvs

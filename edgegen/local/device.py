@@ -38,7 +38,7 @@ from edgegen.local.mqtt.auth import SasAuthenticator
 from edgegen.local.mqtt.gateway import MqttGateway
 from edgegen.local.mqtt.store import SqliteSessionStore
 from edgegen.local.mqtt.topics import Identity
-from edgegen.local.router import Router
+from edgegen.local.router import GroupCommit, Router
 from edgegen.local.store import SqliteStore
 from edgegen.local.twins import TwinFile
 from edgegen.local.upstream import LocalUpstream, UpstreamSink
@@ -81,6 +81,9 @@ class DeviceConfig:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     upstream: UpstreamSink | None = None  # default: LocalUpstream under the state dir
     control_api: bool = True
+    # True: a message handed to a module's MQTT session is committed before the publisher's PUBACK (survives a
+    # crash of this process). False: the gateway's grouped commit (every 20 ms) — about twice the throughput.
+    durable_ack: bool = True
     watch_interval: float = 1.0
 
 
@@ -113,7 +116,8 @@ class Device:
         self.sessions = SqliteSessionStore(self.state / "sessions.sqlite")
         self.local_upstream = LocalUpstream(self.state / "upstream.sqlite") if c.upstream is None else None
         upstream: UpstreamSink = c.upstream or self.local_upstream  # type: ignore[assignment]
-        self.router = Router(c.device_id, self.store, upstream)
+        commit = GroupCommit(self.sessions.flush) if c.durable_ack else None
+        self.router = Router(c.device_id, self.store, upstream, commit=commit)
         self.twin_file = TwinFile(self.state / "twins.json")
         self.hub = EdgeHubHandler(c.device_id, self.router, self.twin_file.load(), self.twin_file)
         self.gateway: MqttGateway | None = None

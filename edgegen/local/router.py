@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +28,8 @@ from edgegen.local.store import Pending, QueuedMessage, Store
 from edgegen.local.upstream import UpstreamMessage, UpstreamSink
 from edgegen.routing import Message, ModuleInputEndpoint, RouteTable
 
-__all__ = ["UPSTREAM", "InputDelivery", "Router", "RouterCounters", "input_property_bag", "routing_message"]
+__all__ = ["UPSTREAM", "GroupCommit", "InputDelivery", "Router", "RouterCounters", "input_property_bag",
+           "routing_message"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,31 @@ _TO_BAG = {name: key for key, name in SYSTEM_PROPERTY_NAMES.items()}
 # What edgeHub puts in a module input's property bag besides the application properties.
 _INPUT_SYSTEM = ("messageId", "correlationId", "userId", "contentType", "contentEncoding", "absoluteExpiryTime",
                  "connectionDeviceId", "connectionModuleId")
+
+
+class GroupCommit:
+    """Await ``wait()`` to know ``flush`` ran after this point; callers in one loop turn share one flush."""
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self._flush = flush
+        self._pending: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._run)
+        await asyncio.shield(self._pending)
+
+    def _run(self) -> None:
+        fut, self._pending = self._pending, None
+        try:
+            self._flush()
+        except Exception as exc:
+            if fut is not None:
+                fut.set_exception(exc)
+            return
+        if fut is not None:
+            fut.set_result(None)
 
 
 class InputDelivery(Protocol):
@@ -94,7 +120,7 @@ class Router:
     """Routes telemetry for one device. Attach the gateway with ``attach`` before messages flow."""
 
     def __init__(self, device_id: str, store: Store, upstream: UpstreamSink, *, default_ttl: float = 7200,
-                 sweep_interval: float = 1.0, drain_batch: int = 500) -> None:
+                 sweep_interval: float = 1.0, drain_batch: int = 500, commit: GroupCommit | None = None) -> None:
         self.device_id = device_id
         self.store = store
         self.upstream = upstream
@@ -102,6 +128,7 @@ class Router:
         self.sweep_interval = sweep_interval
         self.drain_batch = drain_batch
         self.counters = RouterCounters()
+        self.commit = commit  # makes hand-overs to MQTT sessions durable before the publisher's PUBACK
         self._table: RouteTable | None = None
         self._inputs: InputDelivery | None = None
         self._backlog: set[str] = {ep for ep, st in store.stats().items() if st.pending}
@@ -152,6 +179,7 @@ class Router:
             self.counters.unrouted += 1
             return
         to_store: list[Pending] = []
+        handed = False
         for d in deliveries:
             ep = _endpoint_id(d.endpoint)
             ttl = float(d.ttl_secs) if d.ttl_secs else self.default_ttl
@@ -163,6 +191,7 @@ class Router:
                 elif self._deliver(d.endpoint.module, d.endpoint.input, message.properties,
                                    message.system_properties, body):
                     self.counters.direct += 1
+                    handed = True
                     continue
             to_store.append(Pending(ep, message.properties, message.system_properties, body, d.priority, ttl))
         if to_store:
@@ -170,6 +199,8 @@ class Router:
             self.counters.stored += len(to_store)
             for p in to_store:
                 self._backlog.add(p.endpoint)
+        if handed and self.commit is not None:
+            await self.commit.wait()
 
     def _deliver(self, module: str, input_name: str, properties: Mapping[str, str], system: Mapping[str, str],
                  body: bytes) -> bool:
@@ -200,7 +231,7 @@ class Router:
         self.module_ready(module)
 
     def process_restarted(self, module: str) -> None:
-        """A new process of ``module`` starts: hold its inputs until it subscribes again."""
+        """A process of ``module`` starts or is being stopped: hold its inputs until a process subscribes again."""
         self._subscribed.discard(module)
 
     def module_ready(self, module: str) -> None:
