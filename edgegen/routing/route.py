@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from edgegen.routing.ast import Node
 from edgegen.routing.errors import RouteError
@@ -185,4 +186,13 @@ def parse_route(text: str) -> Route:
         raise RouteError(f"a route must be a string, not {type(text).__name__}")
     if not text.strip():
         raise RouteError("empty route", text=text, column=1, expected="FROM <source> [WHERE <condition>] INTO <sink>")
+    if type(text) is not str:  # a str subclass may compare equal to a different route: never share a cache entry
+        return _RouteParser(text, _tokens(text)).parse()
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Route:
+    """Routes are immutable values of their text: parse each distinct text once (a fleet validates the same
+    routes in thousands of manifests; validation and the lint both parse them). Errors are not cached."""
     return _RouteParser(text, _tokens(text)).parse()

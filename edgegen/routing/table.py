@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from edgegen.routing.condition import Condition, compile_parsed
@@ -83,14 +84,22 @@ def route_spec(name: str, value: Any, schema_version: str, path: str) -> tuple[s
 
 def compile_route(name: str, text: str, priority: int, ttl: int | None, path: str) -> CompiledRoute:
     try:
-        route = parse_route(text)
-        condition = None
-        if route.condition_ast is not None and route.condition is not None:
-            condition = compile_parsed(route.condition, route.condition_ast, body_query=True,
-                                       twin_change_includes=True, source=route.source, span_text=text)
+        route, condition = _compile(text) if type(text) is str else _compile.__wrapped__(text)
     except RouteError as exc:
         raise exc.at(json_path=path) from None
     return CompiledRoute(name, route, priority, ttl, condition)
+
+
+@lru_cache(maxsize=4096)
+def _compile(text: str) -> tuple[Route, Condition | None]:
+    """The parsed route and its compiled condition, once per distinct route text: both are immutable (a
+    Condition's closures keep no state), so manifests and route tables sharing a route share them."""
+    route = parse_route(text)
+    condition = None
+    if route.condition_ast is not None and route.condition is not None:
+        condition = compile_parsed(route.condition, route.condition_ast, body_query=True,
+                                   twin_change_includes=True, source=route.source, span_text=text)
+    return route, condition
 
 
 class RouteTable:
