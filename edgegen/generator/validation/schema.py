@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -135,10 +137,59 @@ def _check_twin(view: ManifestView, twin: str) -> Iterator[Finding]:
                          hint, rule="schema-version")
         return
     if DESIRED in content:
-        for err in validator(twin, version).iter_errors(content):
-            yield from _to_findings(err, twin_ptr, twin, version)
+        yield from _twin_findings(content, twin_ptr, twin, version)
     for frag in fragments:
         yield from _check_fragment(frag, twin, version)
+
+
+# Schema findings of whole twins, by the twin's exact content: a fleet's manifests mostly share their
+# $edgeAgent/$edgeHub twins (they differ in module twins), and a validator's verdict is a function of the
+# instance alone. Only plain JSON values (exact dict/list/str/int/float/bool/None) are cached: for those,
+# repr() is injective and keeps key order (which fixes the order of the errors), so equal keys mean equal
+# instances and equal findings. Anything else is validated every time.
+_TWIN_CACHE: OrderedDict[tuple[str, str, Ptr, str], tuple[Finding, ...]] = OrderedDict()
+_TWIN_CACHE_SIZE = 256
+_TWIN_LOCK = threading.Lock()
+_PLAIN_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+def _twin_findings(content: Any, twin_ptr: Ptr, twin: str, version: str) -> Iterator[Finding]:
+    key = (twin, version, twin_ptr, repr(content)) if _is_plain(content) else None
+    if key is not None:
+        with _TWIN_LOCK:
+            cached = _TWIN_CACHE.get(key)
+            if cached is not None:
+                _TWIN_CACHE.move_to_end(key)
+        if cached is not None:
+            yield from cached
+            return
+    found = tuple(f for err in validator(twin, version).iter_errors(content)
+                  for f in _to_findings(err, twin_ptr, twin, version))
+    if key is not None:
+        with _TWIN_LOCK:
+            _TWIN_CACHE[key] = found
+            while len(_TWIN_CACHE) > _TWIN_CACHE_SIZE:
+                _TWIN_CACHE.popitem(last=False)
+    yield from found
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is made only of exact JSON types (no subclasses, tuples or other objects)."""
+    stack = [value]
+    leaves = _PLAIN_LEAVES
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for k in item:
+                if type(k) is not str:
+                    return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind not in leaves:
+            return False
+    return True
 
 
 def _version(view: ManifestView, twin: str) -> tuple[str | None, Ptr]:
