@@ -168,7 +168,7 @@ def render_fleet(path: Path, *, cwd: Path | None = None, environ: Mapping[str, s
     import os
     import time
 
-    from edgegen.generator.genconfig import genconfig
+    from edgegen.hub.fleetrender import FleetRenderer
 
     base = cwd or path.parent
     env = dict(os.environ if environ is None else environ)
@@ -176,6 +176,7 @@ def render_fleet(path: Path, *, cwd: Path | None = None, environ: Mapping[str, s
     renders: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     checked: dict[str, tuple[Any, ...]] = {}
     plan = FleetPlan([], {})
+    renderer = FleetRenderer(base, spec["template"], spec["platform"])
     t_render = t_validate = 0.0
 
     def build(variables: dict[str, str], where: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
@@ -185,15 +186,13 @@ def render_fleet(path: Path, *, cwd: Path | None = None, environ: Mapping[str, s
         if manifest is None:
             start = time.perf_counter()
             try:
-                result = genconfig(spec["template"], platform=spec["platform"], cwd=base,
-                                   environ={**env, **variables}, write=False, validate=False)
+                manifest = renderer.render({**env, **variables})
             except HubClientError:
                 raise
             except Exception as exc:
                 message = getattr(exc, "message", str(exc))
                 raise HubClientError(f"{where}: rendering failed: {message}", hint=getattr(exc, "hint", None),
                                      location=getattr(exc, "location", None)) from None
-            manifest = result.manifest
             renders[key] = manifest
             plan.renders += 1
             t_render += time.perf_counter() - start
