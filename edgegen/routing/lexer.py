@@ -119,6 +119,33 @@ _RULES: list[tuple[TokenKind, re.Pattern[str]]] = [
 
 HIDDEN = frozenset({TokenKind.WS, TokenKind.COMMENT})
 
+_DIGITS = "0123456789"
+# The characters each rule's match can start with (every rule consumes at least one character); None: the
+# rule is tried at every position. Only a speed-up: at a position, the rules whose first character cannot
+# match are skipped, the others are tried in the same order, so the tokens are the same.
+_FIRST: dict[TokenKind, str | None] = {
+    TokenKind.LBRACE: "{", TokenKind.RBRACE: "}", TokenKind.SELECT: "Ss", TokenKind.FROM: "Ff",
+    TokenKind.WHERE: "Ww", TokenKind.INTO: "Ii", TokenKind.STRING: "\"'", TokenKind.UNTERMINATED_STRING: "\"'",
+    TokenKind.INTEGER: "-" + _DIGITS, TokenKind.HEX: "0", TokenKind.REAL: "-." + _DIGITS + "Ee",
+    TokenKind.TRUE: "t", TokenKind.FALSE: "f", TokenKind.NULL: "n", TokenKind.UNDEFINED: "u",
+    TokenKind.LPAREN: "(", TokenKind.RPAREN: ")", TokenKind.COMMA: ",", TokenKind.PLUS: "+",
+    TokenKind.MINUS: "-", TokenKind.STAR: "*", TokenKind.SLASH: "/", TokenKind.PERCENT: "%",
+    TokenKind.AND: "Aa", TokenKind.OR: "Oo", TokenKind.NOT: "Nn", TokenKind.EQ: "=", TokenKind.NE: "!",
+    TokenKind.NE2: "<", TokenKind.LE: "<", TokenKind.GE: ">", TokenKind.GT: ">", TokenKind.LT: "<",
+    TokenKind.CONCAT: "|", TokenKind.COALESCE: "?", TokenKind.SYS_PROP: "$", TokenKind.ID: None,
+    TokenKind.QUERY_PATH: None, TokenKind.WS: " \t\r\n", TokenKind.COMMENT: "/", TokenKind.UNKNOWN: None,
+}
+_BY_FIRST: dict[str, list[tuple[TokenKind, re.Pattern[str]]]] = {}
+
+
+def _candidates(char: str) -> list[tuple[TokenKind, re.Pattern[str]]]:
+    rules = _BY_FIRST.get(char)
+    if rules is None:
+        rules = [(k, p) for k, p in _RULES if (first := _FIRST[k]) is None or char in first]
+        if len(_BY_FIRST) < 4096:
+            _BY_FIRST[char] = rules
+    return rules
+
 
 def tokenize(text: str, *, keep_hidden: bool = False) -> list[Token]:
     """Cut ``text`` into tokens, ending with one EOF token. Never raises: odd characters become UNKNOWN."""
@@ -126,7 +153,7 @@ def tokenize(text: str, *, keep_hidden: bool = False) -> list[Token]:
     pos, n = 0, len(text)
     while pos < n:
         best_kind, best_end = TokenKind.UNKNOWN, pos
-        for kind, pattern in _RULES:
+        for kind, pattern in _candidates(text[pos]):
             m = pattern.match(text, pos)
             if m is not None and m.end() > best_end:  # strictly longer: the earlier rule wins ties
                 best_kind, best_end = kind, m.end()
