@@ -1,0 +1,88 @@
+"""FleetRenderer gives exactly genconfig's manifests (and errors) while reading the solution's files once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgegen.generator.errors import GeneratorError
+from edgegen.generator.genconfig import genconfig
+from edgegen.hub.fleetrender import FleetRenderer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def solution(tmp_path: Path) -> Path:
+    sol = tmp_path / "sol"
+    sol.mkdir()
+    template = (REPO / "deployment.template.json").read_text()
+    template = template.replace('"SendInterval": 1', '"SendInterval": ${SEND_INTERVAL}')
+    (sol / "deployment.template.json").write_text(template)
+    for mj in (REPO / "modules").glob("*/module.json"):
+        (sol / "modules" / mj.parent.name).mkdir(parents=True)
+        text = mj.read_text()
+        if mj.parent.name == "sensor":  # a module.json with variables: its spec depends on the variable set
+            text = text.replace('"localhost:5000/sensor"', '"${REGISTRY}/sensor"').replace('"0.1.0"', '"${VER}"')
+            assert "${REGISTRY}" in text and "${VER}" in text
+        (sol / "modules" / mj.parent.name / "module.json").write_text(text)
+    (sol / "modules" / "inference" / "deploymentconfig.json").write_text(json.dumps(
+        {"containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 1}}))
+    (sol / ".env").write_text("REGISTRY=localhost:5000\nVER=0.1.0\nCONTAINER_TAG=\n")
+    return sol
+
+
+VARIABLE_SETS = [
+    {"SEND_INTERVAL": "1"},
+    {"SEND_INTERVAL": "2", "VER": "0.2.0"},
+    {"SEND_INTERVAL": "3", "REGISTRY": "myacr.azurecr.io"},
+    {"SEND_INTERVAL": "1", "DEFAULT_PLATFORM": "arm64v8"},
+    {"SEND_INTERVAL": "4", "CONTAINER_TAG": "canary"},
+    {"SEND_INTERVAL": "2", "VER": "0.2.0"},  # again: the cached spec for this expansion
+    {"SEND_INTERVAL": "1"},
+]
+
+
+def test_same_manifests_as_genconfig(solution: Path) -> None:
+    renderer = FleetRenderer(solution, None, None)
+    seen = set()
+    for variables in VARIABLE_SETS:
+        expected = genconfig(cwd=solution, environ=variables, write=False, validate=False).manifest
+        got = renderer.render(variables)
+        assert got == expected
+        assert json.dumps(got, indent=2) == json.dumps(expected, indent=2)  # key order too
+        seen.add(json.dumps(got, sort_keys=True))
+    assert len(seen) == 5
+    mods = got["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
+    assert "NanoCpus" in mods["inference"]["settings"]["createOptions"]  # the deploymentconfig.json limits
+    with_platform = FleetRenderer(solution, None, "arm32v7").render({"SEND_INTERVAL": "1"})
+    assert with_platform == genconfig(cwd=solution, environ={"SEND_INTERVAL": "1"}, platform="arm32v7",
+                                      write=False, validate=False).manifest
+
+
+def test_files_are_read_once(solution: Path) -> None:
+    renderer = FleetRenderer(solution, None, None)
+    first = renderer.render({"SEND_INTERVAL": "1"})
+    renderer.render({"SEND_INTERVAL": "2"})
+    (solution / "deployment.template.json").write_text("{}")  # not seen any more during this fleet's render
+    (solution / "modules" / "monitor" / "module.json").write_text("{}")
+    assert renderer.render({"SEND_INTERVAL": "1"}) == first
+
+
+def test_errors_are_genconfig_errors(solution: Path) -> None:
+    renderer = FleetRenderer(solution, None, None)
+    renderer.render({"SEND_INTERVAL": "1"})
+    (solution / ".env").write_text("REGISTRY=localhost:5000\n")  # VER unset now: module.json cannot expand
+    with pytest.raises(GeneratorError) as expected:
+        genconfig(cwd=solution, environ={"SEND_INTERVAL": "1"}, write=False, validate=False)
+    with pytest.raises(GeneratorError) as got:
+        renderer.render({"SEND_INTERVAL": "1"})
+    assert got.value.render() == expected.value.render() and "VER" in got.value.message
+    with pytest.raises(GeneratorError) as got:
+        renderer.render({"VER": "1"})  # SEND_INTERVAL unset: the template's own unresolved-variable error
+    assert "SEND_INTERVAL" in got.value.message and got.value.location.line is not None
+    with pytest.raises(GeneratorError) as got:
+        FleetRenderer(solution, "missing.json", None).render({})
+    assert '"missing.json" not found' in got.value.message
