@@ -10,19 +10,26 @@ A message that cannot be forwarded is retried with backoff, in order, until it g
 Every ``heartbeatSeconds`` (twin desired; env HEARTBEAT_SECONDS, default 60; 0 = off) a heartbeat with per-origin
 counts goes to ``upstream`` with property ``messageType=heartbeat``.
 Environment: OUTPUT_NAME (default upstream), MESSAGE_LOG_LEVEL for the one-line summary per message (default INFO;
-twin desired ``messageLogLevel``), LOG_LEVEL (default INFO), REPORT_INTERVAL seconds (default 10).
+twin desired ``messageLogLevel``), LOG_LEVEL (default INFO), REPORT_INTERVAL seconds (default 10),
+DRAIN_SECONDS (default 8): on SIGTERM the monitor unsubscribes from its inputs (edgeHub keeps what follows for its
+next run), forwards everything it has already taken (the SDK acknowledges a message on receipt, so a message taken
+and not forwarded would be lost) for up to DRAIN_SECONDS, and logs the count and ids of anything it could not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import queue
 import signal
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +39,59 @@ from azure.iot.device.aio import IoTHubModuleClient
 
 log = logging.getLogger("monitor")
 MAX_BACKOFF = 30.0
+DRAIN_SECONDS = 8.0  # the runtime (docker stop, edgegen's agent) sends SIGKILL 10 s after SIGTERM
+
+
+async def sdk_call(coro: Coroutine[Any, Any, Any], timeout: float) -> Any:
+    """Await an SDK call for at most ``timeout`` s without cancelling it: a cancelled SDK future is completed
+    later from the SDK's thread anyway (``InvalidStateError``), so a late call is left to finish or to be cancelled
+    by ``client.shutdown()``. Raises TimeoutError when it did not finish in time."""
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no "never retrieved" noise
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    return task.result()
+
+
+async def in_thread(function: Callable[[], Any], timeout: float) -> Any:
+    """Run a blocking SDK call (handler setters wait for the broker) in a daemon thread, so a call that never
+    returns (edgeHub gone) cannot hold up the interpreter's exit the way the default executor would."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(error) if error else future.set_result(result)
+
+    def target() -> None:
+        try:
+            result, error = function(), None
+        except BaseException as exc:  # handed to the loop
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=target, daemon=True, name="sdk-call").start()
+    return await asyncio.wait_for(asyncio.shield(future), timeout)
+
+
+def leftover_inputs(client: IoTHubModuleClient) -> list[Message]:
+    """Input messages the SDK took after the handler was removed (between the handler's runner stopping and the
+    broker's UNSUBACK): they are acknowledged already, so they must be forwarded like any other. azure-iot-device
+    2.14 keeps them in its unified inbox; an SDK without it yields nothing."""
+    try:
+        inbox = client._inbox_manager.unified_message_inbox._queue.sync_q  # type: ignore[attr-defined]
+    except AttributeError:
+        return []
+    found: list[Message] = []
+    while True:
+        try:
+            item = inbox.get_nowait()
+        except queue.Empty:
+            return found
+        if isinstance(item, Message):
+            found.append(item)
 
 
 def now() -> str:
@@ -63,13 +123,18 @@ class Monitor:
         self.retries = 0
         self.rejected = 0
         self.heartbeats = 0
-        self.in_flight = False
-        self.stop = asyncio.Event()
+        self.current: Pending | None = None  # the message being forwarded
+        self.stop = asyncio.Event()  # SIGTERM / SIGINT
+        self.closing = asyncio.Event()  # the drain is over: stop retrying
         self.heartbeat_changed = asyncio.Event()
 
     # -- SDK thread: enqueue only -----------------------------------------------------------------------------------
     def on_message(self, message: Message) -> None:
-        self.loop.call_soon_threadsafe(self.accept, message, now())
+        try:
+            self.loop.call_soon_threadsafe(self.accept, message, now())
+        except RuntimeError:  # the loop is closed (after shutdown): cannot happen before client.shutdown()
+            print(f"monitor: message {message.message_id} arrived after shutdown and was not forwarded",
+                  file=sys.stderr)
 
     def on_twin_patch(self, patch: dict[str, Any]) -> None:
         self.loop.call_soon_threadsafe(self.apply_desired, patch)
@@ -109,10 +174,10 @@ class Monitor:
         self.queue.put_nowait(Pending(message, origin))
 
     async def forward(self) -> None:
-        """One message at a time, in order; a failed send is retried with backoff until it goes."""
-        while True:
-            item = await self.queue.get()
-            self.in_flight = True
+        """One message at a time, in order; a failed send is retried with backoff until it goes or the drain at
+        shutdown is over (``closing``); the message is then left in ``current`` for the final account."""
+        while not self.closing.is_set():
+            self.current = item = await self.queue.get()
             delay = 0.2
             while True:
                 try:
@@ -125,19 +190,28 @@ class Monitor:
                               item.message.message_id or "-", item.origin, exc, item.message.data)
                     break
                 except Exception as exc:
+                    if self.closing.is_set():
+                        return
                     item.attempts += 1
                     self.retries += 1
                     log.warning("forwarding %s from %s failed (attempt %d, %d queued behind it): %s; retrying in "
                                 "%.1f s", item.message.message_id or "-", item.origin, item.attempts,
                                 self.queue.qsize(), exc, delay)
-                    await asyncio.sleep(delay)
+                    try:
+                        await asyncio.wait_for(self.closing.wait(), delay)
+                        return
+                    except TimeoutError:
+                        pass
                     delay = min(delay * 2, MAX_BACKOFF)
-            self.in_flight = False
+            self.current = None
+
+    def unforwarded(self) -> list[Pending]:
+        return ([self.current] if self.current else []) + list(self.queue._queue)  # type: ignore[attr-defined]
 
     def status(self) -> dict[str, Any]:
         return {"received": sum(self.received.values()), "forwarded": self.forwarded, "retries": self.retries,
                 "rejected": self.rejected,
-                "pending": self.queue.qsize() + int(self.in_flight), "perOrigin": dict(self.received),
+                "pending": len(self.unforwarded()), "perOrigin": dict(self.received),
                 "heartbeats": self.heartbeats, "heartbeatSeconds": self.heartbeat_seconds}
 
     async def heartbeat(self) -> None:
@@ -157,20 +231,42 @@ class Monitor:
             # Through the same queue as everything else, so it is retried the same way.
             self.queue.put_nowait(Pending(msg, "monitor"))
 
-    async def report(self) -> None:
+    async def report(self, timeout: float = 10) -> None:
         try:
-            await asyncio.wait_for(self.client.patch_twin_reported_properties({"monitor": self.status()}), 10)
+            await sdk_call(self.client.patch_twin_reported_properties({"monitor": self.status()}), timeout)
         except Exception as exc:
             log.warning("could not report twin properties: %s", exc)
 
     async def reporter(self, interval: float) -> None:
+        """Until SIGTERM; stopped by the event, never cancelled inside an SDK call."""
         last: Any = None
-        while True:
-            await asyncio.sleep(interval)
+        while not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.stop.wait(), interval)
+                return
+            except TimeoutError:
+                pass
             current = self.status()
             if current != last:
                 await self.report()
                 last = current
+
+    async def drain(self, drain_seconds: float) -> None:
+        """SIGTERM: take no new input, forward what was taken, for at most ``drain_seconds``."""
+        deadline = time.monotonic() + drain_seconds
+        log.info("stopping: taking no new input; forwarding the %d message(s) taken and not yet forwarded "
+                 "(up to %g s)", len(self.unforwarded()), drain_seconds)
+        try:  # unsubscribe; messages the broker still has for us wait in edgeHub for the next run
+            await in_thread(lambda: setattr(self.client, "on_message_received", None), max(0.5, drain_seconds))
+        except Exception as exc:
+            log.warning("could not unsubscribe from the inputs (%s: %s); forwarding what was taken anyway",
+                        type(exc).__name__, exc)
+        while True:
+            for message in leftover_inputs(self.client):
+                self.accept(message, now())
+            if not self.unforwarded() or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
 
 
 async def main() -> int:
@@ -185,39 +281,51 @@ async def main() -> int:
         await client.shutdown()
         return 1
     monitor = Monitor(client)
+    drain_seconds = float(os.environ.get("DRAIN_SECONDS") or DRAIN_SECONDS)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, monitor.stop.set)
-    tasks: list[asyncio.Task[None]] = []
+    forwarder: asyncio.Task[None] | None = None
+    others: list[asyncio.Task[None]] = []
     try:
         try:
-            twin = await asyncio.wait_for(client.get_twin(), 30)
+            twin = await sdk_call(client.get_twin(), 30)
             monitor.apply_desired(twin.get("desired", {}))
         except TimeoutError:
             log.warning("no twin reply within 30 s; starting with the environment's settings")
         await loop.run_in_executor(None, setattr, client, "on_twin_desired_properties_patch_received",
                                    monitor.on_twin_patch)
         await loop.run_in_executor(None, setattr, client, "on_message_received", monitor.on_message)
-        tasks = [asyncio.ensure_future(monitor.forward()), asyncio.ensure_future(monitor.heartbeat()),
-                 asyncio.ensure_future(monitor.reporter(float(os.environ.get("REPORT_INTERVAL") or 10)))]
+        forwarder = asyncio.ensure_future(monitor.forward())
+        others = [asyncio.ensure_future(monitor.heartbeat()),
+                  asyncio.ensure_future(monitor.reporter(float(os.environ.get("REPORT_INTERVAL") or 10)))]
         await monitor.report()
         log.info("monitor started: forwarding every input to output %s, heartbeat every %s s", monitor.output,
                  monitor.heartbeat_seconds or "never")
         await monitor.stop.wait()
-        deadline = time.monotonic() + 10
-        while (not monitor.queue.empty() or monitor.in_flight) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        left = monitor.queue.qsize() + int(monitor.in_flight)
-        if left:
-            log.error("stopping with %d message(s) not forwarded", left)
-        await monitor.report()
+        others[0].cancel()  # no more heartbeats; the reporter ends on its own (never cancelled inside a call)
+        await monitor.drain(drain_seconds)
+        monitor.closing.set()
+        await monitor.report(timeout=1)
     finally:
-        for task in tasks:
-            task.cancel()
-        try:
-            await asyncio.wait_for(client.shutdown(), 10)
+        monitor.stop.set()
+        monitor.closing.set()
+        try:  # completes (or cancels) every SDK operation still pending, so nothing is left to cancel below
+            await sdk_call(client.shutdown(), 10)
         except Exception as exc:
             log.warning("shutdown: %s", exc)
+        if forwarder is not None:
+            await asyncio.wait({forwarder, *others}, timeout=2)
+            for task in (forwarder, *others):
+                task.cancel()  # only ever waiting on the queue or a timer by now
+    for message in leftover_inputs(client):  # taken during shutdown: cannot be forwarded any more
+        monitor.accept(message, now())
+    left = monitor.unforwarded()
+    if left:
+        log.error("stopped with %d message(s) taken but not forwarded (edgeHub did not take them within %g s): %s",
+                  len(left), drain_seconds, ", ".join(f"{p.message.message_id or '-'} from {p.origin}" for p in left))
+    else:
+        log.info("drained: every message taken was forwarded")
     log.info("stopped: %s", monitor.status())
     return 0
 

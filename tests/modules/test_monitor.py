@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import tempfile
 import time
 from datetime import datetime
@@ -85,3 +87,25 @@ def test_heartbeat_follows_twin_and_failed_forwards_are_retried_across_broker_re
             assert run.terminate() == 0, run.log()
     finally:
         broker_cm.__exit__(None, None, None)
+
+
+def test_messages_taken_before_sigterm_are_forwarded_before_exit(tmp_path: Path) -> None:
+    """The SDK acknowledges an input on receipt, so whatever the monitor took must go out before it exits; after
+    SIGTERM it unsubscribes (edgeHub keeps the rest for its next run) and drains its queue."""
+    with run_module("monitor", tmp_path, env={"REPORT_INTERVAL": "0.3"}, desired={"heartbeatSeconds": 0}) as run:
+        run.hub.wait_reported(lambda r: "monitor" in r, 30)
+        body = b"x" * 16_000  # big enough that a backlog builds up behind the one-at-a-time forwarding
+        for i in range(300):
+            run.hub.send_input("scored", body, {"$.mid": f"m{i}", "$.cdid": "dev1", "$.cmid": "inference"}, wait=False)
+        run.hub.wait_output("upstream", 1, 30)
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.proc.wait(30) == 0, run.log()
+        log = run.log()
+        backlog = re.search(r"forwarding the (\d+) message\(s\) taken and not yet forwarded", log)
+        assert backlog and int(backlog[1]) > 0, log  # messages really were in flight at SIGTERM
+        taken = re.findall(r" (m\d+) #\d+ from dev1/inference via scored", log)
+        run.hub.wait_until(lambda r: len(r.outputs_on("upstream")) >= len(taken), 15, "the drained messages")
+        assert [m.properties["$.mid"] for m in run.hub.outputs_on("upstream")] == taken  # all, once, in order
+        assert "drained: every message taken was forwarded" in log
+        assert "Traceback" not in log and "InvalidStateError" not in log and "not forwarded" not in log
+        assert run.hub.reported["monitor"]["pending"] == 0

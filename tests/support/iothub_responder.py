@@ -159,11 +159,16 @@ class IoTHubResponder:
         finally:
             self._method_replies.pop(rid, None)
 
-    def send_input(self, input_name: str, body: bytes | str, properties: dict[str, str] | None = None) -> None:
-        """Publish to the module's input like edgeHub does; system keys (``$.mid``, ``$.ct`` …) go in ``properties``."""
+    def send_input(self, input_name: str, body: bytes | str, properties: dict[str, str] | None = None,
+                   wait: bool = True) -> mqtt.MQTTMessageInfo:
+        """Publish to the module's input like edgeHub does; system keys (``$.mid``, ``$.ct`` …) go in ``properties``.
+        ``wait=False`` returns without waiting for the broker's PUBACK (bursts: wait on the last one)."""
         bag = encode_property_bag(properties or {})
         data = body.encode() if isinstance(body, str) else body
-        self._client.publish(f"{self.prefix}/inputs/{input_name}/{bag}", data, qos=1).wait_for_publish()
+        info = self._client.publish(f"{self.prefix}/inputs/{input_name}/{bag}", data, qos=1)
+        if wait:
+            info.wait_for_publish()
+        return info
 
     def wait_until(self, check: Callable[[IoTHubResponder], Any], timeout: float = 15.0, what: str = "") -> Any:
         deadline = time.monotonic() + timeout
