@@ -8,7 +8,12 @@ template, every module.json and deploymentconfig.json, and serializes an output 
   a missing or undecodable template fails with its errors);
 - module.json files read once; a ``ModuleSpec`` reused when the module.json expands to the same text with no
   unresolved variable (the spec is a function of that text), else loaded as ``DiskModules`` does;
-- ``deploymentconfig.json`` resource limits read once per module folder.
+- ``deploymentconfig.json`` resource limits read once per module folder;
+- ``.env`` parsed once. A variable that is not ``DOTENV_FILE`` or a defaulted setting, and whose name occurs
+  in the ``.env`` text only as the key of its own lines (so no value can interpolate it; python-dotenv expands
+  ``${NAME}`` only as written), changes that parse in one way only: its own line no longer applies (the
+  environment wins). Variable sets made of such names get ``load_env``'s result from the one parse; any other
+  set goes through ``load_env`` itself.
 
 The manifests are the ones ``genconfig(..., write=False, validate=False)`` returns (tests/hub/test_fleet.py
 compares them). One renderer serves one ``render_fleet`` call: files changed meanwhile are not seen.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ from edgegen.generator.expand import expand
 from edgegen.generator.genconfig import find_template, genconfig
 from edgegen.generator.modulejson import ModuleSpec
 from edgegen.generator.render import RenderOptions, render
-from edgegen.generator.solution import DiskModules, load_env
+from edgegen.generator.solution import DEFAULTS, DiskModules, SolutionEnv, load_env, parse_dotenv
 
 __all__ = ["FleetRenderer"]
 
@@ -80,17 +86,74 @@ class _SharedModules(DiskModules):
         return self._files.limits[spec.folder]
 
 
-class FleetRenderer:
-    """``render(environ) -> manifest``: genconfig's manifest for one environment, without writing it."""
+@dataclass(frozen=True)
+class _Dotenv:
+    text: str | None
+    values: dict[str, str]  # what the .env adds to the fleet's own environment
+    warnings: tuple[str, ...]
+    path: Path | None
+    keys: dict[str, int]  # binding key -> how many lines set it
 
-    def __init__(self, base: Path, template: str | None, platform: str | None) -> None:
+    def only_as_key(self, name: str) -> bool:
+        """Whether ``name`` may differ from the fleet's environment without changing the parse but for its own
+        lines: not a defaulted setting or DOTENV_FILE, and every occurrence in the text is one of its keys."""
+        if not name or name == "DOTENV_FILE" or name in DEFAULTS or self.text is None:
+            return False
+        return self.text.count(name) == self.keys.get(name, 0)
+
+
+class FleetRenderer:
+    """``render(variables) -> manifest``: genconfig's manifest for ``{**environ, **variables}``, not written."""
+
+    def __init__(self, base: Path, template: str | None, platform: str | None, environ: Mapping[str, str]) -> None:
         self.base = base
         self.template = template
         self.platform = platform
+        self.environ = dict(environ)
         self._files = _Files()
+        self._dotenv: _Dotenv | None = None
 
-    def render(self, environ: Mapping[str, str]) -> dict[str, Any]:
-        env = load_env(self.base, environ)
+    def solution_env(self, variables: Mapping[str, str]) -> SolutionEnv:
+        """``load_env(base, {**environ, **variables})``, from one parse of ``.env`` when that cannot differ."""
+        environ = {**self.environ, **variables}
+        if self._dotenv is None:
+            self._dotenv = self._read_dotenv()
+        dotenv = self._dotenv
+        if dotenv.text is None or not all(dotenv.only_as_key(k) for k in variables):
+            return load_env(self.base, environ)
+        env = dict(environ)
+        env.update({k: v for k, v in dotenv.values.items() if k not in variables})
+        explicit = frozenset(k for k in DEFAULTS if env.get(k, "").strip())
+        for key, default in DEFAULTS.items():
+            if not env.get(key, "").strip():
+                env[key] = default
+        return SolutionEnv(values=env, dotenv_path=dotenv.path, warnings=dotenv.warnings, explicit=explicit)
+
+    def _read_dotenv(self) -> _Dotenv:
+        """What ``load_env`` reads for the fleet's own environment (text "" when there is no file; None when it
+        cannot be read: then every render goes through ``load_env``, which reports that)."""
+        name = self.environ.get("DOTENV_FILE", "").strip('"').strip("'") or ".env"
+        path = self.base / name
+        if not path.is_file():
+            return _Dotenv("", {}, (), None, {})
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return _Dotenv(None, {}, (), None, {})
+        import io
+
+        from dotenv.parser import parse_stream
+
+        keys: dict[str, int] = {}
+        for binding in parse_stream(io.StringIO(text)):
+            if binding.key is not None and not binding.error:
+                keys[binding.key] = keys.get(binding.key, 0) + 1
+        values, warnings = parse_dotenv(text, self.environ, file=name)
+        return _Dotenv(text, values, tuple(warnings), path, keys)
+
+    def render(self, variables: Mapping[str, str]) -> dict[str, Any]:
+        environ = {**self.environ, **variables}
+        env = self.solution_env(variables)
         template = self.template or find_template(env, self.base)
         path = self.base / template
         text = self._files.templates.get(path)

@@ -9,6 +9,7 @@ import pytest
 
 from edgegen.generator.errors import GeneratorError
 from edgegen.generator.genconfig import genconfig
+from edgegen.generator.solution import load_env
 from edgegen.hub.fleetrender import FleetRenderer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ VARIABLE_SETS = [
 
 
 def test_same_manifests_as_genconfig(solution: Path) -> None:
-    renderer = FleetRenderer(solution, None, None)
+    renderer = FleetRenderer(solution, None, None, {})
     seen = set()
     for variables in VARIABLE_SETS:
         expected = genconfig(cwd=solution, environ=variables, write=False, validate=False).manifest
@@ -57,24 +58,25 @@ def test_same_manifests_as_genconfig(solution: Path) -> None:
     assert len(seen) == 5
     mods = got["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
     assert "NanoCpus" in mods["inference"]["settings"]["createOptions"]  # the deploymentconfig.json limits
-    with_platform = FleetRenderer(solution, None, "arm32v7").render({"SEND_INTERVAL": "1"})
+    with_platform = FleetRenderer(solution, None, "arm32v7", {}).render({"SEND_INTERVAL": "1"})
     assert with_platform == genconfig(cwd=solution, environ={"SEND_INTERVAL": "1"}, platform="arm32v7",
                                       write=False, validate=False).manifest
 
 
 def test_files_are_read_once(solution: Path) -> None:
-    renderer = FleetRenderer(solution, None, None)
+    renderer = FleetRenderer(solution, None, None, {})
     first = renderer.render({"SEND_INTERVAL": "1"})
     renderer.render({"SEND_INTERVAL": "2"})
     (solution / "deployment.template.json").write_text("{}")  # not seen any more during this fleet's render
     (solution / "modules" / "monitor" / "module.json").write_text("{}")
+    (solution / ".env").write_text("")
     assert renderer.render({"SEND_INTERVAL": "1"}) == first
 
 
 def test_errors_are_genconfig_errors(solution: Path) -> None:
-    renderer = FleetRenderer(solution, None, None)
-    renderer.render({"SEND_INTERVAL": "1"})
-    (solution / ".env").write_text("REGISTRY=localhost:5000\n")  # VER unset now: module.json cannot expand
+    (solution / ".env").write_text("REGISTRY=localhost:5000\n")  # VER only from the variables
+    renderer = FleetRenderer(solution, None, None, {})
+    renderer.render({"SEND_INTERVAL": "1", "VER": "0.3.0"})  # the first render (through genconfig)
     with pytest.raises(GeneratorError) as expected:
         genconfig(cwd=solution, environ={"SEND_INTERVAL": "1"}, write=False, validate=False)
     with pytest.raises(GeneratorError) as got:
@@ -84,5 +86,27 @@ def test_errors_are_genconfig_errors(solution: Path) -> None:
         renderer.render({"VER": "1"})  # SEND_INTERVAL unset: the template's own unresolved-variable error
     assert "SEND_INTERVAL" in got.value.message and got.value.location.line is not None
     with pytest.raises(GeneratorError) as got:
-        FleetRenderer(solution, "missing.json", None).render({})
+        FleetRenderer(solution, "missing.json", None, {}).render({})
     assert '"missing.json" not found' in got.value.message
+
+
+def test_solution_env_equals_load_env(solution: Path) -> None:
+    (solution / ".env").write_text("REGISTRY=localhost:5000\nVER=0.1.0\nURL=http://${HOST_NAME}:${PORT}\n"
+                                   "# a comment\nCONFIG_OUTPUT_DIR=out\nbad line\n")
+    base = {"PATH": "/bin", "PORT": "80", "MODULES_PATH": ""}
+    renderer = FleetRenderer(solution, None, None, base)
+    (solution / ".env").write_text((solution / ".env").read_text() + "SEND_INTERVAL=1\nREF=${REGISTRY}/x\n"
+                                   "export LEVEL='info'\nLEVEL=debug\n")
+    for variables in ({}, {"SEND_INTERVAL": "2"}, {"HOST_NAME": "h"}, {"PORT": "8080"}, {"VER": "9"},
+                      {"REGISTRY": "r"}, {"LEVEL": "warn"}, {"SEND_INTERVAL": "3", "LEVEL": "x", "NEW": "1"},
+                      {"DEFAULT_PLATFORM": "arm64v8"}, {"MODULES_PATH": "mods"}, {"PATH": "/usr/bin", "X": ""},
+                      {"CONFIG_OUTPUT_DIR": "elsewhere"}, {"DOTENV_FILE": "other.env"}):
+        expected = load_env(solution, {**base, **variables})
+        got = renderer.solution_env(variables)
+        assert got == expected and list(got.values.items()) == list(expected.values.items()), variables
+    assert renderer.solution_env({"HOST_NAME": "h"}).values["URL"] == "http://h:80"
+    assert renderer.solution_env({}).warnings  # the unparsable line, as load_env reports it
+    assert renderer.solution_env({"REGISTRY": "r"}).values["REF"] == "r/x"  # interpolated: through load_env
+    dotenv = renderer._dotenv
+    assert dotenv is not None and dotenv.only_as_key("SEND_INTERVAL") and dotenv.only_as_key("LEVEL")
+    assert not dotenv.only_as_key("REGISTRY") and not dotenv.only_as_key("DEFAULT_PLATFORM")

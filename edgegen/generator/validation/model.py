@@ -47,6 +47,10 @@ class ManifestView:
             self.root = ("content", "modulesContent")
             self.modules_content = manifest["content"]["modulesContent"]
         self.is_deployment = self.root == ("content", "modulesContent")
+        # lookups are asked for by several rules: computed once per view (the manifest is not changed meanwhile)
+        self._fragments: dict[str, list[Fragment]] = {}
+        self._children: dict[tuple[str, tuple[str, ...]], dict[str, tuple[Ptr, Any]]] = {}
+        self._layered: bool | None = None
 
     # -- twins --------------------------------------------------------------------------------------
     def twins(self) -> Iterator[tuple[str, Ptr, Any]]:
@@ -66,6 +70,9 @@ class ManifestView:
         return None
 
     def fragments(self, twin: str) -> list[Fragment]:
+        cached = self._fragments.get(twin)
+        if cached is not None:
+            return cached
         content = self.modules_content.get(twin)
         if not isinstance(content, Mapping):
             return []
@@ -74,11 +81,14 @@ class ManifestView:
             if isinstance(key, str) and key.startswith(DESIRED + "."):
                 sub = tuple(key[len(DESIRED) + 1:].split("."))
                 out.append(Fragment(twin, sub, (*self.twin_pointer(twin), key), value))
+        self._fragments[twin] = out
         return out
 
     @property
     def layered(self) -> bool:
-        return any(self.fragments(name) for name in self.modules_content)
+        if self._layered is None:
+            self._layered = any(self.fragments(name) for name in self.modules_content)
+        return self._layered
 
     # -- merged lookups over full desired + fragments ------------------------------------------------
     def get(self, twin: str, subpath: tuple[str, ...]) -> tuple[Ptr, Any] | None:
@@ -98,8 +108,14 @@ class ManifestView:
         return None
 
     def children(self, twin: str, subpath: tuple[str, ...]) -> dict[str, tuple[Ptr, Any]]:
-        """The members of the object at ``subpath`` (e.g. ``('modules',)``), merged over full desired and fragments."""
+        """The members of the object at ``subpath`` (e.g. ``('modules',)``), merged over full desired and fragments.
+
+        The same dict is returned on every call for this view: read it, do not change it."""
+        cached = self._children.get((twin, subpath))
+        if cached is not None:
+            return cached
         out: dict[str, tuple[Ptr, Any]] = {}
+        self._children[(twin, subpath)] = out
         full = self.desired(twin)
         if full is not None:
             ptr, node = full
