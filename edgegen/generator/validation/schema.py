@@ -22,6 +22,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError as JsonSchemaError
 from jsonschema.exceptions import best_match
+from jsonschema.validators import extend
 
 from edgegen.generator.validation.findings import ERROR, INFO, WARNING, Finding
 from edgegen.generator.validation.model import AGENT, DESIRED, HUB, Fragment, ManifestView, Ptr
@@ -71,7 +72,7 @@ def load_schema(twin: str, version: str) -> dict[str, Any]:
 
 
 @cache
-def validator(twin: str, version: str, definition: str | None = None) -> Draft7Validator:
+def validator(twin: str, version: str, definition: str | None = None) -> Any:
     """A validator for the whole twin content, or for one named definition (a layered fragment).
 
     Local ``$ref``s are inlined first: our schemas are not recursive, and jsonschema's reference lookups
@@ -80,7 +81,60 @@ def validator(twin: str, version: str, definition: str | None = None) -> Draft7V
     schema = load_schema(twin, version)
     definitions = schema["definitions"]
     root = definitions[definition] if definition is not None else schema
-    return Draft7Validator(_inline(root, definitions))
+    return _Validator(_inline(root, definitions))
+
+
+# Object members found clean before (modules, system modules, env variables, runtime, routes, …) are not
+# validated again. Sound: a (subschema, instance) pair's errors are a function of the two; the subschema is the
+# very dict object of a cached validator (kept alive, so its id is never reused) and the instance is keyed by
+# repr() only when it is plain JSON (injective). Only "no errors" is remembered; errors are always produced
+# afresh by jsonschema, in its order. A manifest that differs from an earlier one in one module's env variable
+# re-checks that variable and the objects around it, not its siblings. Scalars are not worth a key.
+_CLEAN: OrderedDict[tuple[int, str], None] = OrderedDict()
+_CLEAN_SIZE = 8192
+
+
+_PLAIN_ROOT = threading.local()  # .active: the instance being validated is known to be plain JSON throughout
+
+
+def _descend_remembering(validator: Any, value: Any, subschema: Any, path: Any, schema_path: Any) -> Iterator[Any]:
+    key = None
+    if type(value) is dict and (getattr(_PLAIN_ROOT, "active", False) or _is_plain(value)):
+        key = (id(subschema), repr(value))
+    if key is not None:
+        with _TWIN_LOCK:
+            if key in _CLEAN:
+                _CLEAN.move_to_end(key)
+                return
+    errors = list(validator.descend(value, subschema, path=path, schema_path=schema_path))
+    if not errors and key is not None:
+        with _TWIN_LOCK:
+            _CLEAN[key] = None
+            while len(_CLEAN) > _CLEAN_SIZE:
+                _CLEAN.popitem(last=False)
+    yield from errors
+
+
+def _properties(validator: Any, properties: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    """jsonschema's own ``properties`` keyword (4.x), remembering the members found clean."""
+    if not validator.is_type(instance, "object"):
+        return
+    for prop, subschema in properties.items():
+        if prop in instance:
+            yield from _descend_remembering(validator, instance[prop], subschema, prop, prop)
+
+
+def _pattern_properties(validator: Any, pattern_properties: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    """jsonschema's own ``patternProperties`` keyword (4.x), remembering the members found clean."""
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for k, v in instance.items():
+            if re.search(pattern, k):
+                yield from _descend_remembering(validator, v, subschema, k, pattern)
+
+
+_Validator = extend(Draft7Validator, {"properties": _properties, "patternProperties": _pattern_properties})
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:
@@ -163,8 +217,12 @@ def _twin_findings(content: Any, twin_ptr: Ptr, twin: str, version: str) -> Iter
         if cached is not None:
             yield from cached
             return
-    found = tuple(f for err in validator(twin, version).iter_errors(content)
-                  for f in _to_findings(err, twin_ptr, twin, version))
+    _PLAIN_ROOT.active = key is not None  # every member of a plain twin is plain: no need to check again
+    try:
+        found = tuple(f for err in validator(twin, version).iter_errors(content)
+                      for f in _to_findings(err, twin_ptr, twin, version))
+    finally:
+        _PLAIN_ROOT.active = False
     if key is not None:
         with _TWIN_LOCK:
             _TWIN_CACHE[key] = found

@@ -76,3 +76,36 @@ def test_values_that_are_not_plain_json_are_checked_every_time() -> None:
 
     assert not schema._is_plain({Name("k"): 1}) and not schema._is_plain([("a",)]) and schema._is_plain(
         {"a": [1, 2.5, None, True, {"b": "c"}]})
+
+
+def uncached_all(m: dict[str, Any]) -> list[tuple[str, str]]:
+    schema._TWIN_CACHE.clear()
+    schema._CLEAN.clear()
+    return schema_messages(m)
+
+
+def test_members_found_clean_are_skipped_only_while_unchanged() -> None:
+    m = base()
+    uncached_all(m)
+    assert schema._CLEAN  # the modules, env variables, routes … that were clean
+    modules = agent(m)["modules"]
+    for i, bad in enumerate(({"restartPolicy": "sometimes"}, {"status": 1}, {"env": {"A": {"valu": "1"}}},
+                             {"startupOrder": -1}, {"zz": True}, {"settings": {"image": 5}})):
+        for name in list(modules)[:2]:
+            m2 = copy.deepcopy(m)
+            agent(m2)["modules"][name].update(bad)
+            agent(m2)["modules"][name].setdefault("env", {})[f"V{i}"] = {"value": str(i)}  # a new twin each time
+            got = schema_messages(m2)  # other modules come from the memo
+            assert got and got == uncached_all(m2), (name, bad)
+            assert schema_messages(m) == []
+
+
+def test_a_module_that_turns_clean_again() -> None:
+    m = base()
+    name = next(iter(agent(m)["modules"]))
+    original = copy.deepcopy(agent(m)["modules"][name])
+    uncached_all(m)
+    agent(m)["modules"][name]["restartPolicy"] = "sometimes"
+    assert schema_messages(m)
+    agent(m)["modules"][name] = original
+    assert schema_messages(m) == []
