@@ -70,13 +70,14 @@ def write_fleet(path: Path, devices: int, groups: int, override_pct: float, own_
 
 
 def clear_library_caches() -> None:
-    """Forget the routing parse/compile LRUs and validation's twin schema cache (the cold, first-manifest cost)."""
+    """Forget the routing parse/compile LRUs and validation's schema memos (the cold, first-manifest cost)."""
     from edgegen.generator.validation import schema
     from edgegen.routing import route, table
 
     route._parse_cached.cache_clear()
     table._compile.cache_clear()
     schema._TWIN_CACHE.clear()
+    schema._CLEAN.clear()
 
 
 def main() -> int:
