@@ -5,10 +5,13 @@ A standalone IoT Edge module (azure-iot-device + aiohttp). Environment:
   AZUREML_MODEL_DIR   model folder, default model/ beside this file (relative paths: to this folder)
   INPUT_NAME          input to score (default input1; twin desired ``inputName`` overrides)
   OUTPUT_NAME         output for results (default output1); ERROR_OUTPUT for failures (default errors)
-  SCORING_PORT        HTTP port (default 5001, "off" disables); SCORING_HOST bind address (default 127.0.0.1)
+  SCORING_PORT        HTTP port (default 5001, "off" disables); SCORING_HOST bind address (default 127.0.0.1).
+                      A port already in use is logged and reported (twin ``inference.http``); messages and the
+                      direct method keep working.
   SCORING_KEY         when set, /score needs ``Authorization: Bearer <key>``
   MAX_REQUEST_BYTES   largest HTTP body (default 1048576); SCORING_THREADS threads for run() (default 1)
   REPORT_INTERVAL     seconds between twin reports of the counters (default 10); LOG_LEVEL (default INFO)
+  DRAIN_SECONDS       on SIGTERM: stop taking input, score and send what was taken for up to this long (default 8)
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from azure.iot.device.aio import IoTHubModuleClient
 from entry import EntryScript, InvalidInput, encode_result, load_entry_script, prepare_input, resolve_path
 from entry import result_as_json_value as as_json_value
 from http_api import Metrics, make_app
+from outputs import OrderedSender, in_thread, leftover_inputs, patch_paho_tls_eof, sdk_call
 
 HERE = Path(__file__).resolve().parent
 ERROR_INPUT_CHARS = 1024
+DRAIN_SECONDS = 8.0  # the runtime (docker stop, edgegen's agent) sends SIGKILL 10 s after SIGTERM
 log = logging.getLogger("inference")
 
 
@@ -53,15 +58,21 @@ class Host:
         self.output_name = os.environ.get("OUTPUT_NAME") or "output1"
         self.error_output = os.environ.get("ERROR_OUTPUT") or "errors"
         self.queue: asyncio.Queue[Message] = asyncio.Queue()
-        self.sending: set[asyncio.Task[None]] = set()
-        self.send_slots = asyncio.Semaphore(64)
+        self.senders: dict[str, OrderedSender] = {}  # one ordered send queue per output
+        self.send_window = max(1, int(env_number("SEND_WINDOW", 64)))
+        self.sender_tasks: list[asyncio.Task[None]] = []
         self.last_error: dict[str, str] | None = None
-        self.stop = asyncio.Event()
-        self.busy = False  # the consumer is inside process()
+        self.http: dict[str, Any] = {"status": "starting"}
+        self.stop = asyncio.Event()  # SIGTERM / SIGINT
+        self.closing = asyncio.Event()  # the drain is over
+        self.current: Message | None = None  # the message the consumer is processing
 
     # -- SDK callbacks (SDK threads): hand over to the loop, nothing else -----------------------------------------
     def on_message(self, message: Message) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, message)
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, message)
+        except RuntimeError:  # the loop is closed (after shutdown): cannot happen before client.shutdown()
+            print(f"inference: message {message.message_id} arrived after shutdown", file=sys.stderr)
 
     def on_method(self, request: Any) -> None:
         asyncio.run_coroutine_threadsafe(self.handle_method(request), self.loop)
@@ -84,17 +95,16 @@ class Host:
         return await self.loop.run_in_executor(self.executor, self.entry.run, data)
 
     async def consume(self) -> None:
-        while True:
-            message = await self.queue.get()
+        while not self.closing.is_set():
+            self.current = message = await self.queue.get()
             self.metrics.messages["received"] += 1
-            self.busy = True
             try:
                 await self.process(message)
             except Exception:  # never let one message stop the consumer
                 log.exception("unexpected failure while processing a message")
                 self.metrics.messages["failed"] += 1
             finally:
-                self.busy = False
+                self.current = None
 
     async def process(self, message: Message) -> None:
         body = message.data if isinstance(message.data, bytes) else str(message.data).encode()
@@ -129,27 +139,56 @@ class Host:
         await self.send_async(out, self.error_output, "failed")
 
     async def send_async(self, out: Message, output: str, outcome: str) -> None:
-        """Send without waiting for the broker's ack, up to 64 in flight; the outcome is counted when acked."""
-        await self.send_slots.acquire()
-        task = asyncio.ensure_future(self._send(out, output, outcome))
-        self.sending.add(task)
-        task.add_done_callback(self.sending.discard)
+        """Hand over to the output's ordered sender; the outcome is counted when the broker acks."""
+        sender = self.senders.get(output)
+        if sender is None:
+            sender = self.senders[output] = OrderedSender(self.client, output, self.count_sent, self.count_rejected,
+                                                          window=self.send_window)
+            self.sender_tasks.append(asyncio.ensure_future(sender.run()))
+        sender.put(out, outcome)
 
-    async def _send(self, out: Message, output: str, outcome: str) -> None:
-        try:
-            for attempt in range(4):
-                try:
-                    await self.client.send_message_to_output(out, output)
-                    self.metrics.messages[outcome] += 1
-                    return
-                except Exception as exc:
-                    log.warning("send to %s failed (attempt %d): %s", output, attempt + 1, exc)
-                    await asyncio.sleep(0.5 * 2**attempt)
-            self.metrics.messages["failed"] += 1
-            log.error("gave up sending to output %s after 4 attempts; message %s: %.200r", output,
-                      out.correlation_id, out.data)
-        finally:
-            self.send_slots.release()
+    def count_sent(self, outcome: str) -> None:
+        self.metrics.messages[outcome] += 1
+
+    def count_rejected(self) -> None:
+        self.metrics.messages["failed"] += 1
+
+    def unsent(self) -> int:
+        return sum(len(s.backlog()) for s in self.senders.values())
+
+    async def drain(self, drain_seconds: float) -> None:
+        """SIGTERM: take no new input; score and send what was taken, for at most ``drain_seconds``."""
+        deadline = time.monotonic() + drain_seconds
+        log.info("stopping: taking no new input; %d message(s) to score and %d to send (up to %g s)",
+                 self.queue.qsize() + int(self.current is not None), self.unsent(), drain_seconds)
+        try:  # unsubscribe; what the broker still has for us waits in edgeHub for the next run
+            await in_thread(lambda: setattr(self.client, "on_message_received", None), max(0.5, drain_seconds))
+        except Exception as exc:
+            log.warning("could not unsubscribe from the inputs (%s: %s); finishing what was taken anyway",
+                        type(exc).__name__, exc)
+        while True:
+            for message in leftover_inputs(self.client):
+                self.queue.put_nowait(message)
+            idle = self.queue.empty() and self.current is None and not self.unsent()
+            if idle or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+
+    def account(self) -> None:
+        """After shutdown: say exactly what was taken and neither scored nor sent."""
+        for message in leftover_inputs(self.client):
+            self.queue.put_nowait(message)
+        unscored = ([self.current] if self.current is not None else []) + list(self.queue._queue)  # type: ignore
+        if unscored:
+            log.error("stopped with %d message(s) taken but not scored: %s", len(unscored),
+                      ", ".join(str(m.message_id) for m in unscored))
+        for output, sender in self.senders.items():
+            left = sender.backlog()
+            if left:
+                log.error("stopped with %d message(s) not sent to output %s (edgeHub did not take them): %s",
+                          len(left), output, ", ".join(str(i.message.correlation_id) for i in left))
+        if not unscored and not self.unsent():
+            log.info("drained: every message taken was scored and sent")
 
     async def handle_method(self, request: Any) -> None:
         if request.name != "score":
@@ -163,7 +202,11 @@ class Host:
                 self.metrics.methods["failed"] += 1
                 self.record_error(exc, "method score")
                 status, payload = 400, {"error": type(exc).__name__, "message": str(exc)}
-        await self.client.send_method_response(MethodResponse.create_from_method_request(request, status, payload))
+        try:
+            await self.client.send_method_response(MethodResponse.create_from_method_request(request, status,
+                                                                                             payload))
+        except Exception as exc:
+            log.warning("method %s: could not send the response: %s", request.name, exc)
 
     def reported(self, status: str) -> dict[str, Any]:
         m = self.metrics
@@ -175,18 +218,23 @@ class Host:
                          "failed": m.messages["failed"], "httpRequests": sum(
                              n for (path, _), n in m.requests.items() if path == "/score"),
                          "httpErrors": http_errors, "methodCalls": sum(m.methods.values())},
-            "lastError": self.last_error}}
+            "http": self.http, "lastError": self.last_error}}
 
-    async def report(self, status: str = "running") -> None:
+    async def report(self, status: str = "running", timeout: float = 10) -> None:
         try:
-            await asyncio.wait_for(self.client.patch_twin_reported_properties(self.reported(status)), 10)
+            await sdk_call(self.client.patch_twin_reported_properties(self.reported(status)), timeout)
         except Exception as exc:
             log.warning("could not report twin properties: %s", exc)
 
     async def reporter(self, interval: float) -> None:
+        """Until SIGTERM; stopped by the event, never cancelled inside an SDK call."""
         last: Any = None
-        while True:
-            await asyncio.sleep(interval)
+        while not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.stop.wait(), interval)
+                return
+            except TimeoutError:
+                pass
             current = self.reported("running")
             if current != last:
                 await self.report()
@@ -204,13 +252,23 @@ def env_number(name: str, default: float) -> float:
 async def serve_http(host: Host) -> web.AppRunner | None:
     port_raw = os.environ.get("SCORING_PORT", "5001").strip().lower()
     if port_raw in ("off", "none", "disabled"):
+        host.http = {"status": "off"}
         return None
     app = make_app(host.score, host.metrics, max_body=int(env_number("MAX_REQUEST_BYTES", 1024 * 1024)),
                    key=os.environ.get("SCORING_KEY") or None, on_error=lambda e: host.record_error(e, "http /score"))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     bind = os.environ.get("SCORING_HOST") or "127.0.0.1"
-    await web.TCPSite(runner, bind, int(port_raw), backlog=1024).start()
+    try:
+        await web.TCPSite(runner, bind, int(port_raw), backlog=1024).start()
+    except OSError as exc:  # a busy port (a laptop running something else on 5001) must not stop MQTT scoring
+        await runner.cleanup()
+        error = (f"cannot listen on {bind}:{port_raw} ({exc.strerror or exc}); set SCORING_PORT to a free port "
+                 f"(or SCORING_PORT=off)")
+        log.error("HTTP scoring is off: %s. Module messages and the direct method 'score' keep working.", error)
+        host.http = {"status": "error", "error": error, "host": bind, "port": int(port_raw)}
+        return None
+    host.http = {"status": "serving", "url": f"http://{bind}:{port_raw}/score"}
     log.info("HTTP scoring on http://%s:%s/score", bind, port_raw)
     return runner
 
@@ -223,6 +281,7 @@ async def main() -> int:
     model_dir = resolve_path(os.environ.get("AZUREML_MODEL_DIR"), "model", HERE)
     executor = ThreadPoolExecutor(max_workers=max(1, int(env_number("SCORING_THREADS", 1))),
                                   thread_name_prefix="run")
+    patch_paho_tls_eof()
     client = IoTHubModuleClient.create_from_edge_environment()
     try:
         await client.connect()
@@ -231,15 +290,15 @@ async def main() -> int:
         await client.shutdown()
         return 1
     host = Host(client, executor)
+    drain_seconds = env_number("DRAIN_SECONDS", DRAIN_SECONDS)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, host.stop.set)
     tasks: list[asyncio.Task[None]] = []
     runner = None
-    code = 0
     try:
         try:
-            twin = await asyncio.wait_for(client.get_twin(), 30)
+            twin = await sdk_call(client.get_twin(), 30)
             host.apply_desired(twin.get("desired", {}))
         except TimeoutError:
             log.warning("no twin reply within 30 s; starting with the environment's settings")
@@ -264,25 +323,31 @@ async def main() -> int:
         log.info("ready: model %s, scoring input %s → output %s", host.entry.model_version(), host.input_name,
                  host.output_name)
         await host.stop.wait()
-        log.info("SIGTERM: draining")
-        deadline = time.monotonic() + 10
-        while (not host.queue.empty() or host.busy or host.sending) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if not host.queue.empty():
-            log.error("stopping with %d unprocessed message(s)", host.queue.qsize())
-        await host.report("stopped")
+        await host.drain(drain_seconds)
+        host.closing.set()
+        for sender in host.senders.values():
+            sender.closing.set()
+        await host.report("stopped", timeout=1)
     finally:
-        for task in tasks:
-            task.cancel()
+        host.stop.set()
+        host.closing.set()
+        for sender in host.senders.values():
+            sender.closing.set()
         if runner is not None:
             await runner.cleanup()
-        try:
-            await asyncio.wait_for(client.shutdown(), 10)
+        try:  # completes (or cancels) every SDK operation still pending, so nothing is left to cancel below
+            await sdk_call(client.shutdown(), 10)
         except Exception as exc:
             log.warning("shutdown: %s", exc)
+        everything = [*tasks, *host.sender_tasks]
+        if everything:
+            await asyncio.wait(everything, timeout=2)
+        for task in everything:
+            task.cancel()  # only ever waiting on the queue, run() or a timer by now
         executor.shutdown(wait=False, cancel_futures=True)
+    host.account()
     log.info("stopped: %s", host.reported("stopped")["inference"]["counters"])
-    return code
+    return 0
 
 
 if __name__ == "__main__":

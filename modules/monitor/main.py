@@ -103,6 +103,33 @@ def level_of(name: Any, default: int) -> int:
     return value if isinstance(value, int) else default
 
 
+def patch_paho_tls_eof() -> None:
+    """paho-mqtt 1.6 (pinned < 2 by azure-iot-device 2.14) treats only ``ConnectionError`` as a lost connection in
+    its network loop: an ``ssl.SSLEOFError`` from writing to a TLS socket whose broker just went away kills paho's
+    thread, and the SDK then believes it is connected forever (no reconnect; sends never complete). paho 2 fixed it.
+    Turn TLS EOFs into ``ConnectionResetError`` so paho reports the loss and the SDK reconnects."""
+    import ssl
+
+    import paho.mqtt
+    import paho.mqtt.client as paho_client
+
+    cls = paho_client.Client
+    if not paho.mqtt.__version__.startswith("1.") or getattr(cls, "_tls_eof_patched", False):
+        return
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any) -> Any:
+            try:
+                return method(self, *args)
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+                raise ConnectionResetError(f"TLS connection closed: {exc}") from exc
+        return call
+
+    cls._sock_send = wrap(cls._sock_send)  # type: ignore[method-assign]
+    cls._sock_recv = wrap(cls._sock_recv)  # type: ignore[method-assign]
+    cls._tls_eof_patched = True  # type: ignore[attr-defined]
+
+
 @dataclass
 class Pending:
     message: Message
@@ -273,6 +300,7 @@ async def main() -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    patch_paho_tls_eof()
     client = IoTHubModuleClient.create_from_edge_environment()
     try:
         await client.connect()
