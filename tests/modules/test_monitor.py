@@ -109,3 +109,33 @@ def test_messages_taken_before_sigterm_are_forwarded_before_exit(tmp_path: Path)
         assert "drained: every message taken was forwarded" in log
         assert "Traceback" not in log and "InvalidStateError" not in log and "not forwarded" not in log
         assert run.hub.reported["monitor"]["pending"] == 0
+
+
+def test_sigterm_without_edgehub_logs_exactly_what_was_not_forwarded(tmp_path: Path) -> None:
+    workdir = Path(tempfile.mkdtemp(dir=tmp_path, prefix="broker-"))
+    broker_cm = run_mosquitto(tls=True, workdir=workdir)
+    broker = broker_cm.__enter__()
+    try:
+        with run_module("monitor", tmp_path, env={"REPORT_INTERVAL": "0.3", "DRAIN_SECONDS": "1"},
+                        desired={"heartbeatSeconds": 0}, broker=broker) as run:
+            run.hub.wait_reported(lambda r: "monitor" in r, 30)
+            for i in range(300):
+                last = run.hub.send_input("scored", b"x" * 16_000, {"$.mid": f"m{i}", "$.cdid": "dev1"}, wait=False)
+            last.wait_for_publish()
+            run.hub.wait_output("upstream", 1, 30)
+            broker_cm.__exit__(None, None, None)  # edgeHub gone with a backlog in the monitor
+            time.sleep(0.3)
+            started = time.monotonic()
+            assert run.terminate(timeout=20) == 0, run.log()
+            assert time.monotonic() - started < 10  # inside the runtime's SIGKILL window
+            log = run.log()
+            left = re.search(r"stopped with (\d+) message\(s\) taken but not forwarded .*?: (.*)", log)
+            assert left, log
+            ids = re.findall(r"(m\d+) from dev1", left[2])
+            taken = re.findall(r" (m\d+) #\d+ from dev1 via scored", log)
+            status = re.search(r"'received': (\d+), 'forwarded': (\d+)", log)
+            assert status and int(left[1]) == len(ids) == int(status[1]) - int(status[2]) > 0
+            assert ids == taken[int(status[2]):]  # exactly the tail that did not go, in order
+            assert "Traceback" not in log and "InvalidStateError" not in log
+    finally:
+        broker_cm.__exit__(None, None, None)
