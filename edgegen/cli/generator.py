@@ -68,13 +68,17 @@ def add(name: str, module_template: str) -> None:
 @click.option("--allow-unresolved", is_flag=True,
               help="Leave unset variables and unresolved ${MODULES...} placeholders in place (iotedgedev's way).")
 @click.option("--no-validate", is_flag=True, help="Skip the offline validation of the generated manifest.")
+@click.option("--pin-digests", is_flag=True,
+              help="Pin module images to repository@sha256:... of the last `edgegen push` (reproducible deployments).")
+@click.option("--no-registry-credentials", is_flag=True,
+              help="Do not add registryCredentials from CONTAINER_REGISTRY_* in .env (iotedgedev's output).")
 @click.option("--fleet", "fleet_file", default=None, metavar="FLEET_YAML", type=click.Path(dir_okay=False),
               help="Render one manifest per device group / device of FLEET_YAML into DIR "
                    "[default: <output dir>/fleet], plus fleet-index.json.")
 @output_option(("text", "json"))
 def genconfig(template_file: str | None, platform: str | None, output_dir: str | None,
               fail_on_validation_error: bool, no_chunk: bool, allow_unresolved: bool, no_validate: bool,
-              fleet_file: str | None, output_format: str) -> None:
+              pin_digests: bool, no_registry_credentials: bool, fleet_file: str | None, output_format: str) -> None:
     """Render a deployment template into a manifest, like `iotedgedev solution genconfig`.
 
     Expands $VARS from .env and the environment, ${MODULES.x} image placeholders from modules/*/module.json,
@@ -93,7 +97,8 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
     try:
         result = run(template_file, platform=platform, output_dir=output_dir, chunk=not no_chunk,
                      allow_unresolved=allow_unresolved, validate=not no_validate,
-                     fail_on_validation_error=fail_on_validation_error)
+                     fail_on_validation_error=fail_on_validation_error,
+                     registry_credentials=not no_registry_credentials, pin_digests=pin_digests)
     except Exception as exc:
         findings = getattr(exc, "findings", None)
         if findings is not None:  # ValidationError: show every finding before the one-line failure

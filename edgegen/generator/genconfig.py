@@ -73,7 +73,8 @@ def run_validation(manifest: dict[str, Any], text: str, file: str) -> tuple[list
 def genconfig(template_file: str | None = None, *, platform: str | None = None, output_dir: str | None = None,
               cwd: Path | str | None = None, environ: Mapping[str, str] | None = None, chunk: bool = True,
               allow_unresolved: bool = False, validate: bool = True, fail_on_validation_error: bool = False,
-              resource_limits: bool = True, write: bool = True) -> GenconfigResult:
+              resource_limits: bool = True, write: bool = True, registry_credentials: bool = True,
+              pin_digests: bool = False) -> GenconfigResult:
     """Render ``template_file`` and write ``<output dir>/<name>``; see the module doc for the rules.
 
     Raises ``GeneratorError`` subclasses for render failures and the validation package's ``ValidationError``
@@ -107,6 +108,8 @@ def genconfig(template_file: str | None = None, *, platform: str | None = None, 
                             allow_unresolved=allow_unresolved, resource_limits=resource_limits)
     result = render(text, file=template, env=env.values, source=source, options=options)
     result.unresolved.extend(source.unresolved)
+    _apply_images(result, env, template, template_dir, registry_credentials=registry_credentials,
+                  pin_digests=pin_digests)
 
     out_dir = output_dir or env.output_dir
     name = manifest_name(template, result.schema_template, plat, env.deployment_config_file)
@@ -125,3 +128,39 @@ def genconfig(template_file: str | None = None, *, platform: str | None = None, 
         write_text_atomic(full_out, out_text)
         gen.written = True
     return gen
+
+
+# --- images area (edgegen.images, issue 7): registryCredentials from .env, --pin-digests --------------------
+def _apply_images(result: RenderResult, env: SolutionEnv, template: str, template_dir: Path, *,
+                  registry_credentials: bool, pin_digests: bool) -> None:
+    """Add ``registryCredentials`` for the registries (with credentials in .env) that module images use, keeping
+    the template's own entries; with ``pin_digests`` replace built images by ``repository@sha256:…`` of the last
+    ``edgegen push`` (``<template dir>/.state/images/digests.json``). Imported lazily: no Docker SDK here."""
+    if registry_credentials:
+        from edgegen.images.registries import apply_registry_credentials, registries_from_env
+
+        before = _credential_names(result.manifest)
+        registries = registries_from_env(env.values, source=str(env.dotenv_path or ".env"))
+        result.manifest = apply_registry_credentials(result.manifest, registries)
+        added = sorted(_credential_names(result.manifest) - before)
+        if added:
+            result.notes.append(f"registryCredentials from .env (CONTAINER_REGISTRY_*): {', '.join(added)}")
+    if pin_digests:
+        from edgegen.images.digests import default_digest_file, load_digests, pin_manifest
+
+        state = default_digest_file(template_dir)
+        digests = load_digests(state)
+        bypass = {b.strip() for b in env.values.get("BYPASS_MODULES", "").split(",") if b.strip()}
+        built = [t for m, t in result.images.items() if "*" not in bypass and m not in bypass]  # what push pushes
+        result.manifest = pin_manifest(result.manifest, digests, required=built, source=template)
+        result.images = {m: digests[t].pinned if t in digests else t for m, t in result.images.items()}
+        result.notes.append(f"--pin-digests: module images pinned to the digests of the last push ({state})")
+
+
+def _credential_names(manifest: dict[str, Any]) -> set[str]:
+    try:
+        creds = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"][
+            "registryCredentials"]
+    except (KeyError, TypeError):
+        return set()
+    return set(creds) if isinstance(creds, dict) else set()

@@ -99,3 +99,45 @@ def test_wrong_password_exits_1_with_a_masked_message(
 def test_unknown_module_is_an_error(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = _run(["build", "-f", str(solution), "nosuch"], capsys)
     assert code == 1 and "no module named nosuch" in err and "clia" in err
+
+
+def test_genconfig_pins_pushed_digests_and_fills_registry_credentials(
+    solution: Path, registry: RegistryInfo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = _run(["genconfig", "--pin-digests", "-o", "out"], capsys)
+    assert code == 1  # nothing pushed yet: a clear error, no manifest
+    assert "no pushed digest recorded" in err and "edgegen push" in err
+    assert not (solution.parent / "out").exists()
+
+    code, _out, err = _run(["push", "a"], capsys)
+    assert code == 0, err
+    code, _out, err = _run(["genconfig", "--pin-digests", "-o", "out"], capsys)
+    assert code == 1 and "cli/clib:0.1.0-e2e-amd64" in err  # b is built from module.json but not pushed yet
+    assert "skipped" not in err  # BYPASS_MODULES are not pushed by edgegen, so no digest is required for them
+
+    code, _out, err = _run(["push", "b"], capsys)
+    assert code == 0, err
+    code, out, err = _run(["genconfig", "--pin-digests", "-o", "out", "--output", "json"], capsys)
+    assert code == 0, err
+    recorded = load_digests(default_digest_file(solution.parent))
+    manifest = json.loads((solution.parent / "out" / "deployment.amd64.json").read_text())
+    desired = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
+    for module, folder in (("a", "clia"), ("b", "clib")):
+        digest = recorded[f"{registry.host}/cli/{folder}:0.1.0-e2e-amd64"].digest
+        assert desired["modules"][module]["settings"]["image"] == f"{registry.host}/cli/{folder}@{digest}"
+    assert desired["modules"]["s"]["settings"]["image"] == f"{registry.host}/cli/skipped:0.1.0-e2e-amd64"
+    assert desired["runtime"]["settings"]["registryCredentials"] == {
+        "127_0_0_1": {"username": registry.username, "password": registry.password, "address": registry.host}
+    }
+    assert registry.password not in out + err
+
+
+def test_genconfig_without_credentials_flag_keeps_iotedgedev_output(
+    solution: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = _run(["genconfig", "--no-registry-credentials", "-o", "out"], capsys)
+    assert code == 0, err
+    manifest = json.loads((solution.parent / "out" / "deployment.amd64.json").read_text())
+    assert manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"] == {
+        "registryCredentials": {}
+    }
