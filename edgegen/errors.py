@@ -56,13 +56,18 @@ class EdgegenError(Exception):
     def render(self) -> str:
         lines = []
         where = self.location.describe() if self.location else ""
-        lines.append(f"{where}: {self.message}" if where else self.message)
+        what = self._headline()
+        lines.append(f"{where}: {what}" if where else what)
         caret = self.location.caret() if self.location else ""
         if caret:
             lines.append(caret)
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+    def _headline(self) -> str:
+        """The first line after the location; subclasses may prefix it (RouteError adds the column)."""
+        return self.message
 
     def to_dict(self) -> dict[str, object]:
         loc = self.location or Location()

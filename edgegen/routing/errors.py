@@ -46,18 +46,11 @@ class RouteError(EdgegenError):
             json_path=json_path,
         )
 
-    def render(self) -> str:
-        lines = []
-        where = self.location.describe() if self.location else ""
+    def _headline(self) -> str:
+        # Outside a file the caret line has no "file:line:col", so the column goes in front of the message.
         in_file = bool(self.location and self.location.file)
         col = f"column {self.column}: " if self.column is not None and not in_file else ""
-        lines.append(f"{where}: {col}{self.message}" if where else f"{col}{self.message}")
-        caret = self.location.caret() if self.location else ""
-        if caret:
-            lines.append(caret)
-        if self.hint:
-            lines.append(f"hint: {self.hint}")
-        return "\n".join(lines)
+        return f"{col}{self.message}"
 
 
 def _one_line(text: str) -> str:
