@@ -76,8 +76,7 @@ def clear_library_caches() -> None:
 
     route._parse_cached.cache_clear()
     table._compile.cache_clear()
-    schema._TWIN_CACHE.clear()
-    schema._CLEAN.clear()
+    schema.clear_caches()
 
 
 def main() -> int:

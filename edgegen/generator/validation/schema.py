@@ -27,7 +27,7 @@ from jsonschema.validators import extend
 from edgegen.generator.validation.findings import ERROR, INFO, WARNING, Finding
 from edgegen.generator.validation.model import AGENT, DESIRED, HUB, Fragment, ManifestView, Ptr
 
-__all__ = ["KNOWN_VERSIONS", "check", "load_schema", "validator"]
+__all__ = ["KNOWN_VERSIONS", "check", "clear_caches", "load_schema", "validator"]
 
 KNOWN_VERSIONS: dict[str, tuple[str, ...]] = {
     AGENT: ("1.0", "1.1"),
@@ -92,9 +92,19 @@ def validator(twin: str, version: str, definition: str | None = None) -> Any:
 # re-checks that variable and the objects around it, not its siblings. Scalars are not worth a key.
 _CLEAN: OrderedDict[tuple[int, str], None] = OrderedDict()
 _CLEAN_SIZE = 8192
+_CACHE_CHARS = 8_000_000  # per cache: the keys hold whole reprs, so memory is bounded by their total length
+_chars = {"clean": 0, "twin": 0}
 
 
 _PLAIN_ROOT = threading.local()  # .active: the instance being validated is known to be plain JSON throughout
+
+
+def clear_caches() -> None:
+    """Forget the twin findings and the members found clean (benchmarks and tests of the first-sight cost)."""
+    with _TWIN_LOCK:
+        _TWIN_CACHE.clear()
+        _CLEAN.clear()
+        _chars.update(clean=0, twin=0)
 
 
 def _descend_remembering(validator: Any, value: Any, subschema: Any, path: Any, schema_path: Any) -> Iterator[Any]:
@@ -110,8 +120,9 @@ def _descend_remembering(validator: Any, value: Any, subschema: Any, path: Any, 
     if not errors and key is not None:
         with _TWIN_LOCK:
             _CLEAN[key] = None
-            while len(_CLEAN) > _CLEAN_SIZE:
-                _CLEAN.popitem(last=False)
+            _chars["clean"] += len(key[1])
+            while _CLEAN and (len(_CLEAN) > _CLEAN_SIZE or _chars["clean"] > _CACHE_CHARS):
+                _chars["clean"] -= len(_CLEAN.popitem(last=False)[0][1])
     yield from errors
 
 
@@ -226,8 +237,9 @@ def _twin_findings(content: Any, twin_ptr: Ptr, twin: str, version: str) -> Iter
     if key is not None:
         with _TWIN_LOCK:
             _TWIN_CACHE[key] = found
-            while len(_TWIN_CACHE) > _TWIN_CACHE_SIZE:
-                _TWIN_CACHE.popitem(last=False)
+            _chars["twin"] += len(key[3])
+            while _TWIN_CACHE and (len(_TWIN_CACHE) > _TWIN_CACHE_SIZE or _chars["twin"] > _CACHE_CHARS):
+                _chars["twin"] -= len(_TWIN_CACHE.popitem(last=False)[0][3])
     yield from found
 
 

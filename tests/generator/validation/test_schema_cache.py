@@ -25,7 +25,7 @@ def schema_messages(m: Any) -> list[tuple[str, str]]:
 
 
 def uncached(m: dict[str, Any]) -> list[tuple[str, str]]:
-    schema._TWIN_CACHE.clear()
+    schema.clear_caches()
     return schema_messages(m)
 
 
@@ -67,7 +67,7 @@ def test_deployment_root_gets_its_own_paths() -> None:
 def test_values_that_are_not_plain_json_are_checked_every_time() -> None:
     m = base()
     agent(m)["modules"]["sensor"]["env"] = {"A": {"value": ("x",)}}  # a tuple: not a JSON array for jsonschema
-    schema._TWIN_CACHE.clear()
+    schema.clear_caches()
     found = schema_messages(m)
     assert len(schema._TWIN_CACHE) == 1  # $edgeHub cached, $edgeAgent not
     assert schema_messages(m) == found
@@ -79,8 +79,7 @@ def test_values_that_are_not_plain_json_are_checked_every_time() -> None:
 
 
 def uncached_all(m: dict[str, Any]) -> list[tuple[str, str]]:
-    schema._TWIN_CACHE.clear()
-    schema._CLEAN.clear()
+    schema.clear_caches()
     return schema_messages(m)
 
 
@@ -109,3 +108,17 @@ def test_a_module_that_turns_clean_again() -> None:
     assert schema_messages(m)
     agent(m)["modules"][name] = original
     assert schema_messages(m) == []
+
+
+def test_memory_is_bounded_by_the_keys_length(monkeypatch: Any) -> None:
+    monkeypatch.setattr(schema, "_CACHE_CHARS", 20_000)
+    schema.clear_caches()
+    m = base()
+    for i in range(40):  # 40 distinct twins, each key a few KB
+        agent(m)["modules"]["sensor"]["env"] = {"N": {"value": str(i) * 50}}
+        assert schema_messages(m) == []
+    assert 0 < schema._chars["twin"] <= 20_000 and 0 < schema._chars["clean"] <= 20_000
+    assert schema._chars["twin"] == sum(len(k[3]) for k in schema._TWIN_CACHE)
+    assert schema._chars["clean"] == sum(len(k[1]) for k in schema._CLEAN)
+    schema.clear_caches()
+    assert schema._chars == {"clean": 0, "twin": 0} and not schema._CLEAN
