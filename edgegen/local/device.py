@@ -20,7 +20,6 @@ import ipaddress
 import json
 import logging
 import os
-import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from edgegen.local.deployment import Deployment, DeploymentSource, DesiredModule
 from edgegen.local.edgehub import EdgeHubHandler
 from edgegen.local.errors import DeviceError
 from edgegen.local.identities import IdentityBook
+from edgegen.local.loopback import first_free_address, loopback_candidate
 from edgegen.local.modulecode import ModuleResolver, VenvCache
 from edgegen.local.mqtt.auth import SasAuthenticator
 from edgegen.local.mqtt.gateway import MqttGateway
@@ -53,17 +53,11 @@ MQTT_PORT = 8883
 
 def pick_address(port: int = MQTT_PORT) -> str:
     """A 127.x.y.z whose ``port`` is free (127.0.0.1 first)."""
-    base = os.getpid() % 200 + 20
-    for n in range(500):
-        addr = "127.0.0.1" if n == 0 else f"127.{base}.{(n // 250) % 250}.{n % 250 + 2}"
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((addr, port))
-            except OSError:
-                continue
-            return addr
-    raise DeviceError(f"no free 127.x address for port {port}", hint="pass --address 127.x.y.z")
+    candidates = ("127.0.0.1" if n == 0 else loopback_candidate(n) for n in range(500))
+    addr = first_free_address(candidates, port)
+    if addr is None:
+        raise DeviceError(f"no free 127.x address for port {port}", hint="pass --address 127.x.y.z")
+    return addr
 
 
 @dataclass

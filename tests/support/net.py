@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import os
 import socket
 import time
+
+from edgegen.local.loopback import first_free_address, loopback_candidate
 
 __all__ = ["free_loopback_address", "free_port", "wait_for_port"]
 
@@ -23,18 +24,10 @@ def free_loopback_address(port: int = 8883) -> str:
 
     Addresses are spread by pid so parallel test runs do not collide.
     """
-    base = (os.getpid() % 200) + 20
-    for _ in range(500):
-        n = next(_counter)
-        addr = f"127.{base}.{(n // 250) % 250}.{n % 250 + 2}"
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((addr, port))
-            except OSError:
-                continue
-            return addr
-    raise RuntimeError(f"no free 127.x address for port {port}")
+    addr = first_free_address((loopback_candidate(next(_counter)) for _ in range(500)), port)
+    if addr is None:
+        raise RuntimeError(f"no free 127.x address for port {port}")
+    return addr
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:

@@ -1,0 +1,24 @@
+"""The shared 127.x picker: candidates stay inside 127/8 and a port someone listens on is skipped."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from edgegen.local.loopback import first_free_address, loopback_candidate
+
+
+def test_candidates_are_loopback_and_distinct() -> None:
+    addrs = [loopback_candidate(n) for n in range(1, 600)]
+    assert len(set(addrs)) == len(addrs)
+    assert all(ipaddress.ip_address(a).is_loopback for a in addrs)
+
+
+def test_busy_address_is_skipped_and_none_when_all_busy() -> None:
+    busy, free = loopback_candidate(997), loopback_candidate(998)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((busy, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert first_free_address([busy, free], port) == free
+        assert first_free_address([busy], port) is None
