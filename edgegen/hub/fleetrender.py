@@ -9,6 +9,7 @@ template, every module.json and deploymentconfig.json, and serializes an output 
 - module.json files read once; a ``ModuleSpec`` reused when the module.json expands to the same text with no
   unresolved variable (the spec is a function of that text), else loaded as ``DiskModules`` does;
 - ``deploymentconfig.json`` resource limits read once per module folder;
+- genconfig's registryCredentials hook only when ``CONTAINER_REGISTRY_*`` names a registry (else it is a copy);
 - ``.env`` parsed once. A variable that is not ``DOTENV_FILE`` or a defaulted setting, and whose name occurs
   in the ``.env`` text only as the key of its own lines (so no value can interpolate it; python-dotenv expands
   ``${NAME}`` only as written), changes that parse in one way only: its own line no longer applies (the
@@ -166,4 +167,14 @@ class FleetRenderer:
             return result.manifest
         source = _SharedModules(self._files, Path(os.path.dirname(path)), env.modules_path, env.values)
         options = RenderOptions(platform=self.platform or env.platform, container_tag=env.container_tag)
-        return render(text, file=template, env=env.values, source=source, options=options).manifest
+        result = render(text, file=template, env=env.values, source=source, options=options)
+        # genconfig's post-render hook (registryCredentials from CONTAINER_REGISTRY_* in .env). With no registry
+        # in the environment it changes nothing (but copies the manifest): then it is skipped.
+        from edgegen.images.registries import registries_from_env
+
+        if registries_from_env(env.values, source=str(env.dotenv_path or ".env")):
+            from edgegen.generator.genconfig import _apply_images
+
+            _apply_images(result, env, template, Path(os.path.dirname(path)), registry_credentials=True,
+                          pin_digests=False)
+        return result.manifest

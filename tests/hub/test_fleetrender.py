@@ -110,3 +110,20 @@ def test_solution_env_equals_load_env(solution: Path) -> None:
     dotenv = renderer._dotenv
     assert dotenv is not None and dotenv.only_as_key("SEND_INTERVAL") and dotenv.only_as_key("LEVEL")
     assert not dotenv.only_as_key("REGISTRY") and not dotenv.only_as_key("DEFAULT_PLATFORM")
+
+
+def test_registry_credentials_from_env_like_genconfig(solution: Path) -> None:
+    (solution / ".env").write_text("REGISTRY=localhost:5000\nVER=0.1.0\nCONTAINER_REGISTRY_SERVER=localhost:5000\n"
+                                   "CONTAINER_REGISTRY_USERNAME=u\nCONTAINER_REGISTRY_PASSWORD=p\n")
+    renderer = FleetRenderer(solution, None, None, {})
+    for variables in ({"SEND_INTERVAL": "1"}, {"SEND_INTERVAL": "2"}, {"SEND_INTERVAL": "3", "REGISTRY": "elsewhere"}):
+        expected = genconfig(cwd=solution, environ=variables, write=False, validate=False).manifest
+        assert renderer.render(variables) == expected
+    creds = expected["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
+    assert "registryCredentials" in creds
+    bad = {"SEND_INTERVAL": "1", "CONTAINER_REGISTRY_USERNAME_2": "x"}
+    with pytest.raises(Exception) as want:
+        genconfig(cwd=solution, environ=bad, write=False, validate=False)
+    with pytest.raises(type(want.value)) as got:
+        renderer.render(bad)
+    assert str(got.value) == str(want.value)
