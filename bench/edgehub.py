@@ -38,6 +38,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from edgegen.local.sas import generate_sas_token, parse_connection_string  # noqa: E402
 from tests.support.mosquitto import run_mosquitto  # noqa: E402
 from tests.support.net import free_loopback_address, wait_for_port  # noqa: E402
+from tests.support.proc import cpu_seconds, pid_of  # noqa: E402
 
 PAYLOAD = 100
 HEAD = struct.Struct("!qq")  # send time (ns), sequence
@@ -53,26 +54,6 @@ class Endpoint:
     pub_auth: tuple[str, str, str] | None = None  # client id, username, password
     sub_auth: tuple[str, str, str] | None = None
     pid: int | None = None  # the server process, for its CPU time
-
-
-def cpu_secs(pid: int | None) -> float:
-    """User + system CPU seconds of a process (from /proc), 0 when unknown."""
-    if pid is None:
-        return 0.0
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pid_of(needle: str) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
 
 
 def _client(ep: Endpoint, auth: tuple[str, str, str] | None, client_id: str) -> mqtt.Client:
@@ -137,7 +118,7 @@ class Pair:
 def throughput(pair: Pair, n: int) -> tuple[float, float]:
     """msgs/s, and the server's CPU microseconds per message."""
     pair.reset(n)
-    cpu0 = cpu_secs(pair.ep.pid)
+    cpu0 = cpu_seconds(pair.ep.pid)
     start = time.perf_counter_ns()
     for i in range(n):
         while True:
@@ -147,7 +128,7 @@ def throughput(pair: Pair, n: int) -> tuple[float, float]:
             time.sleep(0.0005)  # paho's own in-flight window is full
     if not pair.done.wait(120):
         raise RuntimeError(f"{pair.ep.name}: only {pair.received}/{n} delivered")
-    return n / ((pair.last_at - start) / 1e9), (cpu_secs(pair.ep.pid) - cpu0) / n * 1e6
+    return n / ((pair.last_at - start) / 1e9), (cpu_seconds(pair.ep.pid) - cpu0) / n * 1e6
 
 
 def latency(pair: Pair, rate: int, secs: float) -> tuple[float, float, float]:

@@ -34,6 +34,7 @@ from edgegen.local.certs import ensure_ca, ensure_server_cert
 from edgegen.local.sas import generate_key, generate_sas_token
 from tests.support.mosquitto import run_mosquitto
 from tests.support.net import free_loopback_address, wait_for_port
+from tests.support.proc import cpu_seconds, pid_of
 
 HUB = "benchhub.local"
 PAYLOAD_SIZE = 100
@@ -103,23 +104,6 @@ def serve_gateway(host: str, cert: str, key: str, keys: dict[str, str], ready: m
 
 
 # ----------------------------------------------------------------------------------------------- clients
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def find_pid(needle: str) -> int:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    return int(entry.name)
-            except OSError:
-                continue
-    raise RuntimeError(f"no process with {needle!r} in its command line")
 
 
 class Endpoint:
@@ -263,7 +247,10 @@ def main() -> None:
                            "devices/bench/modules/pub/messages/events/", "devices/bench/modules/sub/inputs/#")
         with run_mosquitto(tls=True, persistence=False) as broker:
             assert broker.ca_file is not None
-            mosq_pid = find_pid(str(broker.directory / "mosquitto.conf"))
+            conf = str(broker.directory / "mosquitto.conf")
+            mosq_pid = pid_of(conf)
+            if mosq_pid is None:
+                raise RuntimeError(f"no process with {conf!r} in its command line")
             mosq = Endpoint("mosquitto", broker.host, broker.ca_file, mosq_pid, ("pub", None, None),
                             ("sub", None, None), "bench/t", "bench/t")
             runs = {"mosquitto": Run(mosq), "gateway": Run(gateway)}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgegen.local.certs import ensure_ca, ensure_server_cert
 from tests.support.net import free_loopback_address, free_port, wait_for_port
+from tests.support.proc import stop_process
 
 __all__ = ["MosquittoBroker", "mosquitto_path", "run_mosquitto"]
 
@@ -79,12 +80,7 @@ def run_mosquitto(
         wait_for_port(host, port)
         yield MosquittoBroker(host, port, ca_file, directory)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=5, kill_wait=None)
         log.close()
         if own_tmp:
             shutil.rmtree(directory, ignore_errors=True)

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.proc import stop_process
+
 __all__ = ["PodmanUnavailable", "run_podman_service"]
 
 # Mount points podman writes to regardless of --root/--runroot (lock in /dev/shm, blob cache, netavark run dir).
@@ -93,12 +95,7 @@ def run_podman_service(timeout: float = 30.0) -> Iterator[str]:
         _wait_ready(sock, proc, base, timeout)
         yield f"unix://{sock}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, grace=15)
         log.close()
         shutil.rmtree(base, ignore_errors=True)
         if created_varlib:  # only the empty mount point this made (podman wrote into the tmpfs above it)

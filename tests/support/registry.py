@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgegen.local.certs import ensure_ca, ensure_server_cert
 from tests.support.net import free_port, wait_for_port
+from tests.support.proc import stop_process
 
 __all__ = ["RegistryInfo", "RegistryUnavailable", "run_registry"]
 
@@ -85,12 +86,7 @@ def run_registry(
             ) from None
         yield RegistryInfo(host, ca.cert_path, username, password)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, grace=10)
         log.close()
         if trust_for_podman:
             (trust_dir / "ca.crt").unlink(missing_ok=True)
