@@ -86,9 +86,9 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
     deploymentconfig.json, then splits createOptions into 512-character chunks and validates the result.
     """
     if fleet_file is not None:
-        if template_file or platform or no_chunk or allow_unresolved:
-            raise click.UsageError("--fleet takes the template and platform from the fleet file; "
-                                   "-f, -P, --no-chunk and --allow-unresolved do not apply")
+        if template_file or platform or no_chunk or allow_unresolved or pin_digests or no_registry_credentials:
+            raise click.UsageError("--fleet takes the template and platform from the fleet file; -f, -P, --no-chunk, "
+                                   "--allow-unresolved, --pin-digests and --no-registry-credentials do not apply")
         _genconfig_fleet(fleet_file, output_dir, validate=not no_validate,
                          fail_on_validation_error=fail_on_validation_error, output_format=output_format)
         return

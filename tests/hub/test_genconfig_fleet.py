@@ -114,6 +114,8 @@ def test_fleet_validation_errors(solution: Path, capsys: pytest.CaptureFixture[s
 def test_fleet_usage_and_file_errors(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["genconfig", "--fleet", "fleet.yaml", "-P", "arm64v8"]) == 2
     assert "--fleet takes the template and platform from the fleet file" in capsys.readouterr().err
+    assert run(["genconfig", "--fleet", "fleet.yaml", "--pin-digests"]) == 2
+    assert "--pin-digests" in capsys.readouterr().err
     (solution / "fleet.yaml").write_text("groups:\n  prod:\n    priority: 1\n    targets: x\n")
     assert run(["genconfig", "--fleet", "fleet.yaml"]) == 1
     err = capsys.readouterr().err
