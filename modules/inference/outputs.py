@@ -84,7 +84,8 @@ def patch_paho_tls_eof() -> None:
     """paho-mqtt 1.6 (pinned < 2 by azure-iot-device 2.14) treats only ``ConnectionError`` as a lost connection in
     its network loop: an ``ssl.SSLEOFError`` from writing to a TLS socket whose broker just went away kills paho's
     thread, and the SDK then believes it is connected forever (no reconnect; sends never complete). paho 2 fixed it.
-    Turn TLS EOFs into ``ConnectionResetError`` so paho reports the loss and the SDK reconnects."""
+    Turn TLS errors on an established connection (``SSLWant*`` never get here: paho maps them to BlockingIOError)
+    into ``ConnectionResetError`` so paho reports the loss and the SDK reconnects."""
     import ssl
 
     import paho.mqtt
@@ -98,8 +99,8 @@ def patch_paho_tls_eof() -> None:
         def call(self: Any, *args: Any) -> Any:
             try:
                 return method(self, *args)
-            except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-                raise ConnectionResetError(f"TLS connection closed: {exc}") from exc
+            except ssl.SSLError as exc:  # EOF, BAD_LENGTH after a broken write …: the connection is unusable
+                raise ConnectionResetError(f"TLS connection failed: {exc}") from exc
         return call
 
     cls._sock_send = wrap(cls._sock_send)  # type: ignore[method-assign]
@@ -174,7 +175,13 @@ class OrderedSender:
                 await self.wakeup.wait()
                 continue
             item, task = self.in_flight[0]
-            await asyncio.wait({task})  # acks come in order; never cancel an SDK call
+            if not task.done():  # wait for the head's ack (never cancel an SDK call) or for new work to start
+                self.wakeup.clear()
+                more = asyncio.ensure_future(self.wakeup.wait())
+                await asyncio.wait({task, more}, return_when=asyncio.FIRST_COMPLETED)
+                more.cancel()
+                if not task.done():
+                    continue
             self.in_flight.popleft()
             if self._settled(item, task):
                 if self.retrying and task.exception() is None:

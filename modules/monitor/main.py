@@ -107,7 +107,8 @@ def patch_paho_tls_eof() -> None:
     """paho-mqtt 1.6 (pinned < 2 by azure-iot-device 2.14) treats only ``ConnectionError`` as a lost connection in
     its network loop: an ``ssl.SSLEOFError`` from writing to a TLS socket whose broker just went away kills paho's
     thread, and the SDK then believes it is connected forever (no reconnect; sends never complete). paho 2 fixed it.
-    Turn TLS EOFs into ``ConnectionResetError`` so paho reports the loss and the SDK reconnects."""
+    Turn TLS errors on an established connection (``SSLWant*`` never get here: paho maps them to BlockingIOError)
+    into ``ConnectionResetError`` so paho reports the loss and the SDK reconnects."""
     import ssl
 
     import paho.mqtt
@@ -121,8 +122,8 @@ def patch_paho_tls_eof() -> None:
         def call(self: Any, *args: Any) -> Any:
             try:
                 return method(self, *args)
-            except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-                raise ConnectionResetError(f"TLS connection closed: {exc}") from exc
+            except ssl.SSLError as exc:  # EOF, BAD_LENGTH after a broken write …: the connection is unusable
+                raise ConnectionResetError(f"TLS connection failed: {exc}") from exc
         return call
 
     cls._sock_send = wrap(cls._sock_send)  # type: ignore[method-assign]

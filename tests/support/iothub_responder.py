@@ -54,6 +54,24 @@ class OutputMessage:
         return json.loads(self.body)
 
 
+class _Client(mqtt.Client):
+    """paho 1.6 lets an ``ssl.SSLError`` on an established TLS connection (EOF when the broker stops, BAD_LENGTH
+    after a broken write) kill its network thread; the responder must survive broker restarts, so such an error is
+    the lost connection it is (paho then reconnects)."""
+
+    def _sock_send(self, buf: bytes) -> int:
+        try:
+            return super()._sock_send(buf)  # type: ignore[misc]
+        except ssl.SSLError as exc:
+            raise ConnectionResetError(str(exc)) from exc
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        try:
+            return super()._sock_recv(bufsize)  # type: ignore[misc]
+        except ssl.SSLError as exc:
+            raise ConnectionResetError(str(exc)) from exc
+
+
 @dataclass
 class IoTHubResponder:
     host: str
@@ -74,7 +92,7 @@ class IoTHubResponder:
         self._method_replies: dict[str, queue.Queue[tuple[int, Any]]] = {}
         self._rids = itertools.count(1)
         # A persistent session: what the module sends while we reconnect (after a broker restart) waits for us.
-        self._client = mqtt.Client(client_id=f"responder-{uuid.uuid4().hex[:8]}", clean_session=False)
+        self._client = _Client(client_id=f"responder-{uuid.uuid4().hex[:8]}", clean_session=False)
         self._client.reconnect_delay_set(min_delay=1, max_delay=2)
         if self.ca_file is not None:
             self._client.tls_set_context(ssl.create_default_context(cafile=str(self.ca_file)))
