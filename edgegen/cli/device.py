@@ -53,7 +53,8 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
     """Start the edge hub and every module of MANIFEST; Ctrl-C or SIGTERM stops everything."""
     import asyncio
     import logging
-    import signal
+
+    from edgegen.cli.runloop import stop_on_signals
 
     if (manifest is None) == (device_cs is None):
         raise click.UsageError("give either --manifest FILE or --connection-string CS")
@@ -73,10 +74,7 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
                           backoff=BackoffPolicy(unit_secs=backoff_unit), durable_ack=not fast_ack)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         dev = Device(config)
         click.echo(f"starting edge device {device_id!r}: edge hub on {dev.address}:8883, state in {dev.state}",
                    err=True)

@@ -251,10 +251,9 @@ def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: 
     The same as 'edgegen device run --connection-string CS' (the device runtime's hub mode).
     """
     import asyncio
-    import contextlib
     import logging
-    import signal
 
+    from edgegen.cli.runloop import stop_on_signals
     from edgegen.hub.connection import DEFAULT_STATE_DIR
     from edgegen.hub.edgedevice import HubDeviceOptions, run_device_on_hub
     from edgegen.local.hubstandin.server import read_hub_info
@@ -273,11 +272,7 @@ def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: 
     options = HubDeviceOptions(device_cs, device_state_dir, solution.resolve(), ca_file=ca_file, address=address)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         click.echo(f"joining hub {host}; waiting for a deployment…", err=True)
         await run_device_on_hub(options, stop, on_ready=lambda d: click.echo(
             f"running {', '.join(d.agent.status()) or 'no modules'}; Ctrl-C stops", err=True))

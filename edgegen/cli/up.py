@@ -26,10 +26,9 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
     Run it in a solution folder (the repo itself is one). Ctrl-C or --duration stops every child cleanly.
     """
     import asyncio
-    import contextlib
     import logging
-    import signal
 
+    from edgegen.cli.runloop import stop_on_signals
     from edgegen.hub.up import UpOptions, run_up
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -37,11 +36,7 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
     live = not plain and sys.stdout.isatty()
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         if live:
             summary = await _run_live(options, stop, run_up)
         else:
