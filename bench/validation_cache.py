@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from fleet import clear_library_caches  # noqa: E402
-from validation import SCHEMAS, build, official  # noqa: E402
+from validation import SCHEMAS, build, official, timed  # noqa: E402
 
 from edgegen.generator.validation import schema as our_schema  # noqa: E402
 from edgegen.generator.validation import validate_manifest  # noqa: E402
@@ -45,17 +44,11 @@ def main() -> None:
     def cold(fn: Callable[[], object]) -> Callable[[], float]:
         def run() -> float:
             clear_library_caches()
-            t = time.perf_counter()
-            fn()
-            return time.perf_counter() - t
+            return timed(fn)
         return run
 
     def warm(fn: Callable[[], object]) -> Callable[[], float]:
-        def run() -> float:
-            t = time.perf_counter()
-            fn()
-            return time.perf_counter() - t
-        return run
+        return lambda: timed(fn)
 
     cases = {
         "edgegen validate_manifest, cold caches": cold(lambda: validate_manifest(m)),
