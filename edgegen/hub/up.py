@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.hub.errors import HubClientError
+from edgegen.local.loopback import first_free_address
 
 __all__ = ["UpOptions", "UpSummary", "format_result", "pick_hub_address", "run_up"]
 
@@ -73,19 +73,10 @@ class UpSummary:
 def pick_hub_address(ports: tuple[int, ...] = (8883, 8443)) -> str:
     """127.0.0.1 when its ports are free, else another 127.x address."""
     candidates = ["127.0.0.1"] + [f"127.0.{n // 250}.{n % 250 + 2}" for n in range(1, 400)]
-    for addr in candidates:
-        ok = True
-        for port in ports:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((addr, port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return addr
-    raise HubClientError("no free 127.x address for the local hub", hint="stop other local hubs and retry")
+    addr = first_free_address(candidates, *ports)
+    if addr is None:
+        raise HubClientError("no free 127.x address for the local hub", hint="stop other local hubs and retry")
+    return addr
 
 
 def format_result(device_id: str, module_id: str | None, payload: Any) -> str:

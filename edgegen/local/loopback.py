@@ -10,7 +10,7 @@ import os
 import socket
 from collections.abc import Iterable
 
-__all__ = ["first_free_address", "loopback_candidate"]
+__all__ = ["can_bind", "first_free_address", "loopback_candidate"]
 
 
 def loopback_candidate(n: int) -> str:
@@ -19,14 +19,20 @@ def loopback_candidate(n: int) -> str:
     return f"127.{base}.{(n // 250) % 250}.{n % 250 + 2}"
 
 
-def first_free_address(addresses: Iterable[str], port: int) -> str | None:
-    """The first of ``addresses`` where ``port`` can be bound (tried lazily, in order), or None."""
+def first_free_address(addresses: Iterable[str], *ports: int) -> str | None:
+    """The first of ``addresses`` where every one of ``ports`` can be bound (tried lazily, in order), or None."""
     for addr in addresses:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((addr, port))
-            except OSError:
-                continue
+        if all(can_bind(addr, port) for port in ports):
             return addr
     return None
+
+
+def can_bind(addr: str, port: int) -> bool:
+    """Whether a TCP socket can bind ``addr:port`` right now (nobody listens there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((addr, port))
+        except OSError:
+            return False
+        return True
