@@ -39,6 +39,7 @@ from tests.modules.conftest import module_env  # noqa: E402
 from tests.support.iothub_responder import run_responder  # noqa: E402
 from tests.support.mosquitto import run_mosquitto  # noqa: E402
 from tests.support.net import free_port, wait_for_port  # noqa: E402
+from tests.support.proc import stop_process  # noqa: E402
 
 ENTRY = REPO / "bench" / "score_entry" / "score.py"
 AZML_VENV = REPO / ".bench-venvs" / "azmlinfsrv"
@@ -93,12 +94,7 @@ def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace=15, kill_wait=None)
 
 
 @contextmanager

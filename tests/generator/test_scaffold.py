@@ -122,6 +122,7 @@ def test_add_to_a_yaml_template_and_refuse_jinja(tmp_path: Path) -> None:
 def running(sol: Path, module: str, env: dict[str, str]) -> Iterator[object]:
     from tests.support.iothub_responder import run_responder
     from tests.support.mosquitto import mosquitto_path, run_mosquitto
+    from tests.support.proc import stop_process
 
     if mosquitto_path() is None:
         pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
@@ -138,13 +139,7 @@ def running(sol: Path, module: str, env: dict[str, str]) -> Iterator[object]:
             try:
                 yield hub
             finally:
-                if proc.poll() is None:
-                    proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc, grace=20, kill_wait=None)
 
 
 def exchange(hub: object, input_name: str, body: str, output: str) -> object:
