@@ -41,7 +41,7 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
             summary = await _run_live(options, stop, run_up)
         else:
             summary = await run_up(options, stop, lambda line: click.echo(line))
-        click.echo(summary.line().replace("[summary]", "[done]"))
+        click.echo(summary.line(final=True))
         click.echo(f"per module: {dict(summary.by_module)}; state kept in {state_dir}")
 
     asyncio.run(main())

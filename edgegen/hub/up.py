@@ -60,9 +60,16 @@ class UpSummary:
         span = min(window, max(now - self.started, 1e-6))
         return sum(1 for t in self._recent if t >= now - span) / span
 
-    def line(self) -> str:
+    def overall_rate(self) -> float:
+        """Results per second from the first result to the last (0 before two results)."""
+        if len(self._recent) < 2:
+            return 0.0
+        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-6)
+
+    def line(self, final: bool = False) -> str:
         mods = ", ".join(f"{m}={s}" for m, s in sorted(self.modules.items())) or "starting"
-        return (f"[summary] {self.total} results at the hub, {self.rate():.1f} msg/s, {self.anomalies} anomalies"
+        label, rate = ("[done]", self.overall_rate()) if final else ("[summary]", self.rate())
+        return (f"{label} {self.total} results at the hub, {rate:.1f} msg/s, {self.anomalies} anomalies"
                 f" | modules: {mods}")
 
     def to_dict(self) -> dict[str, Any]:
