@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := mosquitto mosquitto-clients podman docker-registry apache2-utils graphviz openssl
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system venv bench clean
+.PHONY: demo test lint system venv peers bench clean
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -25,10 +25,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# iotedgedev 3.3.9 in its own venv: the peer that tests/generator/test_against_iotedgedev.py and
+# bench/genconfig.py compare genconfig with (about 12 s, from PyPI). Skipped tests say so when it is absent.
+IOTEDGEDEV := .bench-venvs/iotedgedev/bin/iotedgedev
+$(IOTEDGEDEV):
+	$(PY) -m venv .bench-venvs/iotedgedev
+	.bench-venvs/iotedgedev/bin/pip install -q iotedgedev==3.3.9 || echo "warning: could not install iotedgedev 3.3.9; the comparison tests will skip"
+
+peers: $(IOTEDGEDEV)
+
 demo: system venv
 	$(BIN)/edgegen up --duration $${DURATION:-30}
 
-test: system venv
+test: system venv peers
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
