@@ -260,16 +260,20 @@ def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: 
     from edgegen.local.sas import parse_connection_string
 
     host = parse_connection_string(device_cs).get("HostName", "")
-    if ca_file is None and host.startswith("127."):
+    rest_host = None
+    if host.startswith("127."):  # the local stand-in: its CA and REST port are in its hub.json
         info = read_hub_info(state_dir or DEFAULT_STATE_DIR)
-        if info is None or info.address != host:
+        if info is not None and info.address == host:
+            rest_host = info.host_name
+            ca_file = ca_file or info.ca_file
+        elif ca_file is None:
             raise EdgegenError(f"no CA for the local hub at {host}",
                                hint="pass --ca-file, or --state-dir of the running 'edgegen hub serve'")
-        ca_file = info.ca_file
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("azure.iot.device", "paho"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    options = HubDeviceOptions(device_cs, device_state_dir, solution.resolve(), ca_file=ca_file, address=address)
+    options = HubDeviceOptions(device_cs, device_state_dir, solution.resolve(), ca_file=ca_file,
+                               rest_host=rest_host, address=address)
 
     async def main() -> None:
         stop = stop_on_signals()

@@ -25,6 +25,7 @@ class HubDeviceOptions:
     state_dir: Path
     solution_dir: Path
     ca_file: str | None = None
+    rest_host: str | None = None  # where the hub's REST API listens when not HostName:443 (the stand-in's 127.x:port)
     address: str | None = None
     share_site_packages: bool = True
     venv_dir: Path | None = None
@@ -37,7 +38,8 @@ async def run_device_on_hub(options: HubDeviceOptions, stop: asyncio.Event,
     """Connect, wait for a deployment, run it, follow changes, until ``stop`` is set; then stop everything."""
     from edgegen.local.device import Device, DeviceConfig
 
-    async with EdgeLink(options.connection_string, options.ca_file) as link:
+    async with EdgeLink(options.connection_string, options.ca_file, state_dir=options.state_dir,
+                        rest_host=options.rest_host) as link:
         config = DeviceConfig(
             state_dir=options.state_dir, source=link.source, upstream=link.upstream,  # type: ignore[arg-type]
             solution_dir=options.solution_dir, address=options.address, device_id=link.device_id,

@@ -12,7 +12,9 @@ two Protocols that package defines:
   message sent twice (a lost acknowledgement) can be recognised downstream.
 - ``link.report(status)`` patches ``$edgeAgent`` reported properties (module status, lastDesiredVersion).
 
-Module tokens are signed with the device key (the stand-in accepts that for an edge device's modules).
+Each module connects with its own key, as IoT Hub requires: before a module identity's first connection the
+link ensures the identity exists and fetches its key through the service REST API with a device-scoped token
+(``edgegen.hub.moduleidentity``, what edgeAgent does); keys are cached in the device's state directory.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.hub.errors import HubClientError
+from edgegen.hub.moduleidentity import ModuleIdentities
 from edgegen.local.sas import SasError, parse_connection_string
 
 __all__ = ["EdgeLink"]
@@ -45,7 +48,8 @@ def message_id_for(device_id: str, module_id: str | None, enqueued: float, body:
 
 
 class EdgeLink:
-    def __init__(self, connection_string: str, ca_file: str | None = None) -> None:
+    def __init__(self, connection_string: str, ca_file: str | None = None, *, state_dir: Path | None = None,
+                 rest_host: str | None = None) -> None:
         try:
             parts = parse_connection_string(connection_string)
         except SasError as exc:
@@ -58,6 +62,8 @@ class EdgeLink:
         self.device_id = parts["DeviceId"]
         self.key = parts["SharedAccessKey"]
         self.ca_pem = Path(ca_file).read_text() if ca_file else None
+        self.identities = ModuleIdentities(self.host, self.device_id, self.key, rest_host=rest_host,
+                                           ca_file=ca_file, cache_dir=state_dir)
         self.clients: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.desired: dict[str, dict[str, Any]] = {}
@@ -80,9 +86,22 @@ class EdgeLink:
             return client if client is not None else await self._connect(module_id)
 
     async def _connect(self, module_id: str) -> Any:
+        cached = self.identities.cached(module_id) is not None
+        key = await asyncio.to_thread(self.identities.key, module_id)
+        try:
+            return await self._open(module_id, key)
+        except HubClientError:
+            if not cached:
+                raise
+        # a cached key the hub refuses (identity re-created, hub state reset): fetch it again, once
+        log.info("module %s: cached key refused; fetching it from the hub again", module_id)
+        key = await asyncio.to_thread(self.identities.key, module_id, refresh=True)
+        return await self._open(module_id, key)
+
+    async def _open(self, module_id: str, module_key: str) -> Any:
         from azure.iot.device.aio import IoTHubModuleClient
 
-        cs = f"HostName={self.host};DeviceId={self.device_id};ModuleId={module_id};SharedAccessKey={self.key}"
+        cs = f"HostName={self.host};DeviceId={self.device_id};ModuleId={module_id};SharedAccessKey={module_key}"
         kwargs: dict[str, Any] = {"keep_alive": 30, "connection_retry_interval": 2}
         if self.ca_pem:
             kwargs["server_verification_cert"] = self.ca_pem
@@ -109,12 +128,9 @@ class EdgeLink:
         except Exception as exc:
             self.clients.pop(module_id, None)
             await client.shutdown()
-            hint = ("is the hub running, and is the device an edge device with this key?"
-                    if self.host.startswith("127.") else
-                    "the local stand-in lets an edge device sign for its modules; a real Azure IoT Hub needs each "
-                    "module's own key, which edgegen does not provision yet: use 'edgegen hub serve' locally")
             raise HubClientError(f"cannot connect to the hub at {self.host} as {self.device_id}/{module_id} "
-                                 f"({type(exc).__name__}: {exc})", hint=hint) from None
+                                 f"({type(exc).__name__}: {exc})",
+                                 hint="is the hub running, and is the device enabled?") from None
         return client
 
     async def start(self) -> EdgeLink:

@@ -140,7 +140,7 @@ async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], 
             device_stop = asyncio.Event()
             holder: dict[str, Any] = {}
             dev_options = HubDeviceOptions(identity.connection_string, options.state_dir / "device",
-                                           options.solution_dir, ca_file=info.ca_file)
+                                           options.solution_dir, ca_file=info.ca_file, rest_host=info.host_name)
             device_task = asyncio.create_task(
                 run_device_on_hub(dev_options, device_stop, on_ready=lambda d: holder.setdefault("device", d)))
             echo("starting the edge device runtime and its modules; results arriving at the hub:")

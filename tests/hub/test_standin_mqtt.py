@@ -40,9 +40,17 @@ def edge(hub_factory, tmp_path, monkeypatch):
     return running, thread, target, client, identity
 
 
-def module_client(identity, module: str, ca_file: str) -> IoTHubModuleClient:
+def module_key(running, device: str, module: str) -> str:
+    return running.call(running.standin.backend.get_module, device, module)["authentication"]["symmetricKey"][
+        "primaryKey"]
+
+
+def module_client(running, identity, module: str) -> IoTHubModuleClient:
+    """A module signing with its own key (IoT Hub, and the stand-in, refuse the device's key for a module)."""
+    cs = (f"HostName={running.info.address};DeviceId={identity.device_id};ModuleId={module};"
+          f"SharedAccessKey={module_key(running, identity.device_id, module)}")
     mc = IoTHubModuleClient.create_from_connection_string(
-        f"{identity.connection_string};ModuleId={module}", server_verification_cert=Path(ca_file).read_text())
+        cs, server_verification_cert=Path(running.info.ca_file).read_text())
     mc.connect()
     return mc
 
@@ -59,7 +67,7 @@ def test_twins_telemetry_and_monitor(edge) -> None:
     running, _, target, client, identity = edge
     with LocalFeed(target) as feed:
         feed.wait_ready()
-        mc = module_client(identity, "sensor", running.info.ca_file)
+        mc = module_client(running, identity, "sensor")
         try:
             twin = mc.get_twin()
             assert twin["desired"]["interval"] == 1 and twin["desired"]["$version"] >= 2
@@ -93,7 +101,7 @@ def test_twins_telemetry_and_monitor(edge) -> None:
 
 def test_module_method_through_the_hub(edge) -> None:
     running, _, _, _, identity = edge
-    mc = module_client(identity, "sensor", running.info.ca_file)
+    mc = module_client(running, identity, "sensor")
 
     def handler(request) -> None:
         mc.send_method_response(MethodResponse.create_from_method_request(request, 200, {"echo": request.payload}))
@@ -132,11 +140,16 @@ def _paho_connect(address: str, ca_file: str, client_id: str, password: str) -> 
 def test_bad_sas_is_refused(edge) -> None:
     running, _, _, _, identity = edge
     address, ca = running.info.address, running.info.ca_file
-    key = identity.primary_key
+    key, device_key = module_key(running, "edge1", "sensor"), identity.primary_key
     resource = f"{address}/devices/edge1/modules/sensor"
     assert _paho_connect(address, ca, "edge1/sensor", generate_sas_token(resource, key)) == 0
     assert _paho_connect(address, ca, "edge1/sensor", generate_sas_token(resource, generate_key())) == 5
     assert _paho_connect(address, ca, "edge1/sensor", generate_sas_token(resource, key, ttl=-5)) == 5
+    # like IoT Hub: the edge device's own key does not sign for its modules (neither resource)
+    assert _paho_connect(address, ca, "edge1/sensor", generate_sas_token(resource, device_key)) == 5
+    assert _paho_connect(address, ca, "edge1/sensor",
+                         generate_sas_token(f"{address}/devices/edge1", device_key)) == 5
+    assert _paho_connect(address, ca, "edge1", generate_sas_token(f"{address}/devices/edge1", device_key)) == 0
     assert _paho_connect(address, ca, "nobody", generate_sas_token(f"{address}/devices/nobody", key)) == 5
 
 
@@ -144,7 +157,7 @@ def test_monitor_survives_a_hub_restart_exactly_once(edge, hub_factory, tmp_path
     running, thread, target, _, identity = edge
     with LocalFeed(target) as feed:
         feed.wait_ready()
-        mc = module_client(identity, "sensor", running.info.ca_file)
+        mc = module_client(running, identity, "sensor")
         try:
             send(mc, 3, "a")
             before = list(feed.messages(timeout=2))
@@ -165,7 +178,7 @@ def test_monitor_survives_a_hub_restart_exactly_once(edge, hub_factory, tmp_path
 def test_monitor_cli(edge, capsys, monkeypatch, tmp_path) -> None:
     running, _, _, _, identity = edge
     monkeypatch.chdir(tmp_path)
-    mc = module_client(identity, "sensor", running.info.ca_file)
+    mc = module_client(running, identity, "sensor")
     try:
         send(mc, 2)
     finally:
@@ -193,7 +206,7 @@ def test_leaf_device_and_service_twin_patch(edge) -> None:
     leaf = client.create_device("leaf1")
     dc = IoTHubDeviceClient.create_from_connection_string(
         leaf.connection_string, server_verification_cert=Path(running.info.ca_file).read_text())
-    mc = module_client(identity, "sensor", running.info.ca_file)
+    mc = module_client(running, identity, "sensor")
     patches: list[dict] = []
     mc.on_twin_desired_properties_patch_received = patches.append
     try:

@@ -1,4 +1,5 @@
-"""Who may call the stand-in: service SAS tokens (REST) and device/module SAS tokens (MQTT).
+"""Who may call the stand-in: service SAS tokens (REST), device-scoped SAS tokens (REST, an edge device
+managing its own module identities) and device/module SAS tokens (MQTT).
 
 Each authenticator has one ``verify`` that returns the caller or raises ``Unauthorized``.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from edgegen.local.hubstandin.errors import NotFound, Unauthorized
 from edgegen.local.sas import SasError, parse_sas_token, verify_sas_token
 
-__all__ = ["DeviceAuthenticator", "ServiceAuthenticator", "ServiceCaller"]
+__all__ = ["DeviceAuthenticator", "DeviceScopeAuthenticator", "ServiceAuthenticator", "ServiceCaller"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,38 @@ class ServiceAuthenticator:
         raise Unauthorized(f"SAS token rejected: {errors[0] if errors else 'no key'}")
 
 
+class DeviceScopeAuthenticator:
+    """Checks a device-scoped REST token: ``sr={host}/devices/{deviceId}``, no ``skn``, signed with that (edge)
+    device's own key — what edgeAgent uses to create and read its device's module identities.
+
+    ``hosts`` are the names a token may carry (the device host name and the REST host name with its port).
+    """
+
+    def __init__(self, hosts: tuple[str, ...], keys_for: Callable[[str], list[str]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.hosts = hosts
+        self.keys_for = keys_for
+        self.clock = clock
+
+    def verify(self, header: str, device_id: str) -> None:
+        try:
+            keys = self.keys_for(device_id)
+        except NotFound as exc:
+            raise Unauthorized(f"device-scoped token for unknown device {device_id!r}") from exc
+        last = "no key"
+        for key in keys:
+            for host in self.hosts:
+                try:
+                    verify_sas_token(header.strip(), key, resource=f"{host}/devices/{device_id}", now=self.clock())
+                    return
+                except SasError as exc:
+                    last = exc.message
+                    if "expired" in last:
+                        raise Unauthorized(f"SAS token rejected: {last}") from exc
+        raise Unauthorized(f"device-scoped SAS token rejected for device {device_id!r}: {last}",
+                           hint="sign {host}/devices/{deviceId} with that device's own key")
+
+
 class DeviceAuthenticator:
     """Checks a device's or module's SAS token (MQTT password) against that identity's keys."""
 
@@ -69,7 +102,7 @@ class DeviceAuthenticator:
         except NotFound as exc:
             raise Unauthorized(exc.message) from exc
         base = f"{self.host_name}/devices/{device_id}"
-        resources = [f"{base}/modules/{module_id}", base] if module_id else [base]
+        resources = [f"{base}/modules/{module_id}"] if module_id else [base]
         last = "no key"
         for key in keys:
             for resource in resources:

@@ -199,12 +199,19 @@ class HubBackend(DeploymentsMixin):
         self.store.delete("twin", key)
 
     def identity_keys(self, device_id: str, module_id: str | None = None) -> list[str]:
-        """Keys that may sign tokens for this identity (module keys, and for modules the device's own keys)."""
+        """Keys that may sign tokens for this identity: a device's own, or a module's own (as in IoT Hub, a
+        device's key does not sign for its modules)."""
         device = self.get_device(device_id)
-        keys = list(device["authentication"]["symmetricKey"].values())
-        if module_id:
-            keys = list(self.get_module(device_id, module_id)["authentication"]["symmetricKey"].values()) + keys
-        return keys
+        record = self.get_module(device_id, module_id) if module_id else device
+        return [k for k in record["authentication"]["symmetricKey"].values() if k]
+
+    def device_scope_keys(self, device_id: str) -> list[str]:
+        """Keys that may sign a device-scoped REST token (managing the device's module identities): an enabled
+        edge device's own keys; none for other devices."""
+        device = self.get_device(device_id)
+        if device.get("status") != "enabled" or not (device.get("capabilities") or {}).get("iotEdge"):
+            return []
+        return [k for k in device["authentication"]["symmetricKey"].values() if k]
 
     def set_connection_state(self, device_id: str, module_id: str | None, connected: bool) -> None:
         record = self.modules.get(_twin_key(device_id, module_id)) if module_id else self.devices.get(device_id)

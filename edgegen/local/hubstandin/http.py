@@ -1,7 +1,8 @@
 """The thin HTTPS layer: IoT Hub's REST paths (api-version 2021-04-12) onto ``HubBackend`` calls.
 
-Parsing and serializing only. Every request's SAS token is checked first; domain errors map to a status and
-Azure error code through ``ERROR_STATUS``, the one table of them.
+Parsing and serializing only. Every request's SAS token is checked first (a service policy's; or, on an edge
+device's own module identities — list, get, create/update — a device-scoped token signed with that device's
+key); domain errors map to a status and Azure error code through ``ERROR_STATUS``, the one table of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edgegen.local.hubstandin.auth import ServiceAuthenticator
+from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.condition import ConditionError, compile_condition
 from edgegen.local.hubstandin.errors import (
@@ -26,6 +27,7 @@ from edgegen.local.hubstandin.errors import (
     PreconditionFailed,
     Unauthorized,
 )
+from edgegen.local.sas import SasError, parse_sas_token
 
 __all__ = ["ERROR_STATUS", "make_app"]
 
@@ -42,6 +44,7 @@ ERROR_STATUS: dict[type[HubError], int] = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BACKEND = web.AppKey("backend", HubBackend)
 AUTH = web.AppKey("auth", ServiceAuthenticator)
+DEVICE_AUTH = web.AppKey("device_auth", DeviceScopeAuthenticator)
 
 
 def _error_response(exc: HubError) -> web.Response:
@@ -54,12 +57,31 @@ def _error_response(exc: HubError) -> web.Response:
 @web.middleware
 async def _pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        request.app[AUTH].verify(request.headers.get("Authorization"))
+        _authorize(request)
         return await handler(request)
     except HubError as exc:
         return _error_response(exc)
     except ConditionError as exc:
         return _error_response(InvalidArgument(exc.render()))
+
+
+def _is_device_scoped(header: str | None) -> bool:
+    """A token without a policy name (``skn``) is a device's (or module's) own, not a service policy's."""
+    if not header:
+        return False
+    try:
+        return parse_sas_token(header.strip())[0].key_name is None
+    except SasError:
+        return False
+
+
+def _authorize(request: web.Request) -> None:
+    header = request.headers.get("Authorization")
+    scoped = request.app.get(DEVICE_AUTH)
+    if scoped is not None and request.match_info.handler in DEVICE_SCOPED and _is_device_scoped(header):
+        scoped.verify(header or "", request.match_info["id"])
+    else:
+        request.app[AUTH].verify(header)
 
 
 async def _body(request: web.Request) -> Any:
@@ -207,10 +229,17 @@ async def query_twins(request: web.Request) -> web.Response:
     return web.json_response(twins, headers={"x-ms-item-type": "Twin"})
 
 
-def make_app(backend: HubBackend, authenticator: ServiceAuthenticator) -> web.Application:
+# what a device-scoped token may call (for its own device only): edgeAgent's module identity management
+DEVICE_SCOPED: frozenset[Handler] = frozenset({list_modules, get_module, put_module})
+
+
+def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
+             device_scope: DeviceScopeAuthenticator | None = None) -> web.Application:
     app = web.Application(middlewares=[_pipeline])
     app[BACKEND] = backend
     app[AUTH] = authenticator
+    if device_scope is not None:
+        app[DEVICE_AUTH] = device_scope
     r = app.router
     r.add_get("/devices", list_devices)
     r.add_post("/devices/query", query_twins)

@@ -1,8 +1,8 @@
 """The stand-in's device side: the shared MQTT gateway in hub mode, wired to ``HubBackend``.
 
-- Devices connect as ``{device}`` and edge modules as ``{device}/{module}`` with SAS tokens (a module token
-  may be signed with the module's key or with its edge device's key, so one device runtime can speak for its
-  modules). Disabled or unknown identities are refused.
+- Devices connect as ``{device}`` and edge modules as ``{device}/{module}`` with SAS tokens signed with that
+  identity's own key (as in IoT Hub, an edge device's key does not sign for its modules: the device runtime
+  fetches module keys over REST with a device-scoped token). Disabled or unknown identities are refused.
 - Twins come from the hub store: ``$edgeAgent``/``$edgeHub`` desired are what the applied deployment says;
   desired changes are pushed as patches with ``$version``; reported patches are stored.
 - Telemetry is stored durably (``iothub-connection-device-id``/``-module-id``, enqueued time) and then fanned

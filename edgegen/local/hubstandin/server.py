@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from edgegen.local.certs import ensure_ca, ensure_server_cert
-from edgegen.local.hubstandin.auth import ServiceAuthenticator
+from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.http import make_app
 from edgegen.local.hubstandin.store import SqliteHubStore
@@ -100,9 +100,10 @@ class HubStandIn:
         self._store = SqliteHubStore(self.state_dir / "hub.sqlite")
         self.backend = HubBackend(self._store, self.host_name)
         auth = ServiceAuthenticator(self.host_name, self.backend.policies)
+        device_scope = DeviceScopeAuthenticator((self.address, self.host_name), self.backend.device_scope_keys)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(cert.cert_path), str(cert.key_path))
-        self._runner = web.AppRunner(make_app(self.backend, auth), access_log=None)
+        self._runner = web.AppRunner(make_app(self.backend, auth, device_scope), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.address, self.port, ssl_context=ctx, reuse_address=True)
         try:
