@@ -55,7 +55,10 @@ def test_solution_pipeline_accounts_for_every_message_and_restarts_a_killed_modu
 
             def settled() -> bool:
                 sent, inf, mon = _counters(dev)
+                # counters arrive through twin reported properties, a snapshot each: wait until the
+                # inference module's scored/failed counters have caught up with its received counter too
                 return (sent == n and inf.get("received") == n
+                        and inf.get("scored", 0) + inf.get("failed", 0) == n
                         and mon.get("forwarded") == len(dev.upstream()) and mon.get("pending") == 0)
 
             wait_for(settled, 30, "module counters to settle")
