@@ -130,8 +130,9 @@ def test_store_and_forward_in_order_and_edge_hub_restart_loses_nothing(
         lost_by_monitor = _stopped_pending(device.agent.log_path("monitor").read_text(errors="replace"))
 
         def done() -> bool:
-            sent, _, mon = _counters(dev)
-            return sent == n and len(unique_ids()) + lost_by_monitor >= n and mon.get("pending") == 0
+            sent, inf, mon = _counters(dev)  # twin snapshots (0.5 s): wait for inference's to catch up too
+            return (sent == n and len(unique_ids()) + lost_by_monitor >= n and mon.get("pending") == 0
+                    and inf.get("received", 0) >= n)
 
         try:
             wait_for(done, 120, "every acknowledged message upstream")
