@@ -69,12 +69,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return _unfinished(cmd_name)
+        module = importlib.import_module(module_name)
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
         return command
@@ -83,17 +78,6 @@ class LazyGroup(click.Group):
         # Short help without importing every command module.
         with formatter.section("Commands"):
             formatter.write_dl([(name, _HELP.get(name, "")) for name in self.list_commands(ctx)])
-
-
-def _unfinished(name: str) -> click.Command:
-    @click.command(name=name, help=f"{_HELP.get(name, '')} (not implemented yet)")
-    def _cmd() -> None:
-        raise EdgegenError(
-            f"'edgegen {name}' is not implemented yet",
-            hint="see the open issues in the tracker; this command has no implementation in this build",
-        )
-
-    return _cmd
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

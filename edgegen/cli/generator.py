@@ -132,8 +132,6 @@ def _genconfig_report(result: Any, output_format: str) -> None:
             from edgegen.generator.validation.report import to_json
 
             data["validation"] = to_json(out, result.findings)
-        elif result.validation_note:
-            data["validation"] = {"skipped": result.validation_note}
         emit(data, "json")
         return
     lines = [f"Expanding '{os.path.basename(result.template_file)}' to '{out}'"]
@@ -146,8 +144,6 @@ def _genconfig_report(result: Any, output_format: str) -> None:
 
         click.echo(f"Validating generated deployment manifest {out}")
         click.echo(to_text(out, result.findings))
-    elif result.validation_note:
-        click.echo(f"note: {result.validation_note}")
 
 
 # --- genconfig --fleet (edgegen.hub.fleet) ----------------------------------------------------------------

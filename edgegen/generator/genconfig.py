@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.generator import validation
 from edgegen.generator.atomic import write_text_atomic
 from edgegen.generator.errors import GeneratorError, Location
 from edgegen.generator.naming import manifest_name
@@ -36,8 +37,7 @@ class GenconfigResult:
     text: str
     render: RenderResult
     env: SolutionEnv
-    findings: list[Any] | None = None  # validation findings; None when validation was not run/available
-    validation_note: str | None = None
+    findings: list[Any] | None = None  # validation findings; None when validation was not run
     written: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -57,17 +57,9 @@ def find_template(env: SolutionEnv, cwd: Path) -> str:
     return configured
 
 
-def run_validation(manifest: dict[str, Any], text: str, file: str) -> tuple[list[Any] | None, str | None]:
-    """Findings from ``edgegen.generator.validation`` (positions in ``text``), or (None, why) if unavailable."""
-    try:
-        from edgegen.generator import validation
-    except ImportError as exc:  # the validation package is another area; genconfig works without it
-        return None, f"validation skipped: edgegen.generator.validation is not available ({exc})"
-    findings = list(validation.validate_manifest(manifest, file=file))
-    locate = getattr(validation, "locate", None)
-    if locate is not None:
-        findings = list(locate(findings, text, file, manifest))
-    return findings, None
+def run_validation(manifest: dict[str, Any], text: str, file: str) -> list[validation.Finding]:
+    """Findings from ``edgegen.generator.validation``, located in ``text`` (the manifest as written)."""
+    return validation.locate(validation.validate_manifest(manifest, file=file), text, file, manifest)
 
 
 def genconfig(template_file: str | None = None, *, platform: str | None = None, output_dir: str | None = None,
@@ -119,11 +111,9 @@ def genconfig(template_file: str | None = None, *, platform: str | None = None, 
     gen = GenconfigResult(template, out_path, out_text, result, env, notes=list(result.notes))
 
     if validate:
-        gen.findings, gen.validation_note = run_validation(result.manifest, out_text, str(out_path))
-        if fail_on_validation_error and gen.findings and any(f.severity == "error" for f in gen.findings):
-            from edgegen.generator.validation import ValidationError
-
-            raise ValidationError(gen.findings, file=str(out_path))
+        gen.findings = run_validation(result.manifest, out_text, str(out_path))
+        if fail_on_validation_error and any(f.severity == "error" for f in gen.findings):
+            raise validation.ValidationError(gen.findings, file=str(out_path))
     if write:
         write_text_atomic(full_out, out_text)
         gen.written = True

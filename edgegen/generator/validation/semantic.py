@@ -21,14 +21,12 @@ __all__ = [
     "MAX_TWIN_DESIRED_BYTES",
     "MODULE_NAME",
     "PUBLIC_REGISTRIES",
-    "ROUTE_NAME",
     "check",
     "registry_host",
 ]
 
 MODULE_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 ENV_NAME = re.compile(r"^[^+#$\s.]+$")
-ROUTE_NAME = re.compile(r"^[^.$# ]+$")
 MAX_MODULES = 50
 MAX_TWIN_DESIRED_BYTES = 32 * 1024
 PUBLIC_REGISTRIES = frozenset({"mcr.microsoft.com", "docker.io", "index.docker.io", "registry-1.docker.io"})

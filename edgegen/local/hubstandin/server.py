@@ -1,4 +1,4 @@
-"""The stand-in's lifetime: state directory, certificates, the HTTPS listener (and the MQTT side when present).
+"""The stand-in's lifetime: state directory, certificates, the HTTPS listener (and the MQTT side unless turned off).
 
 State directory layout (default ``.state/hub``)::
 
@@ -24,6 +24,7 @@ from edgegen.local.certs import ensure_ca, ensure_server_cert
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.http import make_app
+from edgegen.local.hubstandin.mqtt import MQTT_PORT, start_hub_gateway
 from edgegen.local.hubstandin.store import SqliteHubStore
 
 __all__ = ["HubInfo", "HubStandIn", "read_hub_info"]
@@ -128,14 +129,10 @@ class HubStandIn:
         _write_atomic(self.state_dir / "hub.json", json.dumps(self.info.to_dict(), indent=2))
         return self
 
-    async def _start_mqtt(self, ctx_files: tuple[str, str]) -> int | None:
-        try:
-            from edgegen.local.hubstandin.mqtt import start_hub_gateway
-        except ImportError:
-            return None  # the MQTT gateway is not in this build: REST only
+    async def _start_mqtt(self, ctx_files: tuple[str, str]) -> int:
         assert self.backend is not None
         self._mqtt = await start_hub_gateway(self.backend, self.address, ctx_files, self.state_dir)
-        return 8883
+        return MQTT_PORT
 
     async def _close(self) -> None:
         if self._mqtt is not None:

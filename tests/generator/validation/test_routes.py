@@ -1,16 +1,12 @@
-"""Route checks through edgegen.routing: syntax, targets, the lint (type errors, dead modules), no duplicates,
-and what happens when the route parser cannot be imported."""
+"""Route checks through edgegen.routing: syntax, targets, the lint (names, type errors, dead modules), no
+duplicates."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-import edgegen
 from edgegen.generator.validation import validate_manifest, validate_text
 
 DATA = Path(__file__).parent / "data"
@@ -86,18 +82,6 @@ def test_layered_route_fragments_are_parsed() -> None:
     assert "properties.desired.routes.good" not in by_route
 
 
-def test_without_the_route_parser_every_route_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [n for n in sys.modules if n == "edgegen.routing" or n.startswith("edgegen.routing.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "edgegen.routing", None)  # makes `from edgegen import routing` fail
-    monkeypatch.delattr(edgegen, "routing", raising=False)
-    m = _base()
-    _routes(m)["broken"] = "this is not a route"
-    hits = [f for f in validate_manifest(m) if f.rule == "route-unchecked"]
-    assert {f.pointer[4] for f in hits} == {"sensorToMonitor", "monitorToIoTHub", "broken"}  # type: ignore[index]
-    assert all(f.severity == "warning" and "unavailable" in f.message for f in hits)
-
-
 def test_missing_target_does_not_hide_a_type_error_of_the_same_route() -> None:
     m = _base()
     _routes(m)["sensorToMonitor"] = (
@@ -105,3 +89,12 @@ def test_missing_target_does_not_hide_a_type_error_of_the_same_route() -> None:
     hits = [(f.rule, f.severity) for f in validate_manifest(m) if f.pointer == (*ROUTES, "sensorToMonitor")]
     assert ("route-target", "warning") in hits and ("route-lint", "error") in hits
     assert len(hits) == 2
+
+
+def test_a_bad_route_name_is_reported_once_by_the_lint() -> None:
+    """Where the schema has no pattern for route names (data/semantic/route-name-1.0.json), the lint's rule is the
+    only one that speaks."""
+    m = json.loads((DATA / "semantic/route-name-1.0.json").read_text())
+    hits = [f for f in validate_manifest(m) if f.pointer == (*ROUTES, "to.hub")]
+    assert [(f.rule, f.severity) for f in hits] == [("route-lint", "error")]
+    assert "'to.hub' may not contain" in hits[0].message
