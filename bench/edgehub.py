@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
-from edgegen.local.sas import generate_sas_token, parse_connection_string  # noqa: E402
+from edgegen.common.sas import generate_sas_token, parse_connection_string  # noqa: E402
 from tests.support.mosquitto import run_mosquitto  # noqa: E402
 from tests.support.net import free_loopback_address, wait_for_port  # noqa: E402
 from tests.support.proc import cpu_seconds, pid_of  # noqa: E402

@@ -30,8 +30,8 @@ import paho.mqtt.client as paho
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edgegen.local.certs import ensure_ca, ensure_server_cert
-from edgegen.local.sas import generate_key, generate_sas_token
+from edgegen.common.certs import ensure_ca, ensure_server_cert
+from edgegen.common.sas import generate_key, generate_sas_token
 from tests.support.mosquitto import run_mosquitto
 from tests.support.net import free_loopback_address, wait_for_port
 from tests.support.proc import cpu_seconds, pid_of

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgegen.common.sas import SasError, parse_connection_string
 from edgegen.hub.errors import HubClientError
-from edgegen.local.sas import SasError, parse_connection_string
 
 __all__ = ["DEFAULT_STATE_DIR", "HubTarget", "resolve_hub"]
 

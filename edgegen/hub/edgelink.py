@@ -28,9 +28,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.sas import SasError, parse_connection_string
 from edgegen.hub.errors import HubClientError
 from edgegen.hub.moduleidentity import ModuleIdentities
-from edgegen.local.sas import SasError, parse_connection_string
 
 __all__ = ["EdgeLink"]
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from edgegen.common.sas import generate_sas_token
 from edgegen.hub.errors import HubClientError
-from edgegen.local.sas import generate_sas_token
 
 __all__ = ["API_VERSION", "CACHE_FILE", "ModuleIdentities", "device_scope_token"]
 

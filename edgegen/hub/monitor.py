@@ -110,8 +110,8 @@ class LocalFeed:
     def __enter__(self) -> LocalFeed:
         import paho.mqtt.client as mqtt
 
+        from edgegen.common.sas import generate_sas_token
         from edgegen.local.hubstandin.mqtt import FEED_DEVICE, FEED_INPUT
-        from edgegen.local.sas import generate_sas_token
 
         host = self.target.device_host_name
         client_id = f"{FEED_DEVICE}/{self.session}"

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.loopback import first_free_address
 from edgegen.hub.errors import HubClientError
-from edgegen.local.loopback import first_free_address
 
 __all__ = ["UpOptions", "UpSummary", "format_result", "pick_hub_address", "run_up"]
 

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.certs import ensure_ca, ensure_server_cert
+from edgegen.common.loopback import first_free_address, loopback_candidate
 from edgegen.errors import Location
 from edgegen.local.agent import Agent, BackoffPolicy
-from edgegen.local.certs import ensure_ca, ensure_server_cert
 from edgegen.local.deployment import Deployment, DeploymentSource, DesiredModule, ManifestFile
 from edgegen.local.edgehub import EdgeHubHandler
 from edgegen.local.errors import DeviceError
 from edgegen.local.identities import IdentityBook
-from edgegen.local.loopback import first_free_address, loopback_candidate
 from edgegen.local.modulecode import ModuleResolver, VenvCache
 from edgegen.local.mqtt.auth import SasAuthenticator
 from edgegen.local.mqtt.gateway import MqttGateway

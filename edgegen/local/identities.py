@@ -12,9 +12,9 @@ import os
 import secrets
 from pathlib import Path
 
+from edgegen.common.sas import generate_key
 from edgegen.errors import Location
 from edgegen.local.errors import DeviceError
-from edgegen.local.sas import generate_key
 from edgegen.local.workload import ModuleKey
 
 __all__ = ["IdentityBook"]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from edgegen.cli import main
+from edgegen.common.sas import generate_key
 from edgegen.local.hubstandin.server import read_hub_info
-from edgegen.local.sas import generate_key
 from tests.support.net import free_loopback_address, free_port
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import CloudToDeviceMethod
 
 from edgegen.cli import main
+from edgegen.common.sas import generate_key, generate_sas_token
 from edgegen.hub.client import HubClient
 from edgegen.hub.connection import resolve_hub
 from edgegen.hub.monitor import LocalFeed, MonitorFilter, format_event
-from edgegen.local.sas import generate_key, generate_sas_token
 
 pytestmark = pytest.mark.integration
 

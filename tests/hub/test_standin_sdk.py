@@ -10,7 +10,7 @@ from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
 from azure.iot.hub.models import CloudToDeviceMethod, Configuration, ConfigurationContent, Twin
 from msrest.exceptions import HttpOperationError
 
-from edgegen.local.sas import generate_key, generate_sas_token
+from edgegen.common.sas import generate_key, generate_sas_token
 
 pytestmark = pytest.mark.integration
 

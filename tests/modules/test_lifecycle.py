@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgegen.local.certs import ensure_ca
+from edgegen.common.certs import ensure_ca
 from tests.modules.conftest import MODULES, module_env
 from tests.support.net import free_loopback_address
 

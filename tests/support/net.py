@@ -6,7 +6,7 @@ import itertools
 import socket
 import time
 
-from edgegen.local.loopback import first_free_address, loopback_candidate
+from edgegen.common.loopback import first_free_address, loopback_candidate
 
 __all__ = ["free_loopback_address", "free_port", "wait_for_port"]
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgegen.local.certs import ensure_ca, ensure_server_cert
+from edgegen.common.certs import ensure_ca, ensure_server_cert
 from tests.support.net import free_port, wait_for_port
 from tests.support.proc import stop_process
 

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from edgegen.common.sas import SasError, parse_sas_token, verify_sas_token
 from edgegen.local.hubstandin.errors import NotFound, Unauthorized
-from edgegen.local.sas import SasError, parse_sas_token, verify_sas_token
 
 __all__ = ["DeviceAuthenticator", "DeviceScopeAuthenticator", "ServiceAuthenticator", "ServiceCaller"]
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from edgegen.common.sas import generate_key
 from edgegen.local.hubstandin.configurations import DeploymentsMixin
 from edgegen.local.hubstandin.deployments import Configuration, check_etag, diff_patch, merge_patch
 from edgegen.local.hubstandin.errors import (
@@ -24,7 +25,6 @@ from edgegen.local.hubstandin.errors import (
     NotFound,
 )
 from edgegen.local.hubstandin.store import HubStore, StoredMessage
-from edgegen.local.sas import generate_key
 
 __all__ = ["HubBackend", "MethodInvoker"]
 

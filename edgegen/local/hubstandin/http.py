@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edgegen.common.sas import SasError, parse_sas_token
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.condition import ConditionError, compile_condition
@@ -27,7 +28,6 @@ from edgegen.local.hubstandin.errors import (
     PreconditionFailed,
     Unauthorized,
 )
-from edgegen.local.sas import SasError, parse_sas_token
 
 __all__ = ["ERROR_STATUS", "make_app"]
 

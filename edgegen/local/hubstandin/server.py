@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edgegen.local.certs import ensure_ca, ensure_server_cert
+from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.http import make_app

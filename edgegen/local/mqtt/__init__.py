@@ -40,7 +40,7 @@ __all__ = [
 
 
 def server_ssl_context(cert_file: str, key_file: str):  # type: ignore[no-untyped-def]
-    """A TLS server context (TLS 1.2+) from a certificate and key (see edgegen.local.certs)."""
+    """A TLS server context (TLS 1.2+) from a certificate and key (see edgegen.common.certs)."""
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

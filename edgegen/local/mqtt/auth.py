@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from edgegen.common.sas import SasError, verify_sas_token
 from edgegen.errors import EdgegenError
 from edgegen.local.mqtt.topics import Identity, TopicError
-from edgegen.local.sas import SasError, verify_sas_token
 
 __all__ = [
     "BAD_CREDENTIALS",

@@ -14,8 +14,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from edgegen.common.sas import generate_sas_token, parse_connection_string
 from edgegen.local.device import module_credentials
-from edgegen.local.sas import generate_sas_token, parse_connection_string
 from tests.local.device.harness import solution_manifest, wait_for
 from tests.support.net import free_loopback_address, wait_for_port
 

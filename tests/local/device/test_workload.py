@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from edgegen.local.sas import generate_sas_token, verify_sas_token
+from edgegen.common.sas import generate_sas_token, verify_sas_token
 from edgegen.local.workload import ModuleKey, WorkloadApi
 
 KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtMTIzNDU2Nzg5MA=="

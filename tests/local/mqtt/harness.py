@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edgegen.local.certs import ensure_ca, ensure_server_cert
+from edgegen.common.certs import ensure_ca, ensure_server_cert
+from edgegen.common.sas import generate_key
 from edgegen.local.mqtt import (
     BaseGatewayHandler,
     Identity,
@@ -22,7 +23,6 @@ from edgegen.local.mqtt import (
     TelemetryMessage,
     server_ssl_context,
 )
-from edgegen.local.sas import generate_key
 from tests.support.net import free_loopback_address
 
 T = TypeVar("T")

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from edgegen.common.sas import generate_key, generate_sas_token
 from edgegen.local.mqtt.auth import BAD_CREDENTIALS, IDENTIFIER_REJECTED, NOT_AUTHORIZED, AuthError, SasAuthenticator
 from edgegen.local.mqtt.topics import Identity
-from edgegen.local.sas import generate_key, generate_sas_token
 
 HOST = "hub.example"
 MOD = Identity("d1", "m1")

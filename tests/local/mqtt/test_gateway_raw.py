@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from edgegen.common.sas import generate_key, generate_sas_token
 from edgegen.local.mqtt import GatewayError, Identity
 from edgegen.local.mqtt.codec import (
     Connect,
@@ -18,7 +19,6 @@ from edgegen.local.mqtt.codec import (
     Suback,
     Subscribe,
 )
-from edgegen.local.sas import generate_key, generate_sas_token
 from tests.local.mqtt.harness import HUB, GatewayHarness, gateway_harness
 from tests.local.mqtt.rawclient import RawClient
 

@@ -14,8 +14,8 @@ import pytest
 from azure.iot.device import IoTHubDeviceClient, IoTHubModuleClient, Message, MethodResponse
 from azure.iot.device.exceptions import CredentialError
 
+from edgegen.common.sas import generate_key
 from edgegen.local.mqtt import GatewayError, Identity, MethodTimeoutError, SqliteSessionStore
-from edgegen.local.sas import generate_key
 from tests.local.mqtt.harness import GatewayHarness, gateway_harness
 
 pytestmark = pytest.mark.integration

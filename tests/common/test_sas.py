@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from edgegen.local.sas import SasError, generate_key, generate_sas_token, verify_sas_token
+from edgegen.common.sas import SasError, generate_key, generate_sas_token, verify_sas_token
 
 
 def test_roundtrip_and_refusals() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from edgegen.local.loopback import can_bind, first_free_address, loopback_candidate
+from edgegen.common.loopback import can_bind, first_free_address, loopback_candidate
 
 
 def test_candidates_are_loopback_and_distinct() -> None:

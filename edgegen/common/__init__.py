@@ -1,0 +1,1 @@
+"""Primitives every area may use: SAS tokens and connection strings, certificates, loopback addresses."""
