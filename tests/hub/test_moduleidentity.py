@@ -13,9 +13,9 @@ import requests
 from edgegen.common.sas import generate_key, generate_sas_token
 from edgegen.hub.client import HubClient
 from edgegen.hub.connection import resolve_hub
-from edgegen.hub.edgelink import EdgeLink
 from edgegen.hub.errors import HubClientError
-from edgegen.hub.moduleidentity import CACHE_FILE, ModuleIdentities, device_scope_token
+from edgegen.hublink.edgelink import EdgeLink
+from edgegen.hublink.moduleidentity import CACHE_FILE, ModuleIdentities, device_scope_token
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ two Protocols that package defines:
 
 Each module connects with its own key, as IoT Hub requires: before a module identity's first connection the
 link ensures the identity exists and fetches its key through the service REST API with a device-scoped token
-(``edgegen.hub.moduleidentity``, what edgeAgent does); keys are cached in the device's state directory.
+(``edgegen.hublink.moduleidentity``, what edgeAgent does); keys are cached in the device's state directory.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 from edgegen.common.sas import SasError, parse_connection_string
 from edgegen.hub.errors import HubClientError
-from edgegen.hub.moduleidentity import ModuleIdentities
+from edgegen.hublink.moduleidentity import ModuleIdentities
 
 __all__ = ["EdgeLink"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgegen.hub.edgelink import EdgeLink
+from edgegen.hublink.edgelink import EdgeLink
 
 __all__ = ["HubDeviceOptions", "run_device_on_hub"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgegen.hub.up import UpSummary
+from edgegen.orchestration.up import UpSummary
 
 
 def test_final_rate_spans_first_to_last_result() -> None:

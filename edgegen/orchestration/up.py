@@ -111,8 +111,8 @@ async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], 
     the periodic summary lines."""
     from edgegen.hub.client import HubClient
     from edgegen.hub.connection import HubTarget
-    from edgegen.hub.edgedevice import HubDeviceOptions, run_device_on_hub
     from edgegen.hub.monitor import LocalFeed, MonitorFilter, format_event
+    from edgegen.hublink.edgedevice import HubDeviceOptions, run_device_on_hub
     from edgegen.local.hubstandin.server import HubStandIn
 
     summary = UpSummary()
