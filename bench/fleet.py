@@ -88,9 +88,9 @@ def main() -> int:
     parser.add_argument("--own-var", choices=("HEARTBEAT", "MESSAGE_COUNT"), default="HEARTBEAT")
     args = parser.parse_args()
 
-    from edgegen.generator.genconfig import genconfig
     from edgegen.generator.validation import validate_manifest
     from edgegen.hub.fleet import render_fleet
+    from edgegen.pipeline import genconfig
 
     with tempfile.TemporaryDirectory() as tmp:
         sol = make_solution(Path(tmp) / "sol")

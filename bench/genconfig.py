@@ -100,7 +100,7 @@ def fifty_module_solution(dst: Path, n: int = 50) -> Path:
 
 def bench_library(runs: int) -> None:
     sys.path.insert(0, str(REPO))
-    from edgegen.generator.genconfig import genconfig
+    from edgegen.pipeline import genconfig
 
     with tempfile.TemporaryDirectory() as tmp:
         sol = fifty_module_solution(Path(tmp) / "fifty")

@@ -92,7 +92,7 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
         _genconfig_fleet(fleet_file, output_dir, validate=not no_validate,
                          fail_on_validation_error=fail_on_validation_error, output_format=output_format)
         return
-    from edgegen.generator.genconfig import genconfig as run
+    from edgegen.pipeline import genconfig as run
 
     try:
         result = run(template_file, platform=platform, output_dir=output_dir, chunk=not no_chunk,

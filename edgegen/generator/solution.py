@@ -20,7 +20,8 @@ from edgegen.generator.errors import GeneratorError, Location, UnresolvedError
 from edgegen.generator.expand import Reference, expand
 from edgegen.generator.modulejson import ModuleSpec, load_module_json
 
-__all__ = ["DEFAULTS", "DiskModules", "SolutionEnv", "load_env", "parse_dotenv", "unresolved_variable_error"]
+__all__ = ["DEFAULTS", "DiskModules", "SolutionEnv", "find_template", "load_env", "parse_dotenv",
+           "unresolved_variable_error"]
 
 DEFAULT_OUTPUT_DIR = "manifests"
 DEFAULTS: Mapping[str, str] = {
@@ -32,6 +33,9 @@ DEFAULTS: Mapping[str, str] = {
     "LOGS_PATH": "logs",
     "LOGS_CMD": "start /B start cmd.exe @cmd /k docker logs {0} -f",
 }
+
+_FALLBACK_TEMPLATES = ("deployment.template.json", "deployment.template.yaml", "deployment.template.yml",
+                       "deployment.template.json.j2", "deployment.template.yaml.j2")
 
 
 @dataclass(frozen=True)
@@ -215,3 +219,14 @@ def unresolved_variable_error(ref: Reference, file: str, source: str) -> Unresol
         hint=f"set {ref.name} in .env or the environment (an empty value counts as set), "
         "or pass --allow-unresolved to leave it in place as iotedgedev does",
     )
+
+
+def find_template(env: SolutionEnv, cwd: Path) -> str:
+    """The template to render when ``-f`` is not given."""
+    configured = env.template_file
+    if "DEPLOYMENT_CONFIG_TEMPLATE_FILE" in env.explicit or (cwd / configured).is_file():
+        return configured
+    for name in _FALLBACK_TEMPLATES:
+        if (cwd / name).is_file():
+            return name
+    return configured

@@ -3,7 +3,7 @@
 Importing this package never imports the Docker SDK or rich; only :class:`Engine` methods do.
 
 - ``edgegen.images.plan.plan_targets`` — the images a template needs (minus BYPASS_MODULES), rendered by
-  genconfig's code (not re-exported here: genconfig imports this package for --pin-digests)
+  genconfig's code (not re-exported here: it imports the generator's renderer)
 - :func:`build_image`, :func:`push_image` — one image, progress through callbacks
 - :func:`registries_from_env`, :func:`registry_credentials_for_manifest`, :class:`Masker` — credentials
 - :func:`record_digests`, :func:`load_digests`, :func:`pin_manifest` — ``genconfig --pin-digests``

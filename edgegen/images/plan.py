@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgegen.errors import Location
-from edgegen.generator.genconfig import find_template
 from edgegen.generator.modulejson import ModuleSpec
 from edgegen.generator.render import RenderOptions, render
-from edgegen.generator.solution import DiskModules, load_env
+from edgegen.generator.solution import DiskModules, find_template, load_env
 from edgegen.images.errors import ImageError
 
 __all__ = ["Plan", "Target", "plan_targets"]

@@ -94,8 +94,8 @@ def format_result(device_id: str, module_id: str | None, payload: Any) -> str:
 
 
 def _render(options: UpOptions) -> tuple[Path, dict[str, Any]]:
-    from edgegen.generator.genconfig import genconfig
     from edgegen.hub.manifest import load_manifest
+    from edgegen.pipeline import genconfig
 
     result = genconfig(cwd=options.solution_dir, platform=options.platform, validate=True,
                        fail_on_validation_error=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.generator.genconfig import genconfig
+from edgegen.pipeline import genconfig
 from tests.generator.conftest import _writable_copy
 
 REPO = Path(__file__).resolve().parents[2]

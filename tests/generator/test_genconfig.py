@@ -12,7 +12,7 @@ import pytest
 
 from edgegen.generator.createoptions import merge_chunks
 from edgegen.generator.errors import GeneratorError, RenderError, UnresolvedError
-from edgegen.generator.genconfig import genconfig
+from edgegen.pipeline import genconfig
 
 REPO = Path(__file__).resolve().parents[2]
 

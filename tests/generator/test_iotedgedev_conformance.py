@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from edgegen.generator.createoptions import merge_chunks
-from edgegen.generator.genconfig import genconfig
 from edgegen.generator.naming import image_placeholder, manifest_name
+from edgegen.pipeline import genconfig
 
 Check = Callable[[Path, Path], None]  # (assets copy, shared iotedgedev dir)
 CASES: dict[str, Check] = {}

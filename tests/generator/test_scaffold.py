@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from edgegen.generator.errors import ScaffoldError
-from edgegen.generator.genconfig import genconfig
 from edgegen.generator.scaffold import MODULE_TEMPLATES, add_module, new_solution
+from edgegen.pipeline import genconfig
 
 MODULE_FILES = {"module.json", "Dockerfile.amd64", "Dockerfile.amd64.debug", "Dockerfile.arm64v8",
                 "Dockerfile.arm32v7", "main.py", "requirements.txt"}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from edgegen.generator.errors import GeneratorError
-from edgegen.generator.genconfig import genconfig
 from edgegen.generator.solution import load_env
 from edgegen.hub.fleetrender import FleetRenderer
+from edgegen.pipeline import genconfig
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,6 +13,7 @@ from dotenv import dotenv_values
 
 from edgegen.generator.validation import validate_manifest
 from edgegen.generator.validation.schema import KNOWN_VERSIONS
+from edgegen.pipeline import genconfig
 from tests.generator.validation.official import TWINS, modules_content, official_verdicts, our_verdicts
 
 DATA = Path(__file__).parent / "data"
@@ -127,7 +128,6 @@ RENDERED = [n for n in _shared_files("iotedgedev/assets", "**/*.json")
 def test_iotedgedev_fixtures_rendered_by_genconfig(shared_dir: Path, tmp_path: Path, name: str) -> None:
     """The same fixtures fully rendered (placeholders, createOptions chunks) by the genconfig library, with the
     .env that iotedgedev's tests copy in; allow_unresolved keeps iotedgedev's leave-in-place behaviour."""
-    genconfig = pytest.importorskip("edgegen.generator.genconfig", reason="genconfig library not available").genconfig
     import shutil
 
     conformance = shared_dir / "conformance"

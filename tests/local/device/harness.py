@@ -85,7 +85,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
 def solution_manifest(repo: Path) -> dict[str, Any]:
     """The repo's deployment.template.json rendered for amd64 (with the generator when it can, else by hand)."""
     try:
-        from edgegen.generator.genconfig import genconfig
+        from edgegen.pipeline import genconfig
 
         result = genconfig(cwd=repo, platform="amd64", write=False, validate=False, environ={})
         return json.loads(result.text)  # type: ignore[no-any-return]
