@@ -257,7 +257,7 @@ def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: 
     from edgegen.common.sas import parse_connection_string
     from edgegen.hub.connection import DEFAULT_STATE_DIR
     from edgegen.hublink.edgedevice import HubDeviceOptions, run_device_on_hub
-    from edgegen.local.hubstandin.server import read_hub_info
+    from edgegen.local.hubstandin import read_hub_info
 
     host = parse_connection_string(device_cs).get("HostName", "")
     rest_host = None

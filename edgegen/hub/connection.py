@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgegen.common.sas import SasError, parse_connection_string
 from edgegen.hub.errors import HubClientError
+from edgegen.local.hubstandin import read_hub_info
 
 __all__ = ["DEFAULT_STATE_DIR", "HubTarget", "resolve_hub"]
 
@@ -88,8 +89,6 @@ def resolve_hub(
         if parts["HostName"].startswith("127."):
             ca = ca or _local_ca_for(parts["HostName"], state_dir or DEFAULT_STATE_DIR)
         return HubTarget(cs, parts["HostName"], ca, source)
-    from edgegen.local.hubstandin.server import read_hub_info
-
     state = state_dir or DEFAULT_STATE_DIR
     info = read_hub_info(state)
     if info is None or not _listening(info.host_name):
@@ -102,7 +101,5 @@ def resolve_hub(
 
 
 def _local_ca_for(host_name: str, state_dir: Path) -> str | None:
-    from edgegen.local.hubstandin.server import read_hub_info
-
     info = read_hub_info(state_dir)
     return info.ca_file if info is not None and info.host_name == host_name else None

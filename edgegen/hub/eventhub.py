@@ -16,6 +16,7 @@ from typing import Any
 
 from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
+from edgegen.hub.events import FeedMessage, MonitorFilter, format_event, render_event
 
 __all__ = ["monitor_eventhub"]
 
@@ -34,15 +35,13 @@ def _endpoint() -> str:
     return value
 
 
-def monitor_eventhub(target: HubTarget, filt: Any, *, timeout: float | None, count: int | None,
+def monitor_eventhub(target: HubTarget, filt: MonitorFilter, *, timeout: float | None, count: int | None,
                      output_format: str, echo: Callable[[str], None]) -> int:
     try:
         from azure.eventhub import EventHubConsumerClient
     except ImportError:
         raise HubClientError("monitoring Azure needs the optional package azure-eventhub",
                              hint="pip install 'edgegen[eventhub]'") from None
-    from edgegen.hub.monitor import FeedMessage, format_event, render_event
-
     client = EventHubConsumerClient.from_connection_string(_endpoint(), consumer_group="$Default")
     shown = 0
     done = threading.Event()

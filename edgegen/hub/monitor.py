@@ -1,6 +1,6 @@
 """Watching device-to-cloud messages, with output shaped like ``az iot hub monitor-events``.
 
-- The local stand-in: paho-mqtt on its live feed (see ``edgegen.local.hubstandin.mqtt``): TLS with the
+- The local stand-in: paho-mqtt on its live feed (see ``edgegen.local.hubstandin.feed``): TLS with the
   stand-in's CA, signed with the service policy key of the connection string, persistent session, QoS 1.
   Messages are de-duplicated by message id (QoS 1 may deliver again after a reconnect).
 - Azure: the Event Hub-compatible endpoint with ``azure-eventhub`` (optional extra, imported lazily), see
@@ -11,84 +11,19 @@ Each event becomes ``{"event": {"origin", "module", "interface", "component", "p
 
 from __future__ import annotations
 
-import base64
-import fnmatch
-import json
 import queue
 import ssl
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
+from edgegen.common.sas import generate_sas_token
 from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
+from edgegen.hub.events import FeedMessage, MonitorFilter, format_event, render_event
+from edgegen.local.hubstandin import MQTT_PORT, feed_client_id, feed_resource, feed_session, feed_topic
 
 __all__ = ["FeedMessage", "LocalFeed", "MonitorFilter", "format_event", "run_monitor"]
-
-
-@dataclass(frozen=True)
-class FeedMessage:
-    """One device-to-cloud message as a monitor sees it."""
-
-    seq: int
-    device_id: str
-    module_id: str | None
-    enqueued_time: str
-    system_properties: dict[str, Any]
-    properties: dict[str, str]
-    body: bytes
-
-    @property
-    def message_id(self) -> str | None:
-        return self.system_properties.get("message_id")
-
-    @classmethod
-    def from_envelope(cls, raw: bytes) -> FeedMessage:
-        d = json.loads(raw)
-        return cls(int(d.get("seq") or 0), d["deviceId"], d.get("moduleId"), d.get("enqueuedTime") or "",
-                   dict(d.get("systemProperties") or {}), dict(d.get("properties") or {}),
-                   base64.b64decode(d.get("body") or ""))
-
-
-@dataclass(frozen=True)
-class MonitorFilter:
-    device: str | None = None  # wildcards * and ? like az
-    module: str | None = None
-    properties: set[str] = field(default_factory=set)  # {"sys", "app", "all"}
-    content_type: str | None = None
-
-    def matches(self, message: FeedMessage) -> bool:
-        if self.device and not fnmatch.fnmatchcase(message.device_id, self.device):
-            return False
-        return not (self.module and not fnmatch.fnmatchcase(message.module_id or "", self.module))
-
-
-def _payload(message: FeedMessage, content_type: str | None) -> Any:
-    ctype = (content_type or message.system_properties.get("content_type") or "").lower()
-    text = message.body.decode("utf-8", "replace")
-    if "json" in ctype:
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-    return text
-
-
-def format_event(message: FeedMessage, filt: MonitorFilter) -> dict[str, Any]:
-    event: dict[str, Any] = {"origin": message.device_id, "module": message.module_id or "", "interface": "",
-                             "component": ""}
-    wanted = filt.properties
-    if wanted:
-        props: dict[str, Any] = {}
-        if wanted & {"sys", "all"}:
-            props["system"] = dict(message.system_properties)
-        if wanted & {"app", "all"}:
-            props["application"] = dict(message.properties)
-        event["properties"] = props
-    event["payload"] = _payload(message, filt.content_type)
-    return {"event": event}
 
 
 class LocalFeed:
@@ -98,8 +33,7 @@ class LocalFeed:
         parts = dict(p.split("=", 1) for p in target.connection_string.split(";") if "=" in p)
         self.target = target
         self.key = parts["SharedAccessKey"]
-        start = "all" if from_start else (str(after_seq) if after_seq is not None else "now")
-        self.session = f"{uuid.uuid4().hex[:12]}.{start}"
+        self.session = feed_session(from_start=from_start, after_seq=after_seq)
         self.inbox: queue.Queue[bytes] = queue.Queue()
         self.subscribed = queue.Queue[int]()
         self.seen: set[str] = set()
@@ -110,13 +44,10 @@ class LocalFeed:
     def __enter__(self) -> LocalFeed:
         import paho.mqtt.client as mqtt
 
-        from edgegen.common.sas import generate_sas_token
-        from edgegen.local.hubstandin.mqtt import FEED_DEVICE, FEED_INPUT
-
         host = self.target.device_host_name
-        client_id = f"{FEED_DEVICE}/{self.session}"
-        topic = f"devices/{FEED_DEVICE}/modules/{self.session}/inputs/{FEED_INPUT}/#"
-        resource = f"{host}/devices/{FEED_DEVICE}/modules/{self.session}"
+        client_id = feed_client_id(self.session)
+        topic = feed_topic(self.session)
+        resource = feed_resource(host, self.session)
         client = mqtt.Client(client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311)
         client.username_pw_set(f"{host}/{client_id}/?api-version=2019-10-01",
                                generate_sas_token(resource, self.key, ttl=24 * 3600))
@@ -133,9 +64,9 @@ class LocalFeed:
         client.on_subscribe = lambda c, u, mid, granted: self.subscribed.put(mid)
         client.on_message = lambda c, u, msg: self.inbox.put(msg.payload)
         try:
-            client.connect(host, 8883, keepalive=30)
+            client.connect(host, MQTT_PORT, keepalive=30)
         except OSError as exc:
-            raise HubClientError(f"cannot reach the local hub's live feed at {host}:8883 ({exc})",
+            raise HubClientError(f"cannot reach the local hub's live feed at {host}:{MQTT_PORT} ({exc})",
                                  hint="is 'edgegen hub serve' running (with MQTT)?") from None
         client.loop_start()
         self._client = client
@@ -206,15 +137,3 @@ def run_monitor(target: HubTarget, filt: MonitorFilter, *, timeout: float | None
             if count is not None and shown >= count:
                 break
     return shown
-
-
-def render_event(event: dict[str, Any], output_format: str) -> str:
-    if output_format == "yaml":
-        import yaml
-
-        return "---\n" + yaml.safe_dump(event, sort_keys=False).rstrip()
-    if output_format == "table":
-        e = event["event"]
-        payload = e["payload"] if isinstance(e["payload"], str) else json.dumps(e["payload"])
-        return f"{e['origin']:<16} {e['module'] or '-':<14} {payload}"
-    return json.dumps(event, indent=4)

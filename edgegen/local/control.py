@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -21,13 +21,35 @@ from edgegen.local.errors import DeviceError
 from edgegen.local.upstream import upstream_event
 
 if TYPE_CHECKING:
-    from edgegen.local.device import Device
+    from edgegen.local.agent import Agent
+    from edgegen.local.edgehub import EdgeHubHandler
+    from edgegen.local.mqtt.gateway import MqttGateway
+    from edgegen.local.upstream import LocalUpstream
 
-__all__ = ["ControlApi", "ControlClient"]
+__all__ = ["ControlApi", "ControlClient", "ControlledDevice"]
+
+
+class _DeviceSettings(Protocol):
+    @property
+    def device_id(self) -> str: ...
+
+
+class ControlledDevice(Protocol):
+    """What the control API uses of a running device (``edgegen.local.device.Device``, which starts it)."""
+
+    agent: Agent
+    gateway: MqttGateway | None
+    local_upstream: LocalUpstream | None
+    hub: EdgeHubHandler
+
+    @property
+    def config(self) -> _DeviceSettings: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 class ControlApi:
-    def __init__(self, device: Device, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, device: ControlledDevice, host: str = "127.0.0.1", port: int = 0) -> None:
         self.device = device
         self.host = host
         self.port = port

@@ -98,9 +98,25 @@ class Finding:
 
     def render(self) -> str:
         """``file:line:col: severity: message``, the JSON path, the source line with a caret, the hint."""
-        from edgegen.generator.validation.report import render_finding
-
-        return render_finding(self)
+        where = ""
+        if self.file:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
+            where += ": "
+        lines = [f"{where}{self.severity}: {self.message}"]
+        if self.path:
+            lines.append(f"    at {self.path}")
+        if self.source_line is not None and self.line is not None:
+            text = self.source_line.rstrip("\r\n")
+            lines.append(f"    | {text}")
+            if self.column is not None:
+                lines.append(f"    | {' ' * max(self.column - 1, 0)}^")
+        if self.hint:
+            hint_lines = self.hint.split("\n")
+            lines.append(f"    hint: {hint_lines[0]}")
+            lines.extend(f"          {h}" for h in hint_lines[1:])
+        return "\n".join(lines)
 
 
 def has_errors(findings: list[Finding]) -> bool:

@@ -23,25 +23,8 @@ def _sorted(findings: list[Finding]) -> list[Finding]:
 
 
 def render_finding(f: Finding) -> str:
-    where = ""
-    if f.file:
-        where = f.file
-        if f.line is not None:
-            where += f":{f.line}" + (f":{f.column}" if f.column is not None else "")
-        where += ": "
-    lines = [f"{where}{f.severity}: {f.message}"]
-    if f.path:
-        lines.append(f"    at {f.path}")
-    if f.source_line is not None and f.line is not None:
-        text = f.source_line.rstrip("\r\n")
-        lines.append(f"    | {text}")
-        if f.column is not None:
-            lines.append(f"    | {' ' * max(f.column - 1, 0)}^")
-    if f.hint:
-        hint_lines = f.hint.split("\n")
-        lines.append(f"    hint: {hint_lines[0]}")
-        lines.extend(f"          {h}" for h in hint_lines[1:])
-    return "\n".join(lines)
+    """``Finding.render()``: file:line:col, severity, message, JSON path, the source line with a caret, the hint."""
+    return f.render()
 
 
 def to_text(file: str, findings: list[Finding]) -> str:

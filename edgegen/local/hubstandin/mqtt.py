@@ -7,22 +7,20 @@
   desired changes are pushed as patches with ``$version``; reported patches are stored.
 - Telemetry is stored durably (``iothub-connection-device-id``/``-module-id``, enqueued time) and then fanned
   out to monitors.
-- The live feed: a monitor connects as module ``{FEED_DEVICE}/{session}`` signing with a *service policy* key
-  and subscribes to its own ``inputs/#``; every stored message is delivered to input ``events`` as a JSON
-  envelope (QoS 1, persistent session, so a monitor that reconnects after a hub restart misses nothing).
-  The session id may end with ``.all`` (replay every stored message first) or ``.<seq>`` (replay after seq).
+- The live feed (its contract for clients is ``edgegen.local.hubstandin.feed``): a monitor connects as module
+  ``{FEED_DEVICE}/{session}`` signing with a *service policy* key and subscribes to its own ``inputs/#``; every
+  stored message is delivered to input ``events`` as a JSON envelope.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.errors import DeviceNotOnline, MethodTimeout
+from edgegen.local.hubstandin.feed import FEED_DEVICE, FEED_INPUT, MQTT_PORT, feed_envelope, feed_start
 from edgegen.local.hubstandin.store import StoredMessage
 from edgegen.local.mqtt import (
     BaseGatewayHandler,
@@ -38,23 +36,11 @@ from edgegen.local.mqtt import (
 
 __all__ = ["FEED_DEVICE", "FEED_INPUT", "HubGateway", "feed_envelope", "start_hub_gateway"]
 
-FEED_DEVICE = "$edgegen-monitor"
-FEED_INPUT = "events"
-MQTT_PORT = 8883
 SESSION_EXPIRY = 24 * 3600.0
 
 # wire names of system properties -> the names Event Hubs consumers (and az monitor-events) show
 _SYSTEM_NAMES = {"$.mid": "message_id", "$.cid": "correlation_id", "$.uid": "user_id", "$.ct": "content_type",
                  "$.ce": "content_encoding", "$.exp": "absolute_expiry_time", "$.ifid": "dt-dataschema"}
-
-
-def feed_envelope(message: StoredMessage) -> bytes:
-    """How a stored message travels on the live feed (JSON; the body base64-encoded)."""
-    return json.dumps({
-        "seq": message.seq, "deviceId": message.device_id, "moduleId": message.module_id,
-        "enqueuedTime": message.enqueued_time, "systemProperties": message.system_properties,
-        "properties": message.properties, "body": base64.b64encode(message.body).decode(),
-    }, separators=(",", ":")).encode()
 
 
 class HubGateway(BaseGatewayHandler):
@@ -100,10 +86,7 @@ class HubGateway(BaseGatewayHandler):
             return
         self.monitors[key] = identity
         self.backend.store.put("monitor", key, {"since": self.backend._now()})
-        start = key.rsplit(".", 1)[-1] if "." in key else "now"
-        if start == "now":
-            return
-        after = 0 if start == "all" else int(start) if start.isdigit() else None
+        after = feed_start(key)
         while after is not None:
             batch = self.backend.messages(after, 1000)
             for message in batch:

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,45 +23,13 @@ from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.http import make_app
+from edgegen.local.hubstandin.info import HubInfo, read_hub_info
 from edgegen.local.hubstandin.mqtt import MQTT_PORT, start_hub_gateway
 from edgegen.local.hubstandin.store import SqliteHubStore
 
 __all__ = ["HubInfo", "HubStandIn", "read_hub_info"]
 
 DEFAULT_PORT = 8443
-
-
-@dataclass(frozen=True)
-class HubInfo:
-    """What ``hub.json`` says about a running stand-in."""
-
-    host_name: str  # REST host name, "127.0.0.1:8443"
-    address: str
-    port: int
-    connection_string: str
-    ca_file: str
-    mqtt_port: int | None
-    pid: int
-
-    @property
-    def device_host_name(self) -> str:
-        """The HostName devices put in their connection strings (MQTT on 8883 of the same address)."""
-        return self.address
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"hostName": self.host_name, "address": self.address, "port": self.port,
-                "connectionString": self.connection_string, "caFile": self.ca_file,
-                "mqttPort": self.mqtt_port, "pid": self.pid}
-
-
-def read_hub_info(state_dir: Path) -> HubInfo | None:
-    path = Path(state_dir) / "hub.json"
-    try:
-        d = json.loads(path.read_text())
-        return HubInfo(d["hostName"], d["address"], int(d["port"]), d["connectionString"], d["caFile"],
-                       d.get("mqttPort"), int(d.get("pid") or 0))
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _write_atomic(path: Path, text: str) -> None:
