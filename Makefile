@@ -41,8 +41,10 @@ test: system venv peers
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff, and the house's floors (tests/test_layers.py: the layer order, no import cycles; about 1 s)
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 clean:
 	rm -rf $(VENV) .state manifests/*.json
