@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.parse
@@ -81,13 +82,8 @@ class ControlApi:
         module = request.match_info["module"]
         if module not in self.device.agent.status():
             return web.json_response({"message": f"module {module!r} is not in the deployment"}, status=404)
-        path = self.device.agent.log_path(module)
         offset = int(request.query.get("offset", "0"))
-        data = b""
-        if path.exists():
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read(1 << 20)
+        data = await asyncio.to_thread(self.device.agent.read_logs, module, offset, 1 << 20)
         return web.Response(body=data, headers={"X-Next-Offset": str(offset + len(data))},
                             content_type="application/octet-stream")
 

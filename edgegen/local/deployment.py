@@ -29,12 +29,14 @@ __all__ = [
     "DeploymentSource",
     "DesiredModule",
     "ManifestFile",
+    "RegistryCredential",
     "load_manifest",
     "parse_deployment",
 ]
 
 DEFAULT_STORE_TTL = 7200
 RESTART_POLICIES = ("never", "on-failure", "on-unhealthy", "always")
+PULL_POLICIES = ("on-create", "never")
 _NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 _ENV_NAME = re.compile(r"^[^+#$\s.]+$")
 
@@ -48,12 +50,28 @@ class DesiredModule:
     startup_order: int = 4294967295
     env: Mapping[str, str] = field(default_factory=dict)
     version: str = ""
-    create_options: str = ""
+    create_options: str = ""  # the createOptions JSON text (chunks createOptions01… joined), "" when absent
+    image_pull_policy: str = "on-create"
 
     def fingerprint(self) -> str:
         """Changes when anything that needs a restart changes (status is handled apart)."""
-        data = [self.image, sorted(self.env.items()), self.version, self.create_options, self.restart_policy]
+        data = [self.image, sorted(self.env.items()), self.version, self.create_options, self.restart_policy,
+                self.image_pull_policy]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
+
+    def create_options_dict(self) -> dict[str, Any]:
+        """createOptions as an object (validated when the deployment was parsed)."""
+        return dict(json.loads(self.create_options)) if self.create_options else {}
+
+
+@dataclass(frozen=True)
+class RegistryCredential:
+    """One entry of ``$edgeAgent`` ``runtime.settings.registryCredentials``."""
+
+    name: str
+    address: str
+    username: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,7 @@ class Deployment:
     store_ttl_secs: int
     twins: Mapping[str, Mapping[str, Any]]  # module twin desired properties, by module (system modules too)
     modules_content: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    registry_credentials: tuple[RegistryCredential, ...] = ()
 
 
 def _desired(mc: Mapping[str, Any], system: str, source: str) -> Mapping[str, Any]:
@@ -113,7 +132,39 @@ def _module(name: str, spec: Any, path: str, source: str) -> DesiredModule:
         settings.get(f"createOptions{i:02d}", "") for i in range(1, 100)
     ]
     create = "".join(c if isinstance(c, str) else json.dumps(c, separators=(",", ":")) for c in chunks if c)
-    return DesiredModule(name, image, status, policy, order, env, str(spec.get("version", "")), create)
+    if create:
+        try:
+            parsed = json.loads(create)
+        except ValueError as exc:
+            raise err(f"createOptions is not valid JSON: {exc}", ".settings.createOptions",
+                      hint="createOptions is the JSON of Docker's container create body, e.g. "
+                      '{"HostConfig": {"Memory": 268435456}}') from None
+        if not isinstance(parsed, Mapping):
+            raise err("createOptions must be a JSON object", ".settings.createOptions")
+    pull = spec.get("imagePullPolicy", "on-create")
+    if pull not in PULL_POLICIES:
+        raise err(f"imagePullPolicy {pull!r} is unknown", ".imagePullPolicy", hint=" or ".join(PULL_POLICIES))
+    return DesiredModule(name, image, status, policy, order, env, str(spec.get("version", "")), create, pull)
+
+
+def _registry_credentials(agent: Mapping[str, Any], source: str) -> tuple[RegistryCredential, ...]:
+    path = "modulesContent.$edgeAgent.properties.desired.runtime.settings.registryCredentials"
+    runtime = agent.get("runtime")
+    settings = runtime.get("settings") if isinstance(runtime, Mapping) else None
+    creds = settings.get("registryCredentials") if isinstance(settings, Mapping) else None
+    if not creds:
+        return ()
+    if not isinstance(creds, Mapping):
+        raise DeviceError("registryCredentials must be an object", location=Location(file=source, json_path=path))
+    out = []
+    for name, entry in creds.items():
+        fields = ("address", "username", "password")
+        if not isinstance(entry, Mapping) or not all(isinstance(entry.get(f), str) for f in fields):
+            raise DeviceError(f"registry credential {name!r} needs address, username and password (strings)",
+                              location=Location(file=source, json_path=f"{path}.{name}"),
+                              hint="edgegen genconfig fills them from CONTAINER_REGISTRY_* in .env")
+        out.append(RegistryCredential(name, entry["address"], entry["username"], entry["password"]))
+    return tuple(out)
 
 
 def parse_deployment(modules_content: Mapping[str, Any], source: str = "manifest") -> Deployment:
@@ -140,7 +191,8 @@ def parse_deployment(modules_content: Mapping[str, Any], source: str = "manifest
             file=source,
             json_path="modulesContent.$edgeHub.properties.desired.storeAndForwardConfiguration.timeToLiveSecs"))
     twins = desired_from_modules_content(modules_content, source)
-    return Deployment(modules, routes, str(hub.get("schemaVersion", "1.0")), ttl, twins, modules_content)
+    return Deployment(modules, routes, str(hub.get("schemaVersion", "1.0")), ttl, twins, modules_content,
+                      _registry_credentials(agent, source))
 
 
 def load_manifest(path: Path) -> Deployment:

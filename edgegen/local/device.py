@@ -9,7 +9,13 @@ directory (see docs/local-device.md):
     <state>/certs/             local CA and the edge hub's server certificate (keys 0600)
     <state>/store.sqlite       store-and-forward queues        <state>/sessions.sqlite  MQTT persistent sessions
     <state>/upstream.sqlite    $upstream messages              <state>/twins.json       module twins
-    <state>/logs/<module>.log  module output                   <state>/venvs/           per-module venvs
+    <state>/logs/<module>.log  module output (engine mode: earlier containers' logs)
+    <state>/venvs/             per-module venvs (process mode)
+    <state>/workload/<m>.sock  the workload API socket bound into module m's container (engine mode)
+
+``DeviceConfig.engine`` picks where modules run: ``process`` (``main.py`` from the solution's module folders),
+``docker`` (the manifest's images on a Docker-API engine, as edgeAgent runs them) or ``auto`` (docker when an
+engine answers, else process); ``device.engine_choice.reason`` says which and why.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from edgegen.local.mqtt.auth import SasAuthenticator
 from edgegen.local.mqtt.gateway import MqttGateway
 from edgegen.local.mqtt.store import SqliteSessionStore
 from edgegen.local.mqtt.topics import Identity
+from edgegen.local.processes import ProcessRuntime
 from edgegen.local.router import GroupCommit, Router
 from edgegen.local.store import SqliteStore
 from edgegen.local.twins import TwinFile
@@ -79,6 +86,9 @@ class DeviceConfig:
     # crash of this process). False: the gateway's grouped commit (every 20 ms) — about twice the throughput.
     durable_ack: bool = True
     watch_interval: float = 1.0
+    engine: str = "process"  # "process", "docker" or "auto"
+    engine_env: dict[str, str] | None = None  # where to find the engine (DOCKER_HOST…); default: os.environ
+    allow_elevated: bool = False  # engine mode: keep Privileged/CapAdd (iotedged's allow_elevated_docker_permissions)
 
 
 def _solution_of(manifest: Path) -> Path:
@@ -115,10 +125,23 @@ class Device:
         self.twin_file = TwinFile(self.state / "twins.json")
         self.hub = EdgeHubHandler(c.device_id, self.router, self.twin_file.load(), self.twin_file)
         self.gateway: MqttGateway | None = None
-        self.workload = WorkloadApi(self.identities.get, self._trust_bundle)
-        venvs = VenvCache(c.venv_dir or self.state / "venvs", system_site_packages=c.share_site_packages)
-        self.agent = Agent(ModuleResolver(solution), venvs, self.state / "logs", self._module_env,
-                           policy=c.backoff, on_change=self._agent_changed,
+        from edgegen.local.containers import ContainerRuntime, choose_engine, short_socket_dir
+
+        self.engine_choice = choose_engine(c.engine, c.engine_env)
+        runtime: Any
+        if self.engine_choice.engine is not None:
+            self.workload = WorkloadApi(self.identities.get, self._trust_bundle,
+                                        socket_dir=short_socket_dir(self.state / "workload"))
+            runtime = ContainerRuntime(
+                self.engine_choice.engine, self.state, self.state / "logs", self.workload.module_socket,
+                self.address, credentials=lambda: self.deployment.registry_credentials if self.deployment else (),
+                allow_elevated=c.allow_elevated)
+        else:
+            self.workload = WorkloadApi(self.identities.get, self._trust_bundle)
+            venvs = VenvCache(c.venv_dir or self.state / "venvs", system_site_packages=c.share_site_packages)
+            runtime = ProcessRuntime(ModuleResolver(solution), venvs, self.state / "logs")
+        self.runtime = runtime
+        self.agent = Agent(runtime, self._module_env, policy=c.backoff, on_change=self._agent_changed,
                            on_process_start=self.router.process_restarted)
         self.deployment: Deployment | None = None
         self.control: Any = None
@@ -153,6 +176,10 @@ class Device:
         deployment = await self.source.current()
         await self.start_edge_hub()
         await self.workload.start()
+        if hasattr(self.runtime, "remove_leftovers"):
+            left = await self.runtime.remove_leftovers()
+            if left:
+                log.warning("removed containers left by an earlier run of this device: %s", ", ".join(left))
         await self.router.start()
         if self.config.control_api:
             from edgegen.local.control import ControlApi
@@ -277,6 +304,7 @@ class Device:
             "controlPort": self.control.port if self.control else None,
             "workloadUri": self.workload.uri,
             "caFile": str(self.ca_file),
+            "engine": self.engine_choice.kind,
         }
         tmp = self.state / f".device.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(data, indent=1))
@@ -286,6 +314,7 @@ class Device:
         return {
             "deviceId": self.config.device_id,
             "address": self.address,
+            "engine": self.engine_choice.kind,
             "edgeHub": "running" if self.gateway is not None else "stopped",
             "modules": self.agent.status(),
             "connected": sorted(self.hub.connected),

@@ -4,6 +4,10 @@
 ``POST /modules/{m}/genid/{gen}/sign?api-version=…`` with ``{"keyId": "primary", "algo": "HMACSHA256",
 "data": b64}`` → ``{"digest": b64(HMAC-SHA256(key, data))}``. The module's key never leaves this process, which is
 why modules get ``IOTEDGE_WORKLOADURI`` instead of a key in their environment (azure-contracts.md §1).
+
+Containers reach it as iotedged's modules do: one unix socket per module (``module_socket(name)``, under a 0700
+folder), bound into the container at ``/var/run/iotedge/workload.sock``. A request on a module's socket may only
+sign for that module (403 otherwise), so one container cannot get another module's tokens.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -40,12 +46,15 @@ class WorkloadApi:
     """An aiohttp server; ``keys(module)`` returns the module's key and generation id, or None."""
 
     def __init__(self, keys: Callable[[str], ModuleKey | None], trust_bundle: Callable[[], str],
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, socket_dir: Path | None = None) -> None:
         self._keys = keys
         self._trust_bundle = trust_bundle
         self.host = host
         self.port = port
+        self.socket_dir = socket_dir
         self._runner: web.AppRunner | None = None
+        self._sockets: dict[str, Path] = {}
+        self._socket_modules: dict[str, str] = {}  # socket path -> module
         self.sign_count = 0
 
     @property
@@ -67,10 +76,32 @@ class WorkloadApi:
         if server is not None and server.sockets:  # type: ignore[attr-defined]
             self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
+    async def module_socket(self, module: str) -> Path:
+        """The unix socket serving ``module`` (created on first use; world-connectable inside a 0700 folder, since
+        the module's user in its container is not ours)."""
+        if module in self._sockets:
+            return self._sockets[module]
+        if self._runner is None or self.socket_dir is None:
+            raise RuntimeError("the workload API is not started with a socket folder")
+        self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.socket_dir, 0o700)
+        path = self.socket_dir / f"{module}.sock"
+        path.unlink(missing_ok=True)
+        site = web.UnixSite(self._runner, str(path))
+        await site.start()
+        os.chmod(path, 0o666)
+        self._sockets[module] = path
+        self._socket_modules[str(path)] = module
+        return path
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        for path in self._sockets.values():
+            path.unlink(missing_ok=True)
+        self._sockets.clear()
+        self._socket_modules.clear()
 
     async def __aenter__(self) -> WorkloadApi:
         await self.start()
@@ -88,6 +119,10 @@ class WorkloadApi:
         if "api-version" not in request.query:
             return _error(400, "api-version is required")
         module = request.match_info["module"]
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        owner = self._socket_modules.get(sockname) if isinstance(sockname, str) else None
+        if owner is not None and owner != module:
+            return _error(403, f"this socket serves module {owner!r}, not {module!r}")
         known = self._keys(module)
         if known is None:
             return _error(404, f"module {module!r} not found")

@@ -13,8 +13,8 @@ import pytest
 
 from edgegen.local.agent import Agent, BackoffPolicy, should_restart
 from edgegen.local.deployment import DesiredModule
-from edgegen.local.errors import DeviceError
 from edgegen.local.modulecode import ModuleResolver, VenvCache
+from edgegen.local.processes import ProcessRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +53,9 @@ def _module(name: str, out: Path, order: int = 0, policy: str = "always", **env:
 
 def _agent(tmp_path: Path, names: list[str]) -> Agent:
     sol = _solution(tmp_path / "sol", names)
-    return Agent(ModuleResolver(sol), VenvCache(tmp_path / "venvs", system_site_packages=True), tmp_path / "logs",
-                 lambda m: {"IOTEDGE_MODULEID": m.name, "IOTEDGE_DEVICEID": "dev"},
+    runtime = ProcessRuntime(ModuleResolver(sol), VenvCache(tmp_path / "venvs", system_site_packages=True),
+                             tmp_path / "logs")
+    return Agent(runtime, lambda m: {"IOTEDGE_MODULEID": m.name, "IOTEDGE_DEVICEID": "dev"},
                  policy=BackoffPolicy(unit_secs=0.2, max_secs=1, stop_timeout=3))
 
 
@@ -149,13 +150,28 @@ def test_restart_policies(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_policy_rule_and_unknown_image(tmp_path: Path) -> None:
+def test_policy_rule_and_a_module_without_code_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert should_restart("always", 0) and should_restart("on-failure", 1) and not should_restart("on-failure", 0)
     assert not should_restart("never", 1) and should_restart("on-unhealthy", 2)
     assert BackoffPolicy(unit_secs=10, max_secs=300).delay(0) == 10
     assert BackoffPolicy(unit_secs=10, max_secs=300).delay(9) == 300
+    out = tmp_path / "out"
+    out.mkdir()
     agent = _agent(tmp_path, ["a"])
-    bad = {"x": DesiredModule("x", "example.com/other:1.0-amd64")}
-    with pytest.raises(DeviceError) as err:
-        asyncio.run(agent.apply(bad))
-    assert "modules.x.settings.image" in err.value.render() and "localhost:5000/a" in err.value.render()
+    mods = {"x": DesiredModule("x", "mcr.microsoft.com/azureiotedge-simulated-temperature-sensor:1.0"),
+            "a": _module("a", out)}
+
+    async def main() -> dict:
+        try:
+            assert await agent.apply(mods) == ["a"]  # the deployment runs without the module it has no code for
+            return agent.status()
+        finally:
+            await agent.stop_all()
+
+    with caplog.at_level("WARNING"):
+        status = asyncio.run(main())
+    assert status["a"]["runtimeStatus"] == "running"
+    assert status["x"]["runtimeStatus"] == "unknown" and status["x"]["pid"] is None
+    assert status["x"]["statusDescription"].startswith("skipped: no module folder builds image")
+    warning = next(r.getMessage() for r in caplog.records if "module x is not started" in r.getMessage())
+    assert "modules.x.settings.image" in warning and "localhost:5000/a" in warning and "--engine docker" in warning
