@@ -33,11 +33,18 @@ def _common(f: Any) -> Any:
 @click.command("build")
 @_common
 @click.option("--push", "do_push", is_flag=True, help="Push each image after building it.")
+@click.option("--no-wheels", is_flag=True,
+              help="Do not download requirements.txt's wheels into a module's wheels/ folder before its build.")
 def build(
-    platform: str | None, template: str | None, output_format: str, modules: tuple[str, ...], do_push: bool
+    platform: str | None, template: str | None, output_format: str, modules: tuple[str, ...], do_push: bool,
+    no_wheels: bool,
 ) -> None:
-    """Build the template's module images (minus BYPASS_MODULES) with the Docker API of DOCKER_HOST."""
-    _run(template, platform, modules, do_build=True, do_push=do_push, fmt=output_format)
+    """Build the template's module images (minus BYPASS_MODULES) with the Docker API of DOCKER_HOST.
+
+    A module folder with a wheels/ folder first gets the wheels of its requirements.txt for the platform (pip on
+    this machine), so its Dockerfile installs them with no network inside the build.
+    """
+    _run(template, platform, modules, do_build=True, do_push=do_push, fmt=output_format, wheels=not no_wheels)
 
 
 @click.command("push")
@@ -51,7 +58,8 @@ def push(
 
 
 def _run(
-    template: str | None, platform: str | None, modules: tuple[str, ...], *, do_build: bool, do_push: bool, fmt: str
+    template: str | None, platform: str | None, modules: tuple[str, ...], *, do_build: bool, do_push: bool, fmt: str,
+    wheels: bool = True,
 ) -> None:
     from edgegen.generator.solution import load_env
     from edgegen.images import (
@@ -96,6 +104,7 @@ def _run(
                         plan.container_tag,
                         on_event=report.build_event,
                         masker=masker,
+                        wheels=wheels,
                     )
                     row.update(image_id=built.image_id, build_seconds=round(built.seconds, 2), notes=list(built.notes))
                 if do_push:

@@ -18,6 +18,7 @@ from edgegen.images.buildoptions import parse_build_options
 from edgegen.images.engine import Engine
 from edgegen.images.errors import ImageError
 from edgegen.images.registries import Masker
+from edgegen.images.wheels import prepare_wheels
 
 __all__ = ["BuildEvent", "BuildResult", "build_image", "dockerfile_line"]
 
@@ -103,8 +104,13 @@ def build_image(
     *,
     on_event: Callable[[BuildEvent], None] | None = None,
     masker: Masker | None = None,
+    wheels: bool = True,
 ) -> BuildResult:
-    """Build ``spec`` for ``platform``; returns the image id. Raises ImageError on any failure."""
+    """Build ``spec`` for ``platform``; returns the image id. Raises ImageError on any failure.
+
+    With ``wheels`` (the default), a context holding a ``wheels/`` folder and a ``requirements.txt`` first gets
+    the requirements' wheels for the platform (``edgegen.images.wheels``), so its build needs no package index.
+    """
     mask = masker or Masker()
     emit = on_event or (lambda _e: None)
     module_json = str(spec.folder / "module.json")
@@ -125,6 +131,13 @@ def build_image(
     options = parse_build_options(spec.build_options, source=module_json)
     start = time.monotonic()
     emit(BuildEvent(tag, "start", f"building {tag} from {dockerfile}"))
+    notes = list(options.notes)
+    if wheels:
+        got = prepare_wheels(context, platform, dockerfile)
+        if got is not None:
+            how = f"downloaded: {got.how}" if got.downloaded else "unchanged"
+            notes.append(f"{got.count} wheels in {got.folder} ({how})")
+            emit(BuildEvent(tag, "note", notes[-1]))
     for note in options.notes:
         emit(BuildEvent(tag, "note", note))
     kwargs = {"path": str(context), "dockerfile": str(dockerfile), "tag": tag, "rm": True, **options.kwargs}
@@ -157,7 +170,7 @@ def build_image(
         image_id = str(attrs.get("Id", ""))
     seconds = time.monotonic() - start
     emit(BuildEvent(tag, "done", f"built {tag} ({image_id[:19]}) in {seconds:.1f}s", total, total))
-    return BuildResult(spec.name, platform, tag, image_id, str(dockerfile), seconds, options.notes)
+    return BuildResult(spec.name, platform, tag, image_id, str(dockerfile), seconds, tuple(notes))
 
 
 def _fail(
