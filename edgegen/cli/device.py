@@ -20,9 +20,17 @@ _state_option = click.option(
 )
 
 
+engine_option = click.option(
+    "--engine", type=click.Choice(["auto", "docker", "process"]), default="auto", show_default=True,
+    help="Where modules run: docker = the manifest's images as containers on the Docker API at DOCKER_HOST "
+    "(podman's socket too), as edgeAgent runs them; process = main.py from the solution's module folders; "
+    "auto = docker when an engine answers, else process (the device says which).",
+)
+
+
 @click.group(name="device")
 def device() -> None:
-    """Run and inspect a local edge device (no Docker, no Azure)."""
+    """Run and inspect a local edge device (modules as processes or containers; no Azure)."""
 
 
 @device.command()
@@ -43,13 +51,14 @@ def device() -> None:
               help="Where module venvs live (default: <state-dir>/venvs); share one between state dirs.")
 @click.option("--backoff-unit", type=float, default=10.0, show_default=True,
               help="Restart cool-off unit in seconds (edgeAgent: 10 s, doubling per restart, at most 300 s).")
+@engine_option
 @click.option("--fast-ack", is_flag=True,
               help="Acknowledge module messages before their hand-over is committed to disk (grouped every 20 ms; "
               "about twice the throughput, but a crash of the device process can lose the last 20 ms).")
 @click.pass_context
 def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca_file: str | None, state_dir: Path,
         address: str | None, solution: Path | None, device_id: str, reuse_site_packages: bool,
-        venv_dir: Path | None, backoff_unit: float, fast_ack: bool) -> None:
+        venv_dir: Path | None, backoff_unit: float, engine: str, fast_ack: bool) -> None:
     """Start the edge hub and every module of MANIFEST; Ctrl-C or SIGTERM stops everything."""
     import asyncio
     import logging
@@ -62,7 +71,7 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
         from edgegen.cli.hub import device_run
 
         ctx.invoke(device_run, device_cs=device_cs, solution=solution or Path("."), device_state_dir=state_dir,
-                   ca_file=hub_ca_file, state_dir=None, address=address)
+                   ca_file=hub_ca_file, state_dir=None, address=address, engine=engine)
         return
 
     from edgegen.local.agent import BackoffPolicy
@@ -71,13 +80,14 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = DeviceConfig(state_dir=state_dir, manifest=manifest, solution_dir=solution, address=address,
                           device_id=device_id, share_site_packages=reuse_site_packages, venv_dir=venv_dir,
-                          backoff=BackoffPolicy(unit_secs=backoff_unit), durable_ack=not fast_ack)
+                          backoff=BackoffPolicy(unit_secs=backoff_unit), durable_ack=not fast_ack, engine=engine)
 
     async def main() -> None:
         stop = stop_on_signals()
         dev = Device(config)
         click.echo(f"starting edge device {device_id!r}: edge hub on {dev.address}:8883, state in {dev.state}",
                    err=True)
+        click.echo(dev.engine_choice.reason, err=True)
         async with dev:
             names = ", ".join(dev.agent.status()) or "no modules"
             click.echo(f"running {names}; Ctrl-C stops", err=True)

@@ -244,8 +244,10 @@ def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="State directory of the local stand-in, to find its CA (default .state/hub).")
 @click.option("--address", default=None, help="127.x address for the device's own edge hub (default: free).")
+@click.option("--engine", type=click.Choice(["auto", "docker", "process"]), default="auto", show_default=True,
+              help="Where modules run (see 'edgegen device run --help').")
 def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: str | None,
-               state_dir: Path | None, address: str | None) -> None:
+               state_dir: Path | None, address: str | None, engine: str = "auto") -> None:
     """Run the local edge device joined to a hub: deployment from its twins, results to the hub.
 
     The same as 'edgegen device run --connection-string CS' (the device runtime's hub mode).
@@ -273,12 +275,13 @@ def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: 
     for noisy in ("azure.iot.device", "paho"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = HubDeviceOptions(device_cs, device_state_dir, solution.resolve(), ca_file=ca_file,
-                               rest_host=rest_host, address=address)
+                               rest_host=rest_host, address=address, extra={"engine": engine})
 
     async def main() -> None:
         stop = stop_on_signals()
         click.echo(f"joining hub {host}; waiting for a deployment…", err=True)
         await run_device_on_hub(options, stop, on_ready=lambda d: click.echo(
-            f"running {', '.join(d.agent.status()) or 'no modules'}; Ctrl-C stops", err=True))
+            f"{d.engine_choice.reason}; running {', '.join(d.agent.status()) or 'no modules'}; Ctrl-C stops",
+            err=True))
 
     asyncio.run(main())

@@ -19,8 +19,12 @@ __all__ = ["up"]
 @click.option("-P", "--platform", default=None, help="Platform to render for [default: from .env or amd64].")
 @click.option("--hub-port", type=int, default=8443, show_default=True, help="HTTPS port of the local hub.")
 @click.option("--plain", is_flag=True, help="Plain lines only (no live panel), also when on a terminal.")
+@click.option("--engine", type=click.Choice(["auto", "docker", "process"]), default="auto", show_default=True,
+              help="docker: build the module images, push them to the registries .env names, run them as "
+              "containers (Docker API at DOCKER_HOST); process: run main.py of each module folder; auto: docker "
+              "when an engine answers, else process.")
 def up(duration: float | None, device_id: str, state_dir: Path, platform: str | None, hub_port: int,
-       plain: bool) -> None:
+       plain: bool, engine: str) -> None:
     """The whole demo: render this solution, start a local IoT Hub and an edge device, deploy, stream results.
 
     Run it in a solution folder (the repo itself is one). Ctrl-C or --duration stops every child cleanly.
@@ -32,7 +36,7 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
     from edgegen.orchestration.up import UpOptions, run_up
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = UpOptions(Path.cwd(), state_dir.resolve(), device_id, duration, platform, hub_port)
+    options = UpOptions(Path.cwd(), state_dir.resolve(), device_id, duration, platform, hub_port, engine=engine)
     live = not plain and sys.stdout.isatty()
 
     async def main() -> None:

@@ -3,7 +3,9 @@
 1. render the solution's deployment template (``edgegen genconfig``) and validate it offline;
 2. start the local IoT Hub stand-in (REST + MQTT) on a free 127.x address;
 3. register an edge device and deploy the manifest to it (the real service SDK, as ``edgegen deploy -d``);
-4. run the local edge device joined to the hub (modules as processes, ``$upstream`` to the hub);
+4. run the local edge device joined to the hub (``$upstream`` to the hub), its modules as processes or, with
+   ``engine`` docker (or auto and an engine answers), as containers of the module images, which are built and
+   pushed (to the registries ``.env`` names) before the deployment;
 5. stream what arrives at the hub (the live feed, as ``edgegen monitor``) with a running summary,
    until ``stop`` is set (Ctrl-C) or ``duration`` passes; then stop the device, its modules and the hub.
 """
@@ -35,6 +37,8 @@ class UpOptions:
     platform: str | None = None
     hub_port: int = 8443
     summary_interval: float = 5.0
+    engine: str = "auto"  # "auto", "docker" or "process"
+    engine_env: dict[str, str] | None = None  # DOCKER_HOST…; default: the environment
 
 
 @dataclass
@@ -113,12 +117,21 @@ async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], 
     from edgegen.hub.connection import HubTarget
     from edgegen.hub.monitor import LocalFeed, MonitorFilter, format_event
     from edgegen.hublink.edgedevice import HubDeviceOptions, run_device_on_hub
+    from edgegen.local.containers import choose_engine
     from edgegen.local.hubstandin.server import HubStandIn
 
     summary = UpSummary()
+    choice = await asyncio.to_thread(choose_engine, options.engine, options.engine_env)
+    if choice.engine is not None:
+        choice.engine.close()
+    echo(choice.reason)
     manifest, content = await asyncio.to_thread(_render, options)
     summary.manifest = str(manifest)
     echo(f"rendered {manifest}")
+    if choice.kind == "docker":
+        from edgegen.images.publish import build_and_push
+
+        await asyncio.to_thread(build_and_push, options.solution_dir, options.platform, options.engine_env, echo)
     address = pick_hub_address((8883, options.hub_port))
     hub_state = options.state_dir / "hub"
     async with HubStandIn(hub_state, address, options.hub_port, mqtt=True) as hub:
@@ -140,7 +153,8 @@ async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], 
             device_stop = asyncio.Event()
             holder: dict[str, Any] = {}
             dev_options = HubDeviceOptions(identity.connection_string, options.state_dir / "device",
-                                           options.solution_dir, ca_file=info.ca_file, rest_host=info.host_name)
+                                           options.solution_dir, ca_file=info.ca_file, rest_host=info.host_name,
+                                           extra={"engine": choice.kind, "engine_env": options.engine_env})
             device_task = asyncio.create_task(
                 run_device_on_hub(dev_options, device_stop, on_ready=lambda d: holder.setdefault("device", d)))
             echo("starting the edge device runtime and its modules; results arriving at the hub:")

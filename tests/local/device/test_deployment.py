@@ -38,6 +38,15 @@ def test_repo_solution_parses(repo_root: Path) -> None:
         image="${MODULES.sensor}"), "modules.sensor.settings.image"),
     (lambda mc: mc["$edgeAgent"]["properties.desired"]["modules"]["sensor"]["env"].update(BAD={"v": 1}),
      "modules.sensor.env.BAD"),
+    (lambda mc: mc["$edgeAgent"]["properties.desired"]["modules"]["sensor"]["settings"].update(
+        createOptions='{"HostConfig": '), "modules.sensor.settings.createOptions"),
+    (lambda mc: mc["$edgeAgent"]["properties.desired"]["modules"]["sensor"]["settings"].update(
+        createOptions="[1]"), "modules.sensor.settings.createOptions"),
+    (lambda mc: mc["$edgeAgent"]["properties.desired"]["modules"]["sensor"].update(imagePullPolicy="always"),
+     "modules.sensor.imagePullPolicy"),
+    (lambda mc: mc["$edgeAgent"]["properties.desired"]["runtime"]["settings"].update(
+        registryCredentials={"r": {"address": "a.io", "username": "u"}}),
+     "runtime.settings.registryCredentials.r"),
     (lambda mc: mc.pop("$edgeHub"), "modulesContent.$edgeHub.properties.desired"),
     (lambda mc: mc["$edgeHub"]["properties.desired"]["storeAndForwardConfiguration"].update(timeToLiveSecs="x"),
      "storeAndForwardConfiguration.timeToLiveSecs"),
@@ -48,6 +57,24 @@ def test_bad_deployments_name_the_json_path(repo_root: Path, edit: Any, path: st
     with pytest.raises(DeviceError) as err:
         parse_deployment(mc, "m.json")
     assert path in err.value.render() and "m.json" in err.value.render()
+
+
+def test_pull_policy_credentials_and_create_options_chunks(repo_root: Path) -> None:
+    mc = _content(repo_root)
+    agent = mc["$edgeAgent"]["properties.desired"]
+    agent["runtime"]["settings"]["registryCredentials"] = {
+        "reg": {"address": "127.0.0.1:5999", "username": "u", "password": "p@ss"}}
+    sensor = agent["modules"]["sensor"]
+    sensor["imagePullPolicy"] = "never"
+    sensor["settings"]["createOptions"] = '{"HostConfig": {"Mem'
+    sensor["settings"]["createOptions01"] = 'ory": 67108864}}'
+    d = parse_deployment(mc)
+    assert d.modules["sensor"].image_pull_policy == "never"
+    assert d.modules["monitor"].image_pull_policy == "on-create"
+    assert d.modules["sensor"].create_options_dict() == {"HostConfig": {"Memory": 67108864}}
+    assert [(c.name, c.address, c.username, c.password) for c in d.registry_credentials] == [
+        ("reg", "127.0.0.1:5999", "u", "p@ss")]
+    assert "p@ss" not in repr(d.registry_credentials)
 
 
 def test_manifest_file_errors(tmp_path: Path) -> None:
