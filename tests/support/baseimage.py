@@ -50,7 +50,8 @@ def ensure_rootfs(timeout: float = 600) -> Path:
         if target.is_file():
             return target
         partial = target.with_suffix(".partial.tar")
-        options = [f"--dpkgopt=path-exclude={p}" for p in _EXCLUDE] + ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
+        options = [f"--dpkgopt=path-exclude={p}" for p in _EXCLUDE]
+        options.append("--dpkgopt=path-include=/usr/share/doc/*/copyright")
         cmd = [mmdebstrap, "--quiet", "--variant=essential", f"--include={','.join(PACKAGES)}", *options, "bookworm",
                str(partial)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
