@@ -4,10 +4,10 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients podman docker-registry apache2-utils graphviz openssl
+APT_PACKAGES := mosquitto mosquitto-clients podman runc mmdebstrap docker-registry apache2-utils graphviz openssl
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system venv peers bench clean
+.PHONY: demo test lint system venv peers base-image bench clean
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -34,10 +34,16 @@ $(IOTEDGEDEV):
 
 peers: $(IOTEDGEDEV)
 
+# The offline stand-in for the module Dockerfiles' base (python:3.11-slim-bookworm): a Debian rootfs made with
+# mmdebstrap from this machine's apt sources, built once per machine into ~/.cache/edgegen/base/ (about 30 s);
+# the container tests import it into their podman engine (tests/support/baseimage.py).
+base-image: venv
+	$(BIN)/python -m tests.support.baseimage
+
 demo: system venv
 	$(BIN)/edgegen up --duration $${DURATION:-30}
 
-test: system venv peers
+test: system venv peers base-image
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -192,3 +195,24 @@ def test_limits_binds_restart_backoff_desired_status_and_an_image_that_cannot_be
     with ContainerEngine.connect({"DOCKER_HOST": engine_host}) as engine:
         assert engine.containers(f"{DEVICE_LABEL}={device_label(state)}") == []
     assert b"allocating" in (state / "logs" / "hog.log").read_bytes()  # the removed container's log was kept
+
+
+@pytest.mark.e2e
+def test_up_with_the_docker_engine_builds_pushes_deploys_and_streams(engine_host: str, registry: RegistryInfo,
+                                                                      tmp_path: Path) -> None:
+    sol = engine_solution(tmp_path, registry, message_count=0, interval=0.3, scoring_port=free_port())
+    env = {**os.environ, "DOCKER_HOST": engine_host, "PYTHONUNBUFFERED": "1"}
+    env.pop("IOTHUB_CONNECTION_STRING", None)
+    proc = subprocess.run([sys.executable, "-m", "edgegen", "up", "--engine", "docker", "--plain", "--duration", "20",
+                           "--state-dir", str(sol / ".state")], cwd=sol, env=env, capture_output=True, text=True,
+                          timeout=400, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"modules run as containers on {engine_host} (--engine docker)" in out
+    for name in ("sensor", "inference", "monitor"):
+        assert f"built and pushed {registry.host}/{name}:0.1.0-amd64" in out
+    results = [line for line in out.splitlines() if "edgegen-demo/monitor:" in line and '"anomaly"' in line]
+    assert len(results) >= 5, out
+    assert "modules: inference=running, monitor=running, sensor=running" in out
+    with ContainerEngine.connect({"DOCKER_HOST": engine_host}) as engine:
+        assert engine.containers(OWNER_LABEL) == []  # every container the device started is gone
