@@ -1,8 +1,11 @@
 """The module folders hold what iotedgedev and our agent need: Dockerfiles per platform that copy every source
-file the module imports, and fully pinned requirements that agree with the SDK version edgegen is tested with."""
+file the module imports (the whole context, minus .dockerignore), install the requirements from the wheels
+edgegen build puts in wheels/, and fully pinned requirements that agree with the SDK version edgegen is tested
+with. (tests/local/engine builds the amd64 images for real and runs them.)"""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -21,11 +24,16 @@ def test_dockerfiles_exist_per_platform_and_copy_every_source_file(name: str) ->
     spec = json.loads((folder / "module.json").read_text())
     assert spec["image"]["repository"] == f"localhost:5000/{name}" and spec["image"]["tag"]["version"] == "0.1.0"
     sources = {p.name for p in folder.glob("*.py")} - DEV_ONLY
+    ignored = [ln.strip() for ln in (folder / ".dockerignore").read_text().splitlines()
+               if ln.strip() and not ln.startswith("#")]
+    assert not [s for s in sources | {"model"} if any(fnmatch.fnmatch(s, pat) for pat in ignored)]
+    assert (folder / "wheels").is_dir()
     for platform, dockerfile in spec["image"]["tag"]["platforms"].items():
         text = (folder / dockerfile).read_text()
         copied = {word for line in text.splitlines() if line.startswith("COPY ") for word in line.split()[1:-1]}
-        assert sources <= copied, f"{dockerfile} ({platform}) misses {sources - copied}"
-        assert "requirements.txt" in copied and re.search(r'^CMD \[.*"main.py"\]$', text, re.M)
+        assert sources <= copied or "." in copied, f"{dockerfile} ({platform}) misses {sources - copied}"
+        assert {"requirements.txt", "wheels/"} <= copied and re.search(r'^CMD \[.*"main.py"\]$', text, re.M)
+        assert "--no-index --find-links /tmp/wheels -r requirements.txt" in text
         assert "USER " in text
 
 
