@@ -110,7 +110,7 @@ def status(state_dir: Path, output_format: str) -> None:
         row["connected"] = "yes" if row["module"] in data.get("connected", []) else "no"
     text = table(rows, ["module", "runtimeStatus", "exitCode", "restartCount", "connected", "lastStartTimeUtc",
                         "statusDescription"], title=f"{data['deviceId']} ({data['address']}), edge hub "
-                 f"{data['edgeHub']}")
+                 f"{data['edgeHub']}, modules as {'containers' if data.get('engine') == 'docker' else 'processes'}")
     eps = [{"endpoint": ep, **v} for ep, v in data["endpoints"].items()]
     if eps:
         text += "\n" + table(eps, ["endpoint", "pending", "delivered", "expired"], title="store-and-forward")

@@ -195,7 +195,7 @@ def choose_engine(wanted: str, env: Mapping[str, str] | None = None) -> EngineCh
     except ImageError as exc:
         if wanted == "docker":
             raise DeviceError(f"--engine docker: {exc.message}", hint=exc.hint) from None
-        return EngineChoice("process", None, f"modules run as processes: no container engine answers ({exc.message})")
+        return EngineChoice("process", None, f"modules run as processes: {exc.message}")
     how = "--engine docker" if wanted == "docker" else "an engine answers"
     return EngineChoice("docker", engine, f"modules run as containers on {engine.base_url} ({how})")
 

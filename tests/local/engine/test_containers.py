@@ -27,6 +27,7 @@ from edgegen.local.agent import BackoffPolicy
 from edgegen.local.containerengine import ContainerEngine
 from edgegen.local.containers import device_label
 from edgegen.local.containerspec import DEVICE_LABEL, OWNER_LABEL, WORKLOAD_SOCKET
+from edgegen.local.control import ControlClient
 from edgegen.local.device import Device, DeviceConfig
 from edgegen.local.upstream import upstream_event
 from tests.local.engine.conftest import engine_solution
@@ -170,7 +171,7 @@ def test_limits_binds_restart_backoff_desired_status_and_an_image_that_cannot_be
 
     async def main() -> None:
         config = DeviceConfig(state_dir=state, manifest=manifest, engine="docker",
-                              engine_env={"DOCKER_HOST": engine_host}, control_api=False,
+                              engine_env={"DOCKER_HOST": engine_host},
                               backoff=BackoffPolicy(unit_secs=0.3, max_secs=1.0))
         async with Device(config) as dev:
             st = await _until("the hog killed and restarted twice",
@@ -182,6 +183,12 @@ def test_limits_binds_restart_backoff_desired_status_and_an_image_that_cannot_be
             reader_logs = await _until("the reader's output", lambda: (
                 b := dev.agent.read_logs("reader", 0, 1 << 20)) and b"Read-only" in b and b)
             assert b"hello from the host" in reader_logs
+            # what `edgegen device logs reader` and `edgegen device status` show, through the control API
+            client = ControlClient(state)
+            data, offset = await asyncio.to_thread(client.logs, "reader", 0)
+            assert b"hello from the host" in data and offset == len(data)
+            shown = await asyncio.to_thread(client.status)
+            assert shown["engine"] == "docker" and shown["modules"]["hog"]["exitCode"] == 137
             status = dev.agent.status()
             assert status["reader"]["runtimeStatus"] == "running" and status["reader"]["lastStartTimeUtc"]
             assert status["idle"]["runtimeStatus"] == "stopped" and "containerId" not in status["idle"]
