@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from edgegen.local.deployment import DesiredModule
@@ -96,6 +97,10 @@ class ModuleRun(Protocol):
 
 class ModuleRuntime(Protocol):
     kind: str  # "process" or "docker"
+
+    def log_path(self, module: str) -> Path:
+        """The module's log file (process mode: its output; engine mode: its removed containers' logs)."""
+        ...
 
     async def prepare(self, module: DesiredModule, env: Mapping[str, str], source: str) -> ModuleRun:
         """Make ``module`` ready to start with ``env`` (raises ModuleUnavailable with the reason)."""
@@ -232,9 +237,8 @@ class Agent:
         self._desired: dict[str, DesiredModule] = {}
         self._stopped_status: dict[str, ModuleStatus] = {}
 
-    def log_path(self, module: str) -> Any:
-        """Where a process module's output goes (process runtime only)."""
-        return self.runtime.log_path(module)  # type: ignore[attr-defined]
+    def log_path(self, module: str) -> Path:
+        return self.runtime.log_path(module)
 
     def read_logs(self, module: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         return self.runtime.read_logs(module, offset, limit)
