@@ -28,10 +28,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edgegen.generator.genconfig import genconfig  # noqa: E402
 from edgegen.generator.modulejson import load_module_json  # noqa: E402
 from edgegen.images import Engine, build_image  # noqa: E402
 from edgegen.local.device import Device, DeviceConfig  # noqa: E402
+from edgegen.pipeline import genconfig  # noqa: E402
 from tests.support.baseimage import import_base  # noqa: E402
 from tests.support.podman import run_podman_service  # noqa: E402
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from edgegen.generator.genconfig import genconfig
 from edgegen.images import Engine
 from edgegen.images.publish import build_and_push
 from edgegen.local.agent import BackoffPolicy
@@ -30,6 +29,7 @@ from edgegen.local.containerspec import DEVICE_LABEL, OWNER_LABEL, WORKLOAD_SOCK
 from edgegen.local.control import ControlClient
 from edgegen.local.device import Device, DeviceConfig
 from edgegen.local.upstream import upstream_event
+from edgegen.pipeline import genconfig
 from tests.local.engine.conftest import engine_solution
 from tests.support.net import free_port
 from tests.support.registry import RegistryInfo
