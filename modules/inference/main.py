@@ -1,7 +1,9 @@
-"""inference — hosts an Azure-ML-style entry script on IoT Edge: module messages, a direct method and HTTP.
+"""inference — hosts an Azure ML entry script on IoT Edge, unchanged: module messages, a direct method and HTTP.
 
-A standalone IoT Edge module (azure-iot-device + aiohttp). Environment:
-  ENTRY_SCRIPT        entry script, default score.py beside this file (relative paths: to this folder)
+A standalone IoT Edge module (azure-iot-device + the scoring core ``amlhost`` in this folder, which answers like Azure
+ML's azmlinfsrv: plain, inference_schema and @rawhttp scripts). Environment:
+  ENTRY_SCRIPT        entry script (or AZUREML_ENTRY_SCRIPT), default score.py beside this file (relative paths: to
+                      this folder)
   AZUREML_MODEL_DIR   model folder, default model/ beside this file (relative paths: to this folder)
   INPUT_NAME          input to score (default input1; twin desired ``inputName`` overrides)
   OUTPUT_NAME         output for results (default output1); ERROR_OUTPUT for failures (default errors)
@@ -9,7 +11,8 @@ A standalone IoT Edge module (azure-iot-device + aiohttp). Environment:
                       A port already in use is logged and reported (twin ``inference.http``); messages and the
                       direct method keep working.
   SCORING_KEY         when set, /score needs ``Authorization: Bearer <key>``
-  MAX_REQUEST_BYTES   largest HTTP body (default 1048576); SCORING_THREADS threads for run() (default 1)
+  MAX_REQUEST_BYTES   largest HTTP body (default 0: no limit, as azmlinfsrv); SCORING_THREADS threads for run()
+                      (default 1); SCORING_TIMEOUT_MS (default 3600000); CLIENT_TIMEOUT_SECONDS (default 60)
   REPORT_INTERVAL     seconds between twin reports of the counters (default 10); LOG_LEVEL (default INFO)
   DRAIN_SECONDS       on SIGTERM: stop taking input, score and send what was taken for up to this long (default 8)
 """
@@ -23,18 +26,19 @@ import os
 import signal
 import sys
 import time
-import traceback
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from amlhost.exchange import Reply, ScoreRequest, media_type
+from amlhost.http import HttpHost, HttpOptions, SettingError
+from amlhost.messages import describe_failure, is_success, message_request, method_request, method_response
+from amlhost.metrics import Metrics
+from amlhost.scorer import Scorer
+from amlhost.serve import StartError, load_scorer
+from amlhost.workers import RunThreads
 from azure.iot.device import Message, MethodResponse
 from azure.iot.device.aio import IoTHubModuleClient
-from entry import EntryScript, InvalidInput, encode_result, load_entry_script, prepare_input, resolve_path
-from entry import result_as_json_value as as_json_value
-from http_api import Metrics, make_app
 from outputs import OrderedSender, in_thread, leftover_inputs, patch_paho_tls_eof, sdk_call
 
 HERE = Path(__file__).resolve().parent
@@ -43,16 +47,22 @@ DRAIN_SECONDS = 8.0  # the runtime (docker stop, edgegen's agent) sends SIGKILL 
 log = logging.getLogger("inference")
 
 
+def resolve_path(value: str | None, default: str, base: Path) -> Path:
+    """``value`` (or ``default``) as an absolute path; relative paths are taken relative to ``base``."""
+    path = Path(value if value else default).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Host:
-    def __init__(self, client: IoTHubModuleClient, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, client: IoTHubModuleClient, executor: RunThreads) -> None:
         self.client = client
         self.executor = executor
         self.loop = asyncio.get_running_loop()
-        self.entry: EntryScript | None = None
+        self.scorer: Scorer | None = None
         self.metrics = Metrics()
         self.input_name = os.environ.get("INPUT_NAME") or "input1"
         self.output_name = os.environ.get("OUTPUT_NAME") or "output1"
@@ -90,9 +100,9 @@ class Host:
     def record_error(self, exc: BaseException, where: str) -> None:
         self.last_error = {"type": type(exc).__name__, "message": str(exc)[:500], "where": where, "time": now()}
 
-    async def score(self, data: Any) -> Any:
-        assert self.entry is not None
-        return await self.loop.run_in_executor(self.executor, self.entry.run, data)
+    async def score(self, request: ScoreRequest) -> Reply:
+        assert self.scorer is not None
+        return await self.loop.run_in_executor(self.executor, self.scorer.handle, request)
 
     async def consume(self) -> None:
         while not self.closing.is_set():
@@ -110,27 +120,29 @@ class Host:
         body = message.data if isinstance(message.data, bytes) else str(message.data).encode()
         carried = {k: v for k, v in message.custom_properties.items() if not k.startswith("$.")}
         if message.input_name != self.input_name:
-            exc: Exception = InvalidInput(f"message arrived on input {message.input_name!r}; this module scores "
-                                        f"input {self.input_name!r} (INPUT_NAME / twin desired inputName)")
-            await self.fail(message, body, carried, exc)
+            await self.fail(message, body, carried, "WrongInput",
+                            f"message arrived on input {message.input_name!r}; this module scores input "
+                            f"{self.input_name!r} (INPUT_NAME / twin desired inputName)")
             return
-        try:
-            data = prepare_input(body, message.content_type, sniff_text=True)
-            result = await self.score(data)
-            payload, content_type = encode_result(result)
-        except Exception as exc:
-            log.warning("message %s failed: %s: %s", message.message_id, type(exc).__name__, exc)
-            await self.fail(message, body, carried, exc)
+        reply = await self.score(message_request(body, message.content_type))
+        if not is_success(reply):
+            kind, text = describe_failure(reply)
+            log.warning("message %s failed (%d): %s: %s", message.message_id, reply.status, kind, text)
+            await self.fail(message, body, carried, kind, text, reply.status)
             return
-        out = Message(payload, content_encoding="utf-8", content_type=content_type)
+        content_type = reply.content_type or "application/octet-stream"
+        media = media_type(content_type)
+        textual = media.startswith("text/") or media == "application/json" or media.endswith("+json")
+        out = Message(reply.body, content_encoding="utf-8" if textual else None, content_type=content_type)
         out.custom_properties.update(carried)
         out.correlation_id = message.message_id
         await self.send_async(out, self.output_name, "scored")
 
-    async def fail(self, message: Message, body: bytes, carried: dict[str, str], exc: BaseException) -> None:
-        self.record_error(exc, f"input {message.input_name}")
+    async def fail(self, message: Message, body: bytes, carried: dict[str, str], kind: str, error: str,
+                   status: int | None = None) -> None:
+        self.last_error = {"type": kind, "message": error[:500], "where": f"input {message.input_name}", "time": now()}
         text = body.decode("utf-8", errors="replace")
-        report = {"error": type(exc).__name__, "message": str(exc), "input": text[:ERROR_INPUT_CHARS],
+        report = {"error": kind, "message": error, "status": status, "input": text[:ERROR_INPUT_CHARS],
                   "inputTruncated": len(text) > ERROR_INPUT_CHARS, "inputName": message.input_name,
                   "messageId": message.message_id, "time": now()}
         out = Message(json.dumps(report), content_encoding="utf-8", content_type="application/json")
@@ -194,14 +206,14 @@ class Host:
         if request.name != "score":
             status, payload = 404, {"error": "UnknownMethod", "message": f"no method {request.name!r}; try 'score'"}
         else:
-            try:
-                data = request.payload if isinstance(request.payload, str) else json.dumps(request.payload)
-                status, payload = 200, as_json_value(await self.score(data))
+            reply = await self.score(method_request(request.payload))
+            status, payload = method_response(reply)
+            if is_success(reply):
                 self.metrics.methods["ok"] += 1
-            except Exception as exc:
+            else:
                 self.metrics.methods["failed"] += 1
-                self.record_error(exc, "method score")
-                status, payload = 400, {"error": type(exc).__name__, "message": str(exc)}
+                if reply.error is not None:
+                    self.record_error(reply.error, "method score")
         try:
             await self.client.send_method_response(MethodResponse.create_from_method_request(request, status,
                                                                                              payload))
@@ -212,8 +224,9 @@ class Host:
         m = self.metrics
         http_errors = sum(n for (path, code), n in m.requests.items() if path == "/score" and code >= 400)
         return {"inference": {
-            "status": status, "modelVersion": self.entry.model_version() if self.entry else None,
-            "entryScript": self.entry.path.name if self.entry else None, "inputName": self.input_name,
+            "status": status, "modelVersion": self.scorer.script.model_version() if self.scorer else None,
+            "entryScript": self.scorer.script.path.name if self.scorer else None,
+            "scriptKind": self.scorer.script.kind.value if self.scorer else None, "inputName": self.input_name,
             "counters": {"received": m.messages["received"], "scored": m.messages["scored"],
                          "failed": m.messages["failed"], "httpRequests": sum(
                              n for (path, _), n in m.requests.items() if path == "/score"),
@@ -249,20 +262,19 @@ def env_number(name: str, default: float) -> float:
         raise SystemExit(f"inference: environment variable {name}={raw!r} is not a number") from None
 
 
-async def serve_http(host: Host) -> web.AppRunner | None:
+async def serve_http(host: Host) -> HttpHost | None:
     port_raw = os.environ.get("SCORING_PORT", "5001").strip().lower()
     if port_raw in ("off", "none", "disabled"):
         host.http = {"status": "off"}
         return None
-    app = make_app(host.score, host.metrics, max_body=int(env_number("MAX_REQUEST_BYTES", 1024 * 1024)),
-                   key=os.environ.get("SCORING_KEY") or None, on_error=lambda e: host.record_error(e, "http /score"))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    assert host.scorer is not None
+    server = HttpHost(host.scorer, host.executor, HttpOptions.from_environ(), host.metrics,
+                      on_error=lambda e: host.record_error(e, "http /score"))
     bind = os.environ.get("SCORING_HOST") or "127.0.0.1"
     try:
-        await web.TCPSite(runner, bind, int(port_raw), backlog=1024).start()
+        await server.start(bind, int(port_raw))
     except OSError as exc:  # a busy port (a laptop running something else on 5001) must not stop MQTT scoring
-        await runner.cleanup()
+        await server.close()
         error = (f"cannot listen on {bind}:{port_raw} ({exc.strerror or exc}); set SCORING_PORT to a free port "
                  f"(or SCORING_PORT=off)")
         log.error("HTTP scoring is off: %s. Module messages and the direct method 'score' keep working.", error)
@@ -270,17 +282,21 @@ async def serve_http(host: Host) -> web.AppRunner | None:
         return None
     host.http = {"status": "serving", "url": f"http://{bind}:{port_raw}/score"}
     log.info("HTTP scoring on http://%s:%s/score", bind, port_raw)
-    return runner
+    return server
 
 
 async def main() -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
-    script = resolve_path(os.environ.get("ENTRY_SCRIPT"), "score.py", HERE)
+    script = resolve_path(os.environ.get("ENTRY_SCRIPT") or os.environ.get("AZUREML_ENTRY_SCRIPT"), "score.py", HERE)
     model_dir = resolve_path(os.environ.get("AZUREML_MODEL_DIR"), "model", HERE)
-    executor = ThreadPoolExecutor(max_workers=max(1, int(env_number("SCORING_THREADS", 1))),
-                                  thread_name_prefix="run")
+    try:
+        HttpOptions.from_environ()
+    except SettingError as exc:
+        log.error("%s; exiting", exc)
+        return 2
+    executor = RunThreads(max(1, int(env_number("SCORING_THREADS", 1))))
     patch_paho_tls_eof()
     client = IoTHubModuleClient.create_from_edge_environment()
     try:
@@ -304,11 +320,13 @@ async def main() -> int:
             log.warning("no twin reply within 30 s; starting with the environment's settings")
         log.info("loading %s with AZUREML_MODEL_DIR=%s", script, model_dir)
         try:
-            host.entry = await loop.run_in_executor(executor, load_entry_script, script, model_dir)
-        except BaseException as exc:
-            log.error("init() failed, exiting so the restart policy applies:\n%s", traceback.format_exc())
-            host.record_error(exc, "init")
-            host.last_error["traceback"] = traceback.format_exc()[-2000:]  # type: ignore[index]
+            host.scorer = await loop.run_in_executor(executor, load_scorer, script, model_dir)
+        except StartError as exc:
+            log.error("%s; exiting so the restart policy applies\n%s", exc.message, exc.traceback)
+            host.record_error(exc.cause or exc, "init")
+            if exc.cause is None:
+                host.last_error["message"] = exc.message[:500]  # type: ignore[index]
+            host.last_error["traceback"] = exc.traceback[-2000:]  # type: ignore[index]
             await host.report("initFailed")
             return 1
         # Handler setters block until the subscription is acknowledged: keep them off the loop.
@@ -320,8 +338,8 @@ async def main() -> int:
         tasks = [asyncio.ensure_future(host.consume()),
                  asyncio.ensure_future(host.reporter(env_number("REPORT_INTERVAL", 10.0)))]
         await host.report()
-        log.info("ready: model %s, scoring input %s → output %s", host.entry.model_version(), host.input_name,
-                 host.output_name)
+        log.info("ready: %s (%s run()), model %s, scoring input %s → output %s", script.name,
+                 host.scorer.script.kind.value, host.scorer.script.model_version(), host.input_name, host.output_name)
         await host.stop.wait()
         await host.drain(drain_seconds)
         host.closing.set()
@@ -334,7 +352,7 @@ async def main() -> int:
         for sender in host.senders.values():
             sender.closing.set()
         if runner is not None:
-            await runner.cleanup()
+            await runner.close()
         try:  # completes (or cancels) every SDK operation still pending, so nothing is left to cancel below
             await sdk_call(client.shutdown(), 10)
         except Exception as exc:
