@@ -32,7 +32,16 @@ $(IOTEDGEDEV):
 	$(PY) -m venv .bench-venvs/iotedgedev
 	.bench-venvs/iotedgedev/bin/pip install -q iotedgedev==3.3.9 || echo "warning: could not install iotedgedev 3.3.9; the comparison tests will skip"
 
-peers: $(IOTEDGEDEV)
+# Azure ML's inference server (azmlinfsrv 1.5.1) + inference-schema, numpy, pandas in their own venv: the peer that
+# tests/modules/test_against_azmlinfsrv.py and bench/score.py compare the inference host with (about a minute, from
+# PyPI). The stamp is written only when the install succeeded; the comparison tests skip, saying so, without it.
+AZMLINFSRV := .bench-venvs/azmlinfsrv/.installed
+$(AZMLINFSRV): tests/support/azmlinfsrv-requirements.txt
+	$(PY) -m venv .bench-venvs/azmlinfsrv
+	.bench-venvs/azmlinfsrv/bin/pip install -q -r tests/support/azmlinfsrv-requirements.txt \
+	  && touch $(AZMLINFSRV) || echo "warning: could not install azmlinfsrv 1.5.1; the comparison tests will skip"
+
+peers: $(IOTEDGEDEV) $(AZMLINFSRV)
 
 # The offline stand-in for the module Dockerfiles' base (python:3.11-slim-bookworm): a Debian rootfs made with
 # mmdebstrap from this machine's apt sources, built once per machine into ~/.cache/edgegen/base/ (about 30 s);

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "edgegen.cli.hub:deploy",
     "monitor": "edgegen.cli.hub:monitor",
     "up": "edgegen.cli.up:up",
+    "serve": "edgegen.cli.serve:serve",
 }
 
 _HELP: dict[str, str] = {
@@ -57,6 +58,7 @@ _HELP: dict[str, str] = {
     "deploy": "Deploy a manifest to a device or at scale.",
     "monitor": "Show device-to-cloud messages as they arrive.",
     "up": "The whole demo: hub, device, deployment and live results.",
+    "serve": "Host an Azure ML entry script over HTTP, like azmlinfsrv.",
 }
 
 

@@ -167,7 +167,7 @@ def test_http_error_paths(sample: Served) -> None:
     assert not_utf8.status == 400 and "UTF-8" in not_utf8.json()["message"]
     raising = http("POST", sample.url + "/score", b'{"machine": 3}', auth({"Content-Type": "application/json"}))
     assert raising.status == 500 and raising.headers["x-ms-run-function-failed"] == "True"
-    assert raising.json() == {"message": "An unexpected error occurred in scoring script. Check the logs for more info."}
+    assert raising.json()["message"] == "An unexpected error occurred in scoring script. Check the logs for more info."
     big = b"[" + b"1," * 3000 + b"1]"
     too_big = http("POST", sample.url + "/score", big, auth({"Content-Type": "application/json"}))
     assert too_big.status == 413 and "MAX_REQUEST_BYTES" in too_big.json()["message"]

@@ -3,7 +3,7 @@
 - a response object (``AMLResponse``, or any Werkzeug/Flask response): its status, headers and body as they are;
   ``x-ms-run-function-failed: True`` when its status is 5xx;
 - anything else: ``json.dumps(result)`` as ``application/json`` with status 200. A ``str`` is encoded again (a
-  returned JSON string arrives as a JSON string literal), ``None`` is ``null``… as under azmlinfsrv.
+  returned JSON string arrives as a JSON string literal), ``None`` is ``{}``, as under azmlinfsrv.
 A value JSON cannot carry (numpy arrays, bytes, sets, NaN/Infinity, circular data) is a 500 whose message says what
 was returned and what to return instead. azmlinfsrv also answers 500 for the non-serialisable ones (with a message
 pointing at its logs) but sends NaN/Infinity out as the non-standard tokens ``NaN``/``Infinity``; here they are an
@@ -56,7 +56,7 @@ def encode_result(result: Any) -> tuple[Reply, bool]:
     try:
         if response_class is not None and isinstance(result, response_class):
             return _from_response(result), True
-        text = json.dumps(result, allow_nan=False)
+        text = json.dumps(result, allow_nan=False) if result is not None else "{}"  # AMLResponse(None) is {}
     except (TypeError, ValueError, RecursionError) as exc:
         what = "NaN or Infinity" if "Out of range float" in str(exc) else "a value"
         detail = str(exc) if not isinstance(exc, RecursionError) else "it is nested too deeply"
