@@ -1,14 +1,20 @@
-"""Benchmark: the inference module's HTTP /score against Azure ML's own host (azmlinfsrv), and its MQTT path.
+"""Benchmark: Azure ML's own inference server (azmlinfsrv) against ours (`edgegen serve` and the inference module),
+on four entry scripts, with the ceiling (run() alone) beside them; then the module's MQTT path.
 
-    .venv/bin/python bench/score.py [--seconds 5] [--rounds 3] [--messages 3000]
+    .venv/bin/python bench/score.py [--seconds 5] [--rounds 3] [--messages 3000] [--only trivial,sklearn]
 
-Both servers host the same trivial entry script (bench/score_entry/score.py) with their default settings (one
-worker each), pinned to CPU 0; `wrk` (8 connections, one thread, POST via a Lua script) runs pinned to CPU 1.
-They are driven alternately, round after round, and the medians are printed side by side with the ratio.
-Our server is the real module process (modules/inference/main.py) connected to a real Mosquitto over TLS, as on a
-device. azmlinfsrv comes from PyPI (azureml-inference-server-http) in its own venv, .bench-venvs/azmlinfsrv,
-created here when absent; it hard-codes 0.0.0.0, so it is started through its own entry point with the host
-constant set to 127.0.0.1 (nothing else changes).
+Entry scripts (bench/score_entry/): a trivial plain script, an inference_schema script (typed named inputs), a
+@rawhttp script (AMLRequest in, AMLResponse out) and a model-backed one in the style of Azure ML's public
+scikit-learn sample (Ridge regression on scikit-learn's diabetes data, trained here; `predict` on two rows).
+Each server hosts the script with its default settings (one worker each), pinned to CPU 0; `wrk` (8 connections,
+one thread, POST via a Lua script) runs pinned to CPU 1. The servers are driven alternately, round after round, and
+the medians are printed side by side with the ratio. The module is the real process (modules/inference/main.py)
+connected to a real Mosquitto over TLS, as on a device.
+azmlinfsrv comes from PyPI in its own venv (.bench-venvs/azmlinfsrv, `make peers`, created here when absent) and is
+bound to 127.0.0.1 through its own entry point. scikit-learn is installed once into .bench-venvs/sklearn (`pip
+install --target`) and put on both servers' PYTHONPATH, so both run the same model code.
+The ceiling is what one core could do if a server cost nothing: 1 / (mean time of the host's run() call alone,
+measured in-process, arguments already decoded).
 MQTT path: messages/s from input1 through run() to output1 with the module pinned to one core (CPU 0), the
 publisher and Mosquitto on the other.
 """
@@ -28,6 +34,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,93 +43,74 @@ sys.path.insert(0, str(REPO))
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from tests.modules.conftest import module_env  # noqa: E402
+from tests.support.azmlinfsrv import base_env, install, start_azmlinfsrv, start_serve, wait_ready  # noqa: E402
 from tests.support.iothub_responder import run_responder  # noqa: E402
 from tests.support.mosquitto import run_mosquitto  # noqa: E402
-from tests.support.net import free_port, wait_for_port  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 from tests.support.proc import stop_process  # noqa: E402
 
-ENTRY = REPO / "bench" / "score_entry" / "score.py"
-AZML_VENV = REPO / ".bench-venvs" / "azmlinfsrv"
-AZML_PACKAGE = "azureml-inference-server-http==1.5.1"
-BODY = json.dumps({"data": [1, 2, 3, 4]})
+ENTRIES = REPO / "bench" / "score_entry"
+SKLEARN_TARGET = REPO / ".bench-venvs" / "sklearn"
+SKLEARN = "scikit-learn==1.9.1"
 READING = json.dumps({"machine": {"temperature": 50.0, "pressure": 4.4},
                       "ambient": {"temperature": 21.0, "humidity": 25.0}, "timeCreated": "2026-01-01T00:00:00Z"})
-LUA = f"""wrk.method = "POST"
-wrk.body = {json.dumps(BODY)}
-wrk.headers["Content-Type"] = "application/json"
-"""
-AZML_LAUNCH = """import sys
-import azureml_inference_server_http.amlserver as amlserver
-amlserver.DEFAULT_HOST = "127.0.0.1"  # its default is 0.0.0.0; benchmarks stay on loopback
-amlserver.run()
+SERVERS = ("azmlinfsrv", "edgegen serve", "edgegen module")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    script: str
+    body: str
+    needs_model: bool = False
+
+
+SCENARIOS = (
+    Scenario("trivial", "score.py", json.dumps({"data": [1, 2, 3, 4]})),
+    Scenario("inference_schema", "schema_score.py", json.dumps({"data": [[1.0, 2.0, 3.0, 4.0]], "scale": 2.0})),
+    Scenario("rawhttp", "rawhttp_score.py", json.dumps({"data": [1, 2, 3, 4]})),
+    Scenario("sklearn", "sklearn_score.py", json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+                                                                [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]}), True),
+)
+CEILING = """import json, sys, time
+from pathlib import Path
+from amlhost.exchange import Headers, ScoreRequest
+from amlhost.inputs import run_arguments
+from amlhost.script import load_entry_script
+script = load_entry_script(Path(sys.argv[1]), Path(sys.argv[3]) if sys.argv[3] else None)
+script.init()
+body = sys.argv[2].encode()
+request = ScoreRequest("POST", "/score", "", Headers([("Content-Type", "application/json")]), body)
+calls = [run_arguments(script, request) for _ in range(20000)]  # decoded beforehand: not part of run()
+headers = lambda: {}
+for arguments in calls[:2000]:
+    script.call(arguments, headers)
+started = time.perf_counter()
+for arguments in calls[2000:]:
+    script.call(arguments, headers)
+print((time.perf_counter() - started) / 18000 * 1e6)
 """
 
 
 def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", str(cpu), *argv] if cpu is not None and os.cpu_count() and os.cpu_count() > 1 else argv
+    return ["taskset", "-c", str(cpu), *argv] if cpu is not None and (os.cpu_count() or 1) > 1 else argv
 
 
-def ensure_azmlinfsrv() -> Path:
-    python = AZML_VENV / "bin" / "python"
-    if not (AZML_VENV / "bin" / "azmlinfsrv").exists():
-        print(f"installing {AZML_PACKAGE} into {AZML_VENV} …", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(AZML_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", AZML_PACKAGE], check=True)
-    return python
+def ensure_sklearn() -> Path:
+    if not (SKLEARN_TARGET / "sklearn").is_dir():
+        print(f"installing {SKLEARN} into {SKLEARN_TARGET} …", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(SKLEARN_TARGET), SKLEARN],
+                       check=True)
+    return SKLEARN_TARGET
 
 
-def wait_http(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{what} did not answer on port {port}")
-
-
-@contextmanager
-def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
-        try:
-            yield proc
-        finally:
-            stop_process(proc, grace=15, kill_wait=None)
-
-
-@contextmanager
-def our_module(workdir: Path, cpu: int | None, extra_env: dict[str, str]) -> Iterator[tuple[int, object]]:
-    """The real inference module on a real Mosquitto (TLS): yields (http port, responder)."""
-    with ExitStack() as stack:
-        broker = stack.enter_context(run_mosquitto(tls=True))
-        hub = stack.enter_context(run_responder(broker, "dev1", "inference"))
-        port = free_port()
-        env = module_env(broker, "inference", {"SCORING_PORT": str(port), "ENTRY_SCRIPT": str(ENTRY),
-                                               "LOG_LEVEL": "WARNING", "REPORT_INTERVAL": "60", **extra_env})
-        argv = pinned(cpu, [sys.executable, str(REPO / "modules" / "inference" / "main.py")])
-        proc = stack.enter_context(process(argv, env, workdir / "inference.log"))
-        wait_http(port, proc, "the inference module")
-        hub.wait_reported(lambda r: r.get("inference", {}).get("status") == "running", 30)
-        yield port, hub
-
-
-@contextmanager
-def azmlinfsrv(workdir: Path, cpu: int | None) -> Iterator[int]:
-    python = ensure_azmlinfsrv()
-    port = free_port()
-    env = {**os.environ, "AZUREML_ENTRY_SCRIPT": str(ENTRY), "AZUREML_MODEL_DIR": str(ENTRY.parent)}
-    argv = pinned(cpu, [str(python), "-c", AZML_LAUNCH, "--entry_script", str(ENTRY), "--port", str(port)])
-    with process(argv, env, workdir / "azmlinfsrv.log") as proc:
-        wait_for_port("127.0.0.1", port, timeout=60)
-        wait_http(port, proc, "azmlinfsrv")
-        yield port
+def train_sklearn(model_root: Path, env: dict[str, str]) -> None:
+    """model_root/model/sklearn_regression_model.pkl: Ridge on the diabetes data scikit-learn ships."""
+    (model_root / "model").mkdir(parents=True, exist_ok=True)
+    code = ("import joblib, sys\nfrom sklearn.datasets import load_diabetes\nfrom sklearn.linear_model import Ridge\n"
+            "X, y = load_diabetes(return_X_y=True)\njoblib.dump(Ridge(alpha=0.5).fit(X, y), sys.argv[1])\n")
+    subprocess.run([sys.executable, "-c", code, str(model_root / "model" / "sklearn_regression_model.pkl")],
+                   env=env, check=True)
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -139,39 +127,86 @@ def run_wrk(port: int, seconds: int, cpu: int | None, lua: Path) -> dict[str, fl
         assert m, out
         return float(m.group(1)) * UNITS[m.group(2)]
 
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    if bad or errors:
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or re.search(r"Socket errors: (.*)", out):
         raise RuntimeError(f"wrk saw failures against port {port}:\n{out}")
     return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
 
 
-def http_benchmark(seconds: int, rounds: int, workdir: Path) -> dict[str, list[dict[str, float]]]:
-    lua = workdir / "post.lua"
-    lua.write_text(LUA)
-    results: dict[str, list[dict[str, float]]] = {"edgegen inference": [], "azmlinfsrv": []}
+@contextmanager
+def servers(scenario: Scenario, workdir: Path, model_root: Path | None,
+            env: dict[str, str]) -> Iterator[dict[str, int]]:
+    """The three servers for one scenario, each pinned to CPU 0; yields name → port."""
+    script = ENTRIES / scenario.script
     with ExitStack() as stack:
-        ours, _ = stack.enter_context(our_module(workdir, 0, {}))
-        theirs = stack.enter_context(azmlinfsrv(workdir, 0))
-        for port in (ours, theirs):  # warm-up, not counted
-            run_wrk(port, 1, 1, lua)
+        ports: dict[str, int] = {}
+        waiting = []
+        ports["azmlinfsrv"] = free_port()
+        peer = start_azmlinfsrv(install(), script, ports["azmlinfsrv"], workdir, workdir / f"{scenario.name}-azml.log",
+                                model_root, env=env)
+        subprocess.run(["taskset", "-a", "-p", "-c", "0", str(peer.pid)], capture_output=True, check=False)
+        stack.callback(stop_process, peer, 15)
+        waiting.append(("azmlinfsrv", peer))
+        ports["edgegen serve"] = free_port()
+        serve = start_serve(script, ports["edgegen serve"], workdir, workdir / f"{scenario.name}-serve.log",
+                            model_root, env=env, extra_args=("--log-level", "warning"))
+        subprocess.run(["taskset", "-a", "-p", "-c", "0", str(serve.pid)], capture_output=True, check=False)
+        stack.callback(stop_process, serve, 15)
+        waiting.append(("edgegen serve", serve))
+        broker = stack.enter_context(run_mosquitto(tls=True))
+        hub = stack.enter_context(run_responder(broker, "dev1", "inference"))
+        ports["edgegen module"] = free_port()
+        module_extra = {"SCORING_PORT": str(ports["edgegen module"]), "ENTRY_SCRIPT": str(script),
+                        "LOG_LEVEL": "WARNING", "REPORT_INTERVAL": "60", **env}
+        if model_root is not None:
+            module_extra["AZUREML_MODEL_DIR"] = str(model_root)
+        with open(workdir / f"{scenario.name}-module.log", "wb") as log:
+            module = subprocess.Popen(pinned(0, [sys.executable, str(REPO / "modules" / "inference" / "main.py")]),
+                                      env=module_env(broker, "inference", module_extra), stdout=log,
+                                      stderr=subprocess.STDOUT, cwd=workdir)
+        stack.callback(stop_process, module, 15)
+        waiting.append(("edgegen module", module))
+        for name, proc in waiting:
+            wait_ready(ports[name], proc, f"{name} ({scenario.name})")
+        hub.wait_reported(lambda r: r.get("inference", {}).get("status") == "running", 30)
+        yield ports
+
+
+def ceiling_us(scenario: Scenario, model_root: Path | None, env: dict[str, str]) -> float:
+    argv = pinned(0, [sys.executable, "-c", CEILING, str(ENTRIES / scenario.script), scenario.body,
+                      str(model_root) if model_root else ""])
+    out = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def http_benchmark(scenario: Scenario, seconds: int, rounds: int, workdir: Path, model_root: Path | None,
+                   env: dict[str, str]) -> dict[str, dict[str, float]]:
+    lua = workdir / f"{scenario.name}.lua"
+    lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(scenario.body)}\n'
+                   'wrk.headers["Content-Type"] = "application/json"\n')
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in SERVERS}
+    with servers(scenario, workdir, model_root, env) as ports:
+        for name in SERVERS:  # warm-up, not counted
+            run_wrk(ports[name], 1, 1, lua)
         for r in range(rounds):
-            order = [("edgegen inference", ours), ("azmlinfsrv", theirs)]
-            for name, port in order if r % 2 == 0 else order[::-1]:
-                results[name].append(run_wrk(port, seconds, 1, lua))
-                print(f"  round {r + 1} {name:18} {results[name][-1]['rps']:9.0f} req/s", flush=True)
-    return results
+            order = list(SERVERS) if r % 2 == 0 else list(reversed(SERVERS))
+            for name in order:
+                results[name].append(run_wrk(ports[name], seconds, 1, lua))
+                print(f"  {scenario.name:16} round {r + 1} {name:15} {results[name][-1]['rps']:8.0f} req/s", flush=True)
+    return {name: {k: statistics.median(run[k] for run in runs) for k in ("rps", "p50", "p99")}
+            for name, runs in results.items()}
 
 
-def mqtt_benchmark(count: int, workdir: Path, entry: Path = ENTRY, body: str = BODY) -> float:
+def mqtt_benchmark(count: int, workdir: Path, entry: Path, body: str) -> float:
     """Messages/s input1 → run() → output1, module pinned to CPU 0."""
     with ExitStack() as stack:
         broker = stack.enter_context(run_mosquitto(tls=True))
         hub = stack.enter_context(run_responder(broker, "dev1", "inference"))
         env = module_env(broker, "inference", {"ENTRY_SCRIPT": str(entry), "LOG_LEVEL": "WARNING",
                                                "REPORT_INTERVAL": "60", "SCORING_PORT": "off"})
-        argv = pinned(0, [sys.executable, str(REPO / "modules" / "inference" / "main.py")])
-        stack.enter_context(process(argv, env, workdir / "inference-mqtt.log"))
+        with open(workdir / "inference-mqtt.log", "wb") as log:
+            proc = subprocess.Popen(pinned(0, [sys.executable, str(REPO / "modules" / "inference" / "main.py")]),
+                                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+        stack.callback(stop_process, proc, 15)
         hub.wait_reported(lambda r: r.get("inference", {}).get("status") == "running", 30)
         pub = mqtt.Client(client_id=f"bench-{uuid.uuid4().hex[:6]}")
         pub.tls_set_context(ssl.create_default_context(cafile=str(broker.ca_file)))
@@ -196,28 +231,46 @@ def mqtt_benchmark(count: int, workdir: Path, entry: Path = ENTRY, body: str = B
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="inference module vs azmlinfsrv; MQTT path throughput")
+    parser = argparse.ArgumentParser(description="azmlinfsrv vs edgegen serve vs the inference module; MQTT path")
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server (default 3)")
     parser.add_argument("--messages", type=int, default=3000, help="messages through the MQTT path (default 3000)")
+    parser.add_argument("--only", default="", help="comma-separated scenarios (default: all), 'none' for MQTT only")
     args = parser.parse_args()
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
+    summary: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-score-") as tmp:
         workdir = Path(tmp)
-        print(f"HTTP POST /score, wrk -t1 -c8 -d{args.seconds:g}s, {args.rounds} alternating rounds", flush=True)
-        results = http_benchmark(args.seconds, args.rounds, workdir)
-        med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
-               for name, runs in results.items()}
-        print(f"\n{'server':20} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}")
-        for name, m in med.items():
-            print(f"{name:20} {m['rps']:10.0f} {m['p50']:9.2f} {m['p99']:9.2f}")
-        ours, theirs = med["edgegen inference"], med["azmlinfsrv"]
-        print(f"ratio (ours / azmlinfsrv): req/s {ours['rps'] / theirs['rps']:.2f}x, "
-              f"p99 {ours['p99'] / theirs['p99']:.2f}x")
-        print(f"\nMQTT path input1 → run() → output1, module on one core, {args.messages} messages (QoS 1)")
-        trivial = mqtt_benchmark(args.messages, workdir)
-        print(f"  trivial entry script:        {trivial:8.0f} messages/s")
-        sample = mqtt_benchmark(args.messages, workdir, REPO / "modules" / "inference" / "score.py", READING)
-        print(f"  anomaly model (score.py):    {sample:8.0f} messages/s")
+        env = base_env()
+        if any(s.needs_model for s in chosen):
+            env["PYTHONPATH"] = str(ensure_sklearn())
+            train_sklearn(workdir / "sklearn-model", env)
+        print(f"HTTP POST /score, wrk -t1 -c8 -d{args.seconds}s, {args.rounds} alternating rounds; servers on CPU 0",
+              flush=True)
+        for scenario in chosen:
+            model_root = workdir / "sklearn-model" if scenario.needs_model else None
+            med = http_benchmark(scenario, args.seconds, args.rounds, workdir, model_root, env)
+            run_us = ceiling_us(scenario, model_root, env)
+            theirs = med["azmlinfsrv"]
+            summary.append(f"\n{scenario.name} ({scenario.script}); run() alone: {run_us:.1f} µs → ceiling "
+                           f"{1e6 / run_us:,.0f} req/s on one core")
+            summary.append(f"{'server':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'µs/req':>8} "
+                           f"{'overhead µs':>11} {'req/s ratio':>11} {'p99 ratio':>9}")
+            for name in SERVERS:
+                m = med[name]
+                per_request = 1e6 / m["rps"]
+                ratio = "" if name == "azmlinfsrv" else f"{m['rps'] / theirs['rps']:10.2f}x"
+                p99 = "" if name == "azmlinfsrv" else f"{m['p99'] / theirs['p99']:8.2f}x"
+                summary.append(f"{name:16} {m['rps']:8.0f} {m['p50']:8.2f} {m['p99']:8.2f} {per_request:8.0f} "
+                               f"{per_request - run_us:11.0f} {ratio:>11} {p99:>9}")
+            print("\n".join(summary[-(len(SERVERS) + 2):]), flush=True)
+        print("\n== summary ==" + "\n".join(summary))
+        if args.messages:
+            print(f"\nMQTT path input1 → run() → output1, module on one core, {args.messages} messages (QoS 1)")
+            trivial = mqtt_benchmark(args.messages, workdir, ENTRIES / "score.py", SCENARIOS[0].body)
+            print(f"  trivial entry script:        {trivial:8.0f} messages/s")
+            sample = mqtt_benchmark(args.messages, workdir, REPO / "modules" / "inference" / "score.py", READING)
+            print(f"  anomaly model (score.py):    {sample:8.0f} messages/s")
     return 0
 
 

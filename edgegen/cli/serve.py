@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edgegen.errors import EdgegenError
+
+if TYPE_CHECKING:
+    from amlhost.scorer import Scorer
 
 __all__ = ["ServeError", "serve"]
 
@@ -37,7 +41,8 @@ def _loopback(address: str) -> bool:
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Threads running run() (azmlinfsrv: one worker).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
-              show_default=True, help="debug also logs every request.")
+              show_default=True, help="Of the host's own logs (debug: every request). The script's own logging "
+              "stays at WARNING, as under azmlinfsrv.")
 def serve(entry_script: Path | None, model_dir: Path | None, port: int, address: str, threads: int,
           log_level: str) -> None:
     """Serve ENTRY_SCRIPT [default: score.py] on http://ADDRESS:PORT/score like azmlinfsrv; Ctrl-C stops.
@@ -70,14 +75,15 @@ def serve(entry_script: Path | None, model_dir: Path | None, port: int, address:
         http_options = HttpOptions.from_environ()
     except SettingError as exc:
         raise ServeError(str(exc), hint="fix or unset that environment variable") from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("amlhost").setLevel(log_level.upper())
     if not _loopback(address):
         click.echo(f"warning: listening on {address}, reachable from other machines", err=True)
     options = ServeOptions(script.resolve(), model_dir.resolve() if model_dir else None, address, port, threads,
                            http_options)
 
-    def ready(bound: tuple[str, int], scorer: object) -> None:
-        kind = scorer.script.kind.value  # type: ignore[attr-defined]
+    def ready(bound: tuple[str, int], scorer: Scorer) -> None:
+        kind = scorer.script.kind.value
         url = f"http://{bound[0]}:{bound[1]}"
         click.echo(f"serving {script} ({kind} run()) on {url}/score  (liveness {url}/, "
                    f"OpenAPI {url}/swagger.json); Ctrl-C stops", err=True)

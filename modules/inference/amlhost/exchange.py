@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = ["HeaderMap", "Headers", "Reply", "ScoreRequest", "media_type", "message_reply"]
@@ -60,7 +60,7 @@ class Reply:
     body: bytes = b""
     error: BaseException | None = None  # what went wrong, for logs, the twin and the module's errors output
     run_ms: float | None = None  # time spent in run(), when it was called
-    extra: dict[str, str] = field(default_factory=dict)
+    from_script: bool = False  # headers set by the script's own response object (which may hold any name)
 
     def header(self, name: str) -> str | None:
         lower = name.lower()

@@ -1,7 +1,7 @@
 """The HTTP face: aiohttp's low-level server around a ``Scorer``, plus what only this host adds.
 
-``run()`` goes to the executor (the caller's thread pool), so a slow model never holds up ``GET /``, ``/metrics``
-or other connections. What azmlinfsrv does not have, all off by default where it could refuse a request
+``run()`` goes to the caller's ``RunThreads``, so a slow model never holds up ``GET /``, ``/metrics`` or other
+connections. What azmlinfsrv does not have, all off by default where it could refuse a request
 azmlinfsrv accepts:
 
 - ``key``: ``/score`` needs ``Authorization: Bearer <key>`` (401 otherwise); compared in constant time, as bytes;
@@ -9,8 +9,9 @@ azmlinfsrv accepts:
   azmlinfsrv);
 - ``client_timeout``: a client gets this long to send a request's headers, again to send its body (then 408), and
   this long idle between keep-alive requests, so a slow client cannot hold a connection forever;
-- ``timeout_ms``: ``run()`` taking longer is answered 500 ``Scoring timeout after N ms`` (azmlinfsrv's
-  ``SCORING_TIMEOUT_MS``, default one hour); the call itself cannot be stopped and finishes in its thread;
+- ``timeout_ms``: ``run()`` taking longer (counted from the start of the call, not the wait for a free thread) is
+  answered 500 ``Scoring timeout after N ms`` (azmlinfsrv's ``SCORING_TIMEOUT_MS``, default one hour); the call
+  itself cannot be stopped and finishes in its thread;
 - ``GET /metrics``: Prometheus text (counters, ``run()`` latency histogram).
 """
 
@@ -22,16 +23,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from .exchange import Reply, ScoreRequest, message_reply
 from .metrics import Metrics
 from .replies import INTERNAL_ERROR
 from .scorer import Scorer
+from .script import InputKind
+from .workers import Job, RunThreads
 
 __all__ = ["HttpHost", "HttpOptions", "SettingError"]
 
@@ -72,6 +74,20 @@ class HttpOptions:
                    client_timeout=_number(env, "CLIENT_TIMEOUT_SECONDS", 60.0, minimum=0.1))
 
 
+_TIMED_OUT: Any = object()
+
+
+def _check_timeout(loop: asyncio.AbstractEventLoop, job: Job[Reply], timeout_s: float) -> None:
+    """Give up on ``run()`` ``timeout_s`` after it started (azmlinfsrv times the call, not the wait for a worker)."""
+    if job.future.done():
+        return
+    left = timeout_s if job.started is None else job.started + timeout_s - time.monotonic()
+    if left > 0:
+        loop.call_later(left, _check_timeout, loop, job, timeout_s)
+    else:
+        job.future.set_result(_TIMED_OUT)
+
+
 class _BodyError(Exception):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
@@ -80,7 +96,7 @@ class _BodyError(Exception):
 class HttpHost:
     """``async with HttpHost(...).serving(host, port)`` or ``start()``/``close()``."""
 
-    def __init__(self, scorer: Scorer, executor: Executor, options: HttpOptions | None = None,
+    def __init__(self, scorer: Scorer, executor: RunThreads, options: HttpOptions | None = None,
                  metrics: Metrics | None = None,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
         self.scorer = scorer
@@ -89,6 +105,7 @@ class HttpHost:
         self.metrics = metrics or Metrics()
         self.on_error = on_error
         self._expected = f"Bearer {self.options.key}".encode() if self.options.key else None
+        self._raw = scorer.script.kind is InputKind.RAW
         self._server: web.Server | None = None
         self._listener: asyncio.base_events.Server | None = None
         self.address: tuple[str, int] | None = None
@@ -133,7 +150,7 @@ class HttpHost:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s %d %.3fms %d", request.method, request.path_qs, reply.status,
                       (time.perf_counter() - started) * 1e3, len(reply.body))
-        return web.Response(status=reply.status, headers=CIMultiDict(reply.headers), body=reply.body)
+        return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
 
     async def _score(self, request: web.BaseRequest) -> Reply:
         if self._expected is not None:
@@ -148,21 +165,30 @@ class HttpHost:
             return self.scorer.answer(exc.reply, request.headers)
         score_request = self._score_request(request, body)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, self.scorer.handle, score_request)
+        job = self.executor.call_soon(loop, self.scorer.handle, score_request)
         timeout_s = self.options.timeout_ms / 1e3
+        timer = loop.call_later(timeout_s, _check_timeout, loop, job, timeout_s)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        except TimeoutError:
+            reply = await job.future
+        finally:
+            timer.cancel()  # a re-armed timer finds the future done and does nothing
+        if reply is _TIMED_OUT:
             log.error("run() is still busy after %d ms; answered 500, the call goes on in its thread",
                       self.options.timeout_ms)
-            future.add_done_callback(lambda f: f.cancelled() or f.exception())
             return self.scorer.timeout_reply(score_request, self.options.timeout_ms)
+        return reply
 
     async def _read(self, request: web.BaseRequest) -> bytes:
         limit = self.options.max_body
         if limit and request.content_length is not None and request.content_length > limit:
             raise _BodyError(message_reply(413, f"the body of {request.content_length} bytes is over the "
                                                 f"{limit}-byte limit (MAX_REQUEST_BYTES)"))
+        content = request.content
+        if content.is_eof():  # the whole body arrived with the headers (most requests): no waiting, no timer
+            body = content.read_nowait(-1)
+            if limit and len(body) > limit:
+                raise _BodyError(message_reply(413, f"the body is over the {limit}-byte limit (MAX_REQUEST_BYTES)"))
+            return body
         chunks: list[bytes] = []
         size = 0
         try:
@@ -180,13 +206,14 @@ class HttpHost:
                                                 "(CLIENT_TIMEOUT_SECONDS)")) from None
         return b"".join(chunks)
 
-    @staticmethod
-    def _score_request(request: web.BaseRequest, body: bytes) -> ScoreRequest:
+    def _score_request(self, request: web.BaseRequest, body: bytes) -> ScoreRequest:
         raw_path = request.raw_path
         cut = raw_path.find("?")
+        score_request = ScoreRequest(request.method, raw_path if cut < 0 else raw_path[:cut],
+                                     request.rel_url.raw_query_string, request.headers, body)
         transport = request.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        local = transport.get_extra_info("sockname") if transport is not None else None
-        return ScoreRequest(request.method, raw_path if cut < 0 else raw_path[:cut], request.rel_url.raw_query_string,
-                            request.headers, body, remote=(peer[0], peer[1]) if peer else None,
-                            server=(local[0], local[1]) if local else ("127.0.0.1", 0))
+        if self._raw and transport is not None:  # only a @rawhttp script's request shows the addresses
+            peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+            score_request.remote = (peer[0], peer[1]) if peer else None
+            score_request.server = (local[0], local[1]) if local else score_request.server
+        return score_request

@@ -21,6 +21,7 @@ from .exchange import Reply, message_reply
 __all__ = ["INTERNAL_ERROR", "encode_result", "set_header"]
 
 INTERNAL_ERROR = "An unexpected internal error occurred. Check the logs for more info."
+_ENCODER = json.JSONEncoder(allow_nan=False)  # json.dumps's defaults otherwise; built once, not per call
 JSON_HEADERS = (("Content-Type", "application/json"), ("x-ms-run-function-failed", "False"))
 
 
@@ -47,7 +48,7 @@ def _from_response(response: Any) -> Reply:
     status = response.status_code
     if status >= 500:
         set_header(headers, "x-ms-run-function-failed", "True")
-    return Reply(status, headers, body)
+    return Reply(status, headers, body, from_script=True)
 
 
 def encode_result(result: Any) -> tuple[Reply, bool]:
@@ -56,7 +57,7 @@ def encode_result(result: Any) -> tuple[Reply, bool]:
     try:
         if response_class is not None and isinstance(result, response_class):
             return _from_response(result), True
-        text = json.dumps(result, allow_nan=False) if result is not None else "{}"  # AMLResponse(None) is {}
+        text = _ENCODER.encode(result) if result is not None else "{}"  # AMLResponse(None) is {}
     except (TypeError, ValueError, RecursionError) as exc:
         what = "NaN or Infinity" if "Out of range float" in str(exc) else "a value"
         detail = str(exc) if not isinstance(exc, RecursionError) else "it is nested too deeply"

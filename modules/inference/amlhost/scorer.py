@@ -155,12 +155,13 @@ class Scorer:
         out = reply.headers
         if self.version:
             out.append(("x-ms-server-version", self.version))
+        put = set_header if reply.from_script else _append  # only a script's response may hold these already
         if ids.request:
-            set_header(out, "x-request-id", ids.request)
+            put(out, "x-request-id", ids.request)
         if ids.legacy:
-            set_header(out, "x-ms-request-id", ids.legacy)
+            put(out, "x-ms-request-id", ids.legacy)
         if ids.client:
-            set_header(out, "x-ms-client-request-id", ids.client)
+            put(out, "x-ms-client-request-id", ids.client)
         trace = headers.get("TraceId")
         if trace is not None:
             out.append(("TraceId", trace))
@@ -173,6 +174,10 @@ class Scorer:
         except SwaggerError as exc:
             return message_reply(404, str(exc))
         return Reply(200, [("Content-Type", "application/json"), ("x-ms-run-function-failed", "False")], body)
+
+
+def _append(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    headers.append((name, value))
 
 
 def _route_path(raw_path: str) -> str:

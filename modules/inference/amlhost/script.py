@@ -97,6 +97,7 @@ def load_entry_script(path: Path, model_dir: Path | None = None, *, app_root: Pa
     prepare_environment(path, model_dir, app_root)
     shims.install()
     _set_rawhttp_flag(False)
+    _forget_schemas()
     spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
     if spec is None or spec.loader is None:
         raise ScriptError(f"cannot import entry script {path} (is it a Python file?)")
@@ -115,6 +116,16 @@ def load_entry_script(path: Path, model_dir: Path | None = None, *, app_root: Pa
     if isinstance(driver, ModuleType) and callable(getattr(driver, "run", None)):
         run = driver.run
     return _analyse(path, module, run, _rawhttp_requested())
+
+
+def _forget_schemas() -> None:
+    """inference_schema keeps the decorators' schemas in module-wide dicts keyed ``<module>.<function>``: a script
+    loaded again under ``entry_module`` (a second host in one process, a reload) must not inherit the last one's."""
+    util = sys.modules.get("inference_schema.schema_util")
+    for registry in (getattr(util, "__functions_schema__", None), getattr(util, "__versions__", None)):
+        if isinstance(registry, dict):
+            for key in [k for k in registry if k.startswith(f"{MODULE_NAME}.")]:
+                del registry[key]
 
 
 def _aml_request_module() -> ModuleType | None:

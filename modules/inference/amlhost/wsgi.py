@@ -43,7 +43,7 @@ def environ(request: ScoreRequest) -> dict[str, Any]:
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": "",
         "PATH_INFO": unquote_to_bytes(request.path).decode("latin-1"),
-        "QUERY_STRING": request.query_string,
+        "QUERY_STRING": request.query_string.encode("utf-8", "surrogateescape").decode("latin-1"),  # WSGI: bytes as str
         "RAW_URI": request.path + (f"?{request.query_string}" if request.query_string else ""),
         "SERVER_NAME": server_name,
         "SERVER_PORT": str(server_port),
