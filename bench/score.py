@@ -14,7 +14,9 @@ azmlinfsrv comes from PyPI in its own venv (.bench-venvs/azmlinfsrv, `make peers
 bound to 127.0.0.1 through its own entry point. scikit-learn is installed once into .bench-venvs/sklearn (`pip
 install --target`) and put on both servers' PYTHONPATH, so both run the same model code.
 The ceiling is what one core could do if a server cost nothing: 1 / (mean time of the host's run() call alone,
-measured in-process, arguments already decoded).
+measured in-process, arguments already decoded). Beside req/s (which other load on a shared machine moves a lot),
+each server's CPU time per request is measured (its processes' user + system time over the requests wrk counted);
+"overhead" is that minus run() alone, and "CPU ratio" is azmlinfsrv's CPU per request over ours.
 MQTT path: messages/s from input1 through run() to output1 with the module pinned to one core (CPU 0), the
 publisher and Mosquitto on the other.
 """
@@ -22,6 +24,7 @@ publisher and Mosquitto on the other.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -47,7 +50,7 @@ from tests.support.azmlinfsrv import base_env, install, start_azmlinfsrv, start_
 from tests.support.iothub_responder import run_responder  # noqa: E402
 from tests.support.mosquitto import run_mosquitto  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
-from tests.support.proc import stop_process  # noqa: E402
+from tests.support.proc import cpu_seconds, stop_process  # noqa: E402
 
 ENTRIES = REPO / "bench" / "score_entry"
 SKLEARN_TARGET = REPO / ".bench-venvs" / "sklearn"
@@ -116,11 +119,33 @@ def train_sklearn(model_root: Path, env: dict[str, str]) -> None:
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
-def run_wrk(port: int, seconds: int, cpu: int | None, lua: Path) -> dict[str, float]:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (gunicorn: the master and its worker)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found += process_tree(int(child))
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    total = 0.0
+    for each in process_tree(pid):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            total += cpu_seconds(each)
+    return total
+
+
+def run_wrk(port: int, seconds: int, cpu: int | None, lua: Path, pid: int | None = None) -> dict[str, float]:
+    """wrk's req/s and latency percentiles; with ``pid``, also the server's CPU µs per request (its processes'
+    user + system time over the requests served): a figure other load on the machine hardly moves."""
     argv = pinned(cpu, ["wrk", "-t1", "-c8", f"-d{int(seconds)}s", "--latency", "-s", str(lua),
                         f"http://127.0.0.1:{port}/score"])
+    cpu_before = tree_cpu(pid) if pid else 0.0
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    cpu_used = tree_cpu(pid) - cpu_before if pid else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
@@ -129,13 +154,13 @@ def run_wrk(port: int, seconds: int, cpu: int | None, lua: Path) -> dict[str, fl
 
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or re.search(r"Socket errors: (.*)", out):
         raise RuntimeError(f"wrk saw failures against port {port}:\n{out}")
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "cpu_us": cpu_used / requests * 1e6 if pid else 0.0}
 
 
 @contextmanager
 def servers(scenario: Scenario, workdir: Path, model_root: Path | None,
-            env: dict[str, str]) -> Iterator[dict[str, int]]:
-    """The three servers for one scenario, each pinned to CPU 0; yields name → port."""
+            env: dict[str, str]) -> Iterator[dict[str, tuple[int, int]]]:
+    """The three servers for one scenario, each pinned to CPU 0; yields name → (port, pid)."""
     script = ENTRIES / scenario.script
     with ExitStack() as stack:
         ports: dict[str, int] = {}
@@ -168,7 +193,7 @@ def servers(scenario: Scenario, workdir: Path, model_root: Path | None,
         for name, proc in waiting:
             wait_ready(ports[name], proc, f"{name} ({scenario.name})")
         hub.wait_reported(lambda r: r.get("inference", {}).get("status") == "running", 30)
-        yield ports
+        yield {name: (ports[name], proc.pid) for name, proc in waiting}
 
 
 def ceiling_us(scenario: Scenario, model_root: Path | None, env: dict[str, str]) -> float:
@@ -184,15 +209,18 @@ def http_benchmark(scenario: Scenario, seconds: int, rounds: int, workdir: Path,
     lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(scenario.body)}\n'
                    'wrk.headers["Content-Type"] = "application/json"\n')
     results: dict[str, list[dict[str, float]]] = {name: [] for name in SERVERS}
-    with servers(scenario, workdir, model_root, env) as ports:
+    with servers(scenario, workdir, model_root, env) as running:
         for name in SERVERS:  # warm-up, not counted
-            run_wrk(ports[name], 1, 1, lua)
+            run_wrk(running[name][0], 1, 1, lua)
         for r in range(rounds):
             order = list(SERVERS) if r % 2 == 0 else list(reversed(SERVERS))
             for name in order:
-                results[name].append(run_wrk(ports[name], seconds, 1, lua))
-                print(f"  {scenario.name:16} round {r + 1} {name:15} {results[name][-1]['rps']:8.0f} req/s", flush=True)
-    return {name: {k: statistics.median(run[k] for run in runs) for k in ("rps", "p50", "p99")}
+                port, pid = running[name]
+                results[name].append(run_wrk(port, seconds, 1, lua, pid))
+                last = results[name][-1]
+                print(f"  {scenario.name:16} round {r + 1} {name:15} {last['rps']:8.0f} req/s "
+                      f"{last['cpu_us']:6.0f} CPU µs/req", flush=True)
+    return {name: {k: statistics.median(run[k] for run in runs) for k in ("rps", "p50", "p99", "cpu_us")}
             for name, runs in results.items()}
 
 
@@ -254,15 +282,15 @@ def main() -> int:
             theirs = med["azmlinfsrv"]
             summary.append(f"\n{scenario.name} ({scenario.script}); run() alone: {run_us:.1f} µs → ceiling "
                            f"{1e6 / run_us:,.0f} req/s on one core")
-            summary.append(f"{'server':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'µs/req':>8} "
-                           f"{'overhead µs':>11} {'req/s ratio':>11} {'p99 ratio':>9}")
+            summary.append(f"{'server':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>10} "
+                           f"{'overhead µs':>11} {'req/s ratio':>11} {'p99 ratio':>9} {'CPU ratio':>9}")
             for name in SERVERS:
                 m = med[name]
-                per_request = 1e6 / m["rps"]
                 ratio = "" if name == "azmlinfsrv" else f"{m['rps'] / theirs['rps']:10.2f}x"
                 p99 = "" if name == "azmlinfsrv" else f"{m['p99'] / theirs['p99']:8.2f}x"
-                summary.append(f"{name:16} {m['rps']:8.0f} {m['p50']:8.2f} {m['p99']:8.2f} {per_request:8.0f} "
-                               f"{per_request - run_us:11.0f} {ratio:>11} {p99:>9}")
+                cpu = "" if name == "azmlinfsrv" else f"{theirs['cpu_us'] / m['cpu_us']:8.2f}x"
+                summary.append(f"{name:16} {m['rps']:8.0f} {m['p50']:8.2f} {m['p99']:8.2f} {m['cpu_us']:10.0f} "
+                               f"{m['cpu_us'] - run_us:11.0f} {ratio:>11} {p99:>9} {cpu:>9}")
             print("\n".join(summary[-(len(SERVERS) + 2):]), flush=True)
         print("\n== summary ==" + "\n".join(summary))
         if args.messages:

@@ -94,7 +94,7 @@ class _BodyError(Exception):
 
 
 class HttpHost:
-    """``async with HttpHost(...).serving(host, port)`` or ``start()``/``close()``."""
+    """``await start(host, port)`` … ``await close()``; ``handle`` is the aiohttp request handler."""
 
     def __init__(self, scorer: Scorer, executor: RunThreads, options: HttpOptions | None = None,
                  metrics: Metrics | None = None,
