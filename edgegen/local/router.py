@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 
 UPSTREAM = "$upstream"
 _TO_BAG = {name: key for key, name in SYSTEM_PROPERTY_NAMES.items()}
-# What edgeHub puts in a module input's property bag besides the application properties.
-_INPUT_SYSTEM = ("messageId", "correlationId", "userId", "contentType", "contentEncoding", "absoluteExpiryTime",
-                 "connectionDeviceId", "connectionModuleId")
+# The system properties edgeHub writes into a module input's property bag (its OutgoingSystemPropertiesMap);
+# not outputName, interfaceId or enqueuedTime.
+_INPUT_SYSTEM = frozenset(("messageId", "to", "correlationId", "userId", "contentType", "contentEncoding",
+                           "messageSchema", "creationTime", "dt-subject", "absoluteExpiryTime",
+                           "connectionDeviceId", "connectionModuleId"))
 
 
 class GroupCommit:
@@ -93,22 +95,28 @@ def _iso_second(second: int) -> str:
 
 def routing_message(identity: Identity, properties: Mapping[str, str], bag_system: Mapping[str, str],
                     body: bytes, enqueued: float) -> Message:
-    """The routing model of one telemetry publish (system properties named as routes name them)."""
-    system = {SYSTEM_PROPERTY_NAMES.get(k, k): v for k, v in bag_system.items()}
-    system["connectionDeviceId"] = identity.device_id
+    """The routing model of one telemetry publish (system properties named as routes name them).
+
+    As in edgeHub, the connection's ids come first, then the bag's system properties in the order sent."""
+    system = {"connectionDeviceId": identity.device_id}
     if identity.module_id:
         system["connectionModuleId"] = identity.module_id
-    else:
-        system.pop("connectionModuleId", None)
+    for key, value in bag_system.items():
+        name = SYSTEM_PROPERTY_NAMES.get(key, key)
+        if name not in system:
+            system[name] = value
     system.setdefault("enqueuedTime", _iso_second(int(enqueued)))
     return Message(properties=dict(properties), system_properties=system, body=body)
 
 
 def input_property_bag(properties: Mapping[str, str], system: Mapping[str, str]) -> dict[str, str]:
-    """edgeHub's bag for a module input: system keys ``$.mid`` … ``$.cdid`` ``$.cmid``, then application ones."""
-    bag = {_TO_BAG[name]: system[name] for name in _INPUT_SYSTEM if system.get(name)}
-    for key, value in properties.items():
-        bag.setdefault(key, value)
+    """edgeHub's bag for a module input, in its order: the application properties, then the system properties it
+    forwards (``$.cdid``, ``$.cmid``, ``$.mid``, ``$.ct``, …) in the message's order; a system value replaces an
+    application property of the same key where it stands."""
+    bag = dict(properties)
+    for name, value in system.items():
+        if name in _INPUT_SYSTEM and value:
+            bag[_TO_BAG[name]] = value
     return bag
 
 

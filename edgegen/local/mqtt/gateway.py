@@ -48,9 +48,11 @@ from edgegen.local.mqtt.store import MemorySessionStore, SessionStore
 from edgegen.local.mqtt.topics import (
     Identity,
     InboundKind,
+    TopicError,
     decode_property_bag,
     desired_patch_topic,
     encode_property_bag,
+    in_sdk_order,
     may_subscribe,
     method_request_topic,
     parse_inbound,
@@ -164,7 +166,7 @@ class MqttGateway:
         """Send a cloud-to-device message to a device (hub mode); same return value as ``deliver_input``."""
         if identity.module_id is not None:
             raise GatewayError(f"{identity} is a module; cloud-to-device messages go to devices", 400)
-        topic = f"{identity.topic_base}/messages/devicebound/{encode_property_bag(properties)}"
+        topic = f"{identity.topic_base}/messages/devicebound/{encode_property_bag(in_sdk_order(properties))}"
         return self._send(identity, topic.encode(), payload, qos)
 
     def push_desired_patch(self, identity: Identity, patch: Mapping[str, Any], version: int) -> bool:
@@ -329,7 +331,7 @@ class MqttGateway:
             present = True
         self._sessions[cid] = session
         session.state = SessionState.ONLINE
-        conn.context = _Client(identity, session, f"{identity.topic_base}/messages/events/")
+        conn.context = _Client(identity, session, f"{identity.topic_base}/messages/events")
         self._online[cid] = conn
         conn.activate(packet.keepalive)
         if auth.expiry is not None:
@@ -383,7 +385,12 @@ class MqttGateway:
         kind = inbound.kind
         identity = client.identity
         if kind is InboundKind.TELEMETRY:
-            system, custom = decode_property_bag(inbound.bag) if inbound.bag else ({}, {})
+            try:
+                system, custom = decode_property_bag(inbound.bag) if inbound.bag else ({}, {})
+            except TopicError as exc:  # edgeHub and IoT Hub drop the connection too
+                log.info("closing %s: %s", identity, exc.message)
+                conn.close()
+                return
             message = TelemetryMessage(custom, system, packet.payload, system.get("$.on"))
             try:
                 await self.handler.on_telemetry(identity, message)

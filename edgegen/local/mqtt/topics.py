@@ -1,8 +1,17 @@
 """The IoT Hub MQTT topic dialect (pure): identities, property bags, topic parsing, building and filter matching.
 
+Telemetry topics are read as edgeHub reads them (its ``mqttTopicNameConversion`` inbound templates):
+``{base}/messages/events``, ``…/events/``, ``…/events/{bag}`` and ``…/events/{bag}/`` — the Node.js SDK ends the
+bag with ``/``, the Python SDK does not. The bag is one topic level: a ``/`` inside it (not percent-encoded)
+matches no template, and the client is disconnected.
+
 Property bags are ``key=value`` pairs joined by ``&``, each side percent-encoded with ``quote(safe='')`` and
-decoded with ``unquote`` (never ``unquote_plus``: the SDK keeps ``+`` as it is). System properties go first, in
-the SDK's order (``$.on $.mid $.cid $.uid $.ct $.ce $.ifid $.exp``), then the rest in the order given.
+decoded with ``unquote`` (never ``unquote_plus``: the SDK keeps ``+`` as it is). Decoding follows the C# SDK's
+``UrlEncodedDictionarySerializer``, which edgeHub uses: keys in any order, the last of a repeated key wins, ``k``
+and ``k=`` give an empty value (edgeHub holds null there; we hold ``''`` and write ``k=``, which both SDKs read
+back as ``''``), and an empty entry (``a=1&``, ``&a``, ``a&&b``), a value without a key (``=v``) or a second
+``=`` in one entry (``a=b=c``) make the bag malformed. Encoding keeps the order it is given; ``in_sdk_order``
+puts system properties first, as the Python SDK writes them (``$.on $.mid $.cid $.uid $.ct $.ce $.ifid $.exp``).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from urllib.parse import quote, unquote
 from edgegen.errors import EdgegenError
 
 __all__ = [
+    "CONNECTION_PROPERTY_KEYS",
     "SYSTEM_PROPERTY_KEYS",
     "SYSTEM_PROPERTY_NAMES",
     "Identity",
@@ -22,8 +32,10 @@ __all__ = [
     "InboundKind",
     "TopicError",
     "decode_property_bag",
+    "decode_query",
     "desired_patch_topic",
     "encode_property_bag",
+    "in_sdk_order",
     "input_topic",
     "may_subscribe",
     "method_request_topic",
@@ -46,9 +58,14 @@ SYSTEM_PROPERTY_NAMES = {
     "$.ifid": "interfaceId",
     "$.exp": "absoluteExpiryTime",
     "$.to": "to",
+    "$.schema": "messageSchema",
+    "$.ctime": "creationTime",
+    "$.sub": "dt-subject",
     "$.cdid": "connectionDeviceId",
     "$.cmid": "connectionModuleId",
 }
+#: Set by edgeHub from the connection; from a client they are custom properties (nobody can pose as another).
+CONNECTION_PROPERTY_KEYS = frozenset(("$.cdid", "$.cmid"))
 _SYSTEM_ORDER = {key: i for i, key in enumerate((*SYSTEM_PROPERTY_KEYS, "$.to", "$.cdid", "$.cmid"))}
 _BAD_ID_CHARS = frozenset("/#+\x00")
 
@@ -105,15 +122,29 @@ class Identity:
 
 
 def split_property_bag(bag: str) -> dict[str, str]:
-    """Every ``key=value`` of a bag, decoded; a key without ``=`` gets ``''``."""
+    """Every ``key=value`` of a bag, decoded (see the module docstring); TopicError when it is malformed."""
     out: dict[str, str] = {}
     if not bag:
         return out
     for entry in bag.split("&"):
-        if not entry:
-            continue
         key, _, value = entry.partition("=")
+        if not key:
+            raise TopicError(f"property bag {bag!r} has an empty entry or a value without a key",
+                             hint="write key=value pairs joined by '&', each side percent-encoded")
+        if "=" in value:
+            raise TopicError(f"property bag {bag!r} has a second '=' in the entry of {key!r}",
+                             hint="percent-encode '=' inside keys and values (%3D)")
         out[_unquote(key)] = _unquote(value)
+    return out
+
+
+def decode_query(query: str) -> dict[str, str]:
+    """The ``$rid=…&$version=…`` after the ``?`` of a ``$iothub/…`` topic, read leniently (empty entries skipped)."""
+    out: dict[str, str] = {}
+    for entry in query.split("&"):
+        if entry:
+            key, _, value = entry.partition("=")
+            out[_unquote(key)] = _unquote(value)
     return out
 
 
@@ -146,11 +177,11 @@ def _unquote(text: str) -> str:
 
 
 def decode_property_bag(bag: str) -> tuple[dict[str, str], dict[str, str]]:
-    """A bag into (system properties keyed ``$.mid`` …, custom properties)."""
+    """A bag into (system properties keyed ``$.mid`` …, custom properties); TopicError when it is malformed."""
     system: dict[str, str] = {}
     custom: dict[str, str] = {}
     for key, value in split_property_bag(bag).items():
-        if key in SYSTEM_PROPERTY_NAMES:
+        if key in SYSTEM_PROPERTY_NAMES and key not in CONNECTION_PROPERTY_KEYS:
             system[key] = value
         else:
             custom[key] = value
@@ -158,13 +189,17 @@ def decode_property_bag(bag: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def encode_property_bag(properties: Mapping[str, str]) -> str:
-    """System keys (``$.…``) first in the SDK's order, then the others as given; each side quoted."""
+    """``key=value&…`` in the order given, each side quoted."""
     if not properties:
         return ""
+    return "&".join([f"{_quote(str(k))}={_quote(str(v))}" for k, v in properties.items()])
+
+
+def in_sdk_order(properties: Mapping[str, str]) -> dict[str, str]:
+    """System keys first in the Python SDK's order, then the others as given."""
     order = _SYSTEM_ORDER
     last = len(order)
-    items = sorted(properties.items(), key=lambda kv: order.get(kv[0], last))  # stable: custom keys keep order
-    return "&".join([f"{_quote(str(k))}={_quote(str(v))}" for k, v in items])
+    return dict(sorted(properties.items(), key=lambda kv: order.get(kv[0], last)))  # stable: custom keys keep order
 
 
 # --------------------------------------------------------------------------------------------------- topics out
@@ -211,19 +246,24 @@ class Inbound:
 
 def _query(topic: str) -> dict[str, str]:
     _, _, query = topic.partition("?")
-    return split_property_bag(query)
+    return decode_query(query)
 
 
 def parse_inbound(topic: str, identity: Identity, events_prefix: str | None = None) -> Inbound | None:
-    """What a client's PUBLISH means, or None when the topic is outside its identity (then it is refused).
+    """What a client's PUBLISH means, or None when no template of its identity matches (then it is refused).
 
-    ``events_prefix`` (``{topic_base}/messages/events/``) may be passed pre-computed by the caller.
+    ``events_prefix`` (``{topic_base}/messages/events``, no trailing ``/``) may be passed pre-computed.
+    The bag is returned raw; ``decode_property_bag`` checks it.
     """
-    prefix = events_prefix or f"{identity.topic_base}/messages/events/"
+    prefix = events_prefix or f"{identity.topic_base}/messages/events"
     if topic.startswith(prefix):
-        return Inbound(InboundKind.TELEMETRY, bag=topic[len(prefix):])
-    if topic == prefix[:-1]:
-        return Inbound(InboundKind.TELEMETRY)
+        tail = topic[len(prefix):]
+        if not tail or tail == "/":
+            return Inbound(InboundKind.TELEMETRY)
+        if tail[0] != "/":
+            return None
+        bag = tail[1:-1] if tail[-1] == "/" else tail[1:]
+        return None if "/" in bag else Inbound(InboundKind.TELEMETRY, bag=bag)
     if not topic.startswith("$iothub/"):
         return None
     path, _, _ = topic.partition("?")

@@ -179,6 +179,19 @@ def test_device_identity_sends_device_telemetry(harness: GatewayHarness, open_cl
                                                                                 {"$.ct": "text/plain"})
 
 
+def test_node_style_topics_and_malformed_bags(harness: GatewayHarness, open_clients: list[RawClient]) -> None:
+    """The Node.js SDK ends the bag with '/'; a bag the C# serializer refuses drops the connection, as in edgeHub."""
+    identity, client = online(harness, open_clients, "nodedev", "m")
+    client.send(Publish("devices/nodedev/modules/m/messages/events/%24.on=out1&%24.ce=utf-8&k=v%2F/", b"n", 1, 4))
+    assert client.recv() == Puback(4)
+    who, message = harness.handler.telemetry.get(timeout=5)
+    assert (who, message.output_name, message.system_properties, message.properties) == (
+        identity, "out1", {"$.on": "out1", "$.ce": "utf-8"}, {"k": "v/"})
+    client.send(Publish("devices/nodedev/modules/m/messages/events/a=1&", b"x", 1, 5))
+    assert client.closed_by_server()
+    assert harness.handler.telemetry.empty()
+
+
 # ------------------------------------------------------------------------------------------ acknowledgements
 
 

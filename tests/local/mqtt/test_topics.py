@@ -14,6 +14,7 @@ from edgegen.local.mqtt.topics import (
     TopicError,
     decode_property_bag,
     encode_property_bag,
+    in_sdk_order,
     input_topic,
     may_subscribe,
     method_request_topic,
@@ -54,7 +55,8 @@ def test_our_property_bag_matches_the_sdk_byte_for_byte() -> None:
     message = Message(b"x", message_id="id", content_encoding="utf-8", content_type="application/json")
     message.custom_properties.update({"b": "2 3", "a": "x/y"})
     expected = sdk.encode_message_properties_in_topic(message, "")
-    ours = encode_property_bag({"$.ce": "utf-8", "a": "x/y", "$.mid": "id", "b": "2 3", "$.ct": "application/json"})
+    ours = encode_property_bag(
+        in_sdk_order({"$.ce": "utf-8", "a": "x/y", "$.mid": "id", "b": "2 3", "$.ct": "application/json"}))
     assert ours == expected  # system keys in the SDK's order, then custom keys (sorted here by the caller)
 
 
@@ -92,9 +94,12 @@ def test_inbound_topics() -> None:
     res = parse_inbound(sdk.get_method_topic_for_publish("abc", "200"), MOD)
     assert res is not None and (res.kind, res.rid, res.status) == (InboundKind.METHOD_RESPONSE, "abc", 200)
     assert parse_inbound("devices/dev1/messages/events/a=1", DEV).bag == "a=1"  # type: ignore[union-attr]
+    assert parse_inbound("devices/dev1/messages/events/a=1/", DEV).bag == "a=1"  # type: ignore[union-attr]
+    assert parse_inbound("devices/dev1/messages/events", DEV).bag == ""  # type: ignore[union-attr]
     for foreign in ("devices/dev1/modules/mod2/messages/events/", "devices/dev1/messages/events/",
                     "$iothub/twin/PATCH/properties/desired/?$version=1", "$iothub/methods/POST/x/?$rid=1",
-                    "$iothub/methods/res/abc/?$rid=1", "devices/dev1/modules/mod1/inputs/x/"):
+                    "$iothub/methods/res/abc/?$rid=1", "devices/dev1/modules/mod1/inputs/x/",
+                    "devices/dev1/modules/mod1/messages/events/a=1/b=2", "devices/dev1/modules/mod1/messages/eventsX"):
         assert parse_inbound(foreign, MOD) is None, foreign
 
 
