@@ -1,8 +1,9 @@
 """Run the local edge device runtime joined to an IoT Hub: deployment from the twins, ``$upstream`` to the hub.
 
 This is what ``edgegen device run --connection-string …`` needs from the hub side: it builds the device
-(``edgegen.local.device``) with an ``EdgeLink`` as its deployment source and upstream sink, and reports the
-agent's module status to ``$edgeAgent`` reported properties every ``report_interval`` seconds.
+(``edgegen.local.device``) with an ``EdgeLink`` as its deployment source and upstream sink, relays direct
+methods from the hub to its modules and ``$edgeAgent`` (``MethodRelay``), and reports the agent's module status
+to ``$edgeAgent`` reported properties every ``report_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.hublink.edgelink import EdgeLink
+from edgegen.hublink.methods import MethodRelay
 
 __all__ = ["HubDeviceOptions", "run_device_on_hub"]
 
@@ -46,24 +48,36 @@ async def run_device_on_hub(options: HubDeviceOptions, stop: asyncio.Event,
             hub_hostname=link.host, share_site_packages=options.share_site_packages,
             venv_dir=options.venv_dir, **options.extra)
         device = Device(config)
-        start = asyncio.create_task(device.start())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not start.done():  # stopped while waiting for the first deployment
-            start.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await start
-            with contextlib.suppress(Exception):
-                await device.stop()
-            return
-        stopping.cancel()
-        start.result()
-        if on_ready is not None:
-            on_ready(device)
+        relay = MethodRelay(link, device)
+        device.hub.listeners.append(relay)
+        await relay.start()
         try:
-            while not stop.is_set():
-                await link.report(device.agent.status())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), options.report_interval)
+            await _run(device, options, link, stop, on_ready)
         finally:
+            await relay.close()
+
+
+async def _run(device: Any, options: HubDeviceOptions, link: EdgeLink, stop: asyncio.Event,
+               on_ready: Callable[[Any], None] | None) -> None:
+    """Start the device (it waits for the first deployment), report its status until ``stop``, then stop it."""
+    start = asyncio.create_task(device.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not start.done():  # stopped while waiting for the first deployment
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await start
+        with contextlib.suppress(Exception):
             await device.stop()
+        return
+    stopping.cancel()
+    start.result()
+    if on_ready is not None:
+        on_ready(device)
+    try:
+        while not stop.is_set():
+            await link.report(device.agent.status())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), options.report_interval)
+    finally:
+        await device.stop()

@@ -76,6 +76,11 @@ class EdgeLink:
         self.upstream = _HubUpstream(self)
 
     # ---- clients -------------------------------------------------------------------------------------
+    async def client(self, module_id: str) -> Any:
+        """The hub connection of one of the device's identities (``$edgeAgent``, ``$edgeHub`` or a module),
+        connected on first use."""
+        return await self._client(module_id)
+
     async def _client(self, module_id: str) -> Any:
         client = self.clients.get(module_id)
         if client is not None:

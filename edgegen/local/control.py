@@ -1,7 +1,8 @@
 """The running device's control API (HTTP on 127.0.0.1, port in ``<state>/device.json``) and its client.
 
 ``GET /status`` · ``GET /logs/{module}?offset=N`` (bytes; ``X-Next-Offset``) · ``POST /methods/{module}/{method}``
-``{"payload", "timeout"}`` → ``{"status", "payload"}`` · ``GET /messages?after=N&limit=M`` (``$upstream`` events)
+``{"payload", "timeout", "connectTimeout"}`` → ``{"status", "payload"}`` (``$edgeAgent``: ping, RestartModule)
+· ``GET /messages?after=N&limit=M`` (``$upstream`` events)
 · ``GET /twins/{module}`` · ``POST /modules/{module}/stop|start``.
 """
 
@@ -48,6 +49,9 @@ class ControlledDevice(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    async def invoke_module_method(self, module: str, name: str, payload: Any, timeout: float = 30.0,
+                                   connect_timeout: float = 0.0) -> tuple[int, Any]: ...
+
 
 class ControlApi:
     def __init__(self, device: ControlledDevice, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -89,16 +93,12 @@ class ControlApi:
 
     async def _invoke(self, request: web.Request) -> web.Response:
         from edgegen.local.mqtt.gateway import GatewayError
-        from edgegen.local.mqtt.topics import Identity
 
         body = await request.json() if request.can_read_body else {}
-        gateway = self.device.gateway
-        if gateway is None:
-            return web.json_response({"message": "the edge hub is stopped"}, status=503)
-        identity = Identity(self.device.config.device_id, request.match_info["module"])
         try:
-            status, payload = await gateway.invoke_method(
-                identity, request.match_info["method"], body.get("payload"), float(body.get("timeout", 30)))
+            status, payload = await self.device.invoke_module_method(
+                request.match_info["module"], request.match_info["method"], body.get("payload"),
+                float(body.get("timeout", 30)), float(body.get("connectTimeout", 0)))
         except GatewayError as exc:
             return web.json_response({"message": exc.message, "hint": exc.hint}, status=exc.status)
         return web.json_response({"status": status, "payload": payload})

@@ -35,13 +35,15 @@ from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.common.loopback import first_free_address, loopback_candidate
 from edgegen.errors import Location
 from edgegen.local.agent import Agent, BackoffPolicy
+from edgegen.local.agentmethods import AGENT_MODULE, handle_agent_method
 from edgegen.local.deployment import Deployment, DeploymentSource, DesiredModule, ManifestFile
 from edgegen.local.edgehub import EdgeHubHandler
+from edgegen.local.edgehubhttp import HTTPS_PORT, EdgeHubHttp
 from edgegen.local.errors import DeviceError
 from edgegen.local.identities import IdentityBook
 from edgegen.local.modulecode import ModuleResolver, VenvCache
 from edgegen.local.mqtt.auth import SasAuthenticator
-from edgegen.local.mqtt.gateway import MqttGateway
+from edgegen.local.mqtt.gateway import GatewayError, MqttGateway
 from edgegen.local.mqtt.store import SqliteSessionStore
 from edgegen.local.mqtt.topics import Identity
 from edgegen.local.processes import ProcessRuntime
@@ -58,12 +60,13 @@ API_VERSION = "2019-01-30"
 MQTT_PORT = 8883
 
 
-def pick_address(port: int = MQTT_PORT) -> str:
-    """A 127.x.y.z whose ``port`` is free (127.0.0.1 first)."""
+def pick_address(port: int = MQTT_PORT, *more_ports: int) -> str:
+    """A 127.x.y.z where ``port`` and ``more_ports`` are free (127.0.0.1 first)."""
     candidates = ("127.0.0.1" if n == 0 else loopback_candidate(n) for n in range(500))
-    addr = first_free_address(candidates, port)
+    addr = first_free_address(candidates, port, *more_ports)
     if addr is None:
-        raise DeviceError(f"no free 127.x address for port {port}", hint="pass --address 127.x.y.z")
+        ports = "/".join(str(p) for p in (port, *more_ports))
+        raise DeviceError(f"no free 127.x address for port {ports}", hint="pass --address 127.x.y.z")
     return addr
 
 
@@ -75,6 +78,7 @@ class DeviceConfig:
     solution_dir: Path | None = None  # where modules/<folder> are; default: the manifest's solution
     address: str | None = None  # 127.x for the edge hub's 8883; None picks a free one
     port: int = MQTT_PORT
+    https_port: int | None = HTTPS_PORT  # edgeHub's HTTPS endpoint (module → module methods); None: not served
     device_id: str = "edgegen-device"
     hub_hostname: str = "edgegen-hub.local"
     share_site_packages: bool = False
@@ -106,7 +110,9 @@ class Device:
             raise DeviceError("a device needs a manifest", hint="edgegen device run --manifest FILE")
         self.config = c
         self.state = Path(c.state_dir).resolve()
-        self.address = c.address or pick_address(c.port)
+        # the HTTPS port counts when this process may bind it (below 1024 that takes root)
+        https = (c.https_port,) if c.https_port and (c.https_port >= 1024 or os.geteuid() == 0) else ()
+        self.address = c.address or pick_address(c.port, *https)
         try:
             if not ipaddress.ip_address(self.address).is_loopback:
                 raise ValueError
@@ -125,6 +131,7 @@ class Device:
         self.twin_file = TwinFile(self.state / "twins.json")
         self.hub = EdgeHubHandler(c.device_id, self.router, self.twin_file.load(), self.twin_file)
         self.gateway: MqttGateway | None = None
+        self.https: EdgeHubHttp | None = None
         from edgegen.local.containers import ContainerRuntime, choose_engine, short_socket_dir
 
         self.engine_choice = choose_engine(c.engine, c.engine_env)
@@ -175,6 +182,7 @@ class Device:
         self._ssl = ctx
         deployment = await self.source.current()
         await self.start_edge_hub()
+        await self._start_https()
         await self.workload.start()
         if hasattr(self.runtime, "remove_leftovers"):
             left = await self.runtime.remove_leftovers()
@@ -201,6 +209,51 @@ class Device:
         self.gateway = gateway
         self.router.attach(gateway)
 
+    async def _start_https(self) -> None:
+        if self.config.https_port is None:
+            return
+        auth = SasAuthenticator(self._keys, host=self.config.hub_hostname, allow_modules=True)
+        https = EdgeHubHttp(self.config.device_id, self.config.hub_hostname, auth, self._gateway_method,
+                            host=self.address, port=self.config.https_port, ssl_context=self._ssl)
+        try:
+            await https.start()
+        except OSError as exc:  # the device still runs; only module → module methods are missing
+            log.warning("module-to-module direct methods are off: cannot listen on %s:%s (%s); the SDKs call "
+                        "port 443 of the gateway address, which needs root or CAP_NET_BIND_SERVICE",
+                        self.address, self.config.https_port, exc.strerror)
+            return
+        self.https = https
+
+    async def _gateway_method(self, target: Identity, name: str, payload: Any, timeout: float,
+                              connect_timeout: float) -> tuple[int, Any]:
+        if self.gateway is None:
+            raise GatewayError("the edge hub is restarting", 503)
+        return await self.gateway.invoke_method(target, name, payload, timeout, connect_timeout)
+
+    async def invoke_module_method(self, module: str, name: str, payload: Any, timeout: float = 30.0,
+                                   connect_timeout: float = 0.0) -> tuple[int, Any]:
+        """A direct method on a module of this device (``$edgeAgent``: answered by the agent, as edgeAgent does);
+        raises GatewayError (404 not connected, 504 no answer in time) like IoT Hub's method call."""
+        if module == AGENT_MODULE:
+            return await handle_agent_method(self, name, payload)
+        return await self._gateway_method(Identity(self.config.device_id, module), name, payload, timeout,
+                                          connect_timeout)
+
+    def module_names(self) -> set[str]:
+        """The modules edgeAgent would find in its environment: the deployment's, edgeAgent and edgeHub."""
+        return {*self.agent.status(), "edgeAgent", "edgeHub"}
+
+    async def restart_module(self, name: str) -> None:
+        """Stop and start one module (``edgeHub``: the local edge hub); DeviceError if it cannot be."""
+        if name == "edgeHub":
+            await self.restart_edge_hub()
+        elif name == "edgeAgent":
+            raise DeviceError("edgeAgent cannot restart itself on an edgegen device",
+                              hint="stop and start 'edgegen device run' instead")
+        else:
+            await self.agent.stop_module(name)
+            await self.agent.start_module(name)
+
     async def stop_edge_hub(self) -> None:
         if self.gateway is not None:
             await self.gateway.stop()
@@ -225,6 +278,9 @@ class Device:
         self._tasks.clear()
         await self.agent.stop_all()
         await self.router.stop()
+        if self.https is not None:
+            await self.https.stop()
+            self.https = None
         await self.stop_edge_hub()
         await self.workload.stop()
         if self.control is not None:

@@ -3,7 +3,9 @@
 ``EdgeHubHandler`` implements the gateway's ``GatewayHandler``: a module's telemetry goes to the ``Router``; its
 twin GET is answered from ``Twins`` (desired from the deployment, reported as the module patched it); a module that
 connects or subscribes gets what the store kept for it. ``apply_twins`` pushes desired patches with increasing
-``$version`` to the modules whose desired properties changed, each to that module only.
+``$version`` to the modules whose desired properties changed, each to that module only. ``ClientEvents``
+listeners hear when a module enables direct methods and when it goes away (how edgeHub's cloud proxy knows to
+subscribe to methods upstream for it, and to stop).
 """
 
 from __future__ import annotations
@@ -18,13 +20,21 @@ from edgegen.local.mqtt.topics import Identity
 from edgegen.local.router import Router
 from edgegen.local.twins import TwinFile, Twins
 
-__all__ = ["DesiredPush", "EdgeHubHandler"]
+__all__ = ["ClientEvents", "DesiredPush", "EdgeHubHandler"]
 
 log = logging.getLogger(__name__)
 
 
 class DesiredPush(Protocol):
     def push_desired_patch(self, identity: Identity, patch: Mapping[str, Any], version: int) -> bool: ...
+
+
+class ClientEvents(Protocol):
+    """Told (on the gateway's loop; must not block) when a module subscribes to methods or disconnects."""
+
+    def methods_subscribed(self, module: str) -> None: ...
+
+    def module_disconnected(self, module: str) -> None: ...
 
 
 class EdgeHubHandler(BaseGatewayHandler):
@@ -37,6 +47,7 @@ class EdgeHubHandler(BaseGatewayHandler):
         self.save_delay = save_delay
         self._save_handle: asyncio.TimerHandle | None = None
         self.connected: set[str] = set()
+        self.listeners: list[ClientEvents] = []
 
     def _module(self, identity: Identity) -> str:
         if identity.device_id != self.device_id or not identity.module_id:
@@ -51,10 +62,15 @@ class EdgeHubHandler(BaseGatewayHandler):
     async def on_disconnect(self, identity: Identity) -> None:
         if identity.module_id:
             self.connected.discard(identity.module_id)
+            for listener in self.listeners:
+                listener.module_disconnected(identity.module_id)
 
     async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
         if identity.module_id and any("/inputs/" in f for f in topic_filters):
             self.router.inputs_subscribed(identity.module_id)
+        if identity.module_id and any(f.startswith("$iothub/methods/POST/") for f in topic_filters):
+            for listener in self.listeners:
+                listener.methods_subscribed(identity.module_id)
 
     async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
         await self.router.on_telemetry(identity, message.properties, message.system_properties, message.payload)

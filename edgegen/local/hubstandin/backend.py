@@ -30,7 +30,8 @@ __all__ = ["HubBackend", "MethodInvoker"]
 
 DesiredListener = Callable[[str, str | None, dict[str, Any], int], None]
 MessageListener = Callable[[StoredMessage], None]
-MethodInvoker = Callable[[str, str | None, str, Any, float], Awaitable[tuple[int, Any]]]
+#: (device, module, method, payload, response timeout, connect timeout) -> (status, payload)
+MethodInvoker = Callable[[str, str | None, str, Any, float, float], Awaitable[tuple[int, Any]]]
 SYSTEM_MODULES = ("$edgeAgent", "$edgeHub")
 
 
@@ -341,9 +342,15 @@ class HubBackend(DeploymentsMixin):
         return self.store.messages(after_seq, limit)
 
     async def invoke_method(self, device_id: str, module_id: str | None, name: str, payload: Any,
-                            timeout: float) -> tuple[int, Any]:
-        record = self.get_module(device_id, module_id) if module_id else self.get_device(device_id)
-        if self.method_invoker is None or record.get("connectionState") != "Connected":
+                            timeout: float, connect_timeout: float = 0.0) -> tuple[int, Any]:
+        """The target's (status, payload); NotFound for an unknown identity, DeviceNotOnline when it is not
+        connected with methods subscribed within ``connect_timeout``, MethodTimeout after ``timeout``."""
+        if module_id:
+            self.get_module(device_id, module_id)
+        else:
+            self.get_device(device_id)
+        if self.method_invoker is None:
             target = f"{device_id}/{module_id}" if module_id else device_id
-            raise DeviceNotOnline(f"{target} is not connected", hint="start the device runtime first")
-        return await self.method_invoker(device_id, module_id, name, payload, timeout)
+            raise DeviceNotOnline(f"{target} is not connected", connect_timeout=connect_timeout,
+                                  hint="start the device runtime first")
+        return await self.method_invoker(device_id, module_id, name, payload, timeout, connect_timeout)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import uuid
+from typing import Any
+
 from edgegen.errors import EdgegenError
 
 __all__ = [
@@ -25,6 +30,19 @@ class HubError(EdgegenError):
         super().__init__(message, hint=hint)
         self.code = code or self.default_code
 
+    def body(self) -> dict[str, Any]:
+        """The JSON error body IoT Hub sends."""
+        return {"Message": f"ErrorCode:{self.code};{self.message}",
+                "ExceptionMessage": f"Tracking ID:{uuid.uuid4().hex}-G:0-TimeStamp:local"}
+
+
+def _method_error(number: int, message: str, info: dict[str, Any]) -> dict[str, Any]:
+    """A direct-method error as IoT Hub words it: a JSON document inside ``Message``."""
+    now = _dt.datetime.now(_dt.UTC)
+    inner = {"errorCode": number, "trackingId": f"{uuid.uuid4().hex}-G:0-TimeStamp:{now:%m/%d/%Y %H:%M:%S}",
+             "message": message, "info": info, "timestampUtc": now.isoformat().replace("+00:00", "Z")}
+    return {"Message": json.dumps(inner, separators=(",", ":")), "ExceptionMessage": ""}
+
 
 class NotFound(HubError):
     default_code = "NotFound"
@@ -47,8 +65,24 @@ class Unauthorized(HubError):
 
 
 class DeviceNotOnline(HubError):
+    """404103: the device or module is not connected with methods subscribed (within the connect timeout)."""
+
     default_code = "DeviceNotOnline"
+
+    def __init__(self, message: str, *, connect_timeout: float = 0.0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.connect_timeout = connect_timeout
+
+    def body(self) -> dict[str, Any]:
+        seconds = int(self.connect_timeout)
+        timeout = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        return _method_error(404103, "Timed out waiting for device to connect.", {"timeout": timeout})
 
 
 class MethodTimeout(HubError):
+    """504101: the device did not answer within ``responseTimeoutInSeconds``."""
+
     default_code = "GatewayTimeout"
+
+    def body(self) -> dict[str, Any]:
+        return _method_error(504101, "Timed out waiting for the response from device.", {})

@@ -8,7 +8,6 @@ key); domain errors map to a status and Azure error code through ``ERROR_STATUS`
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,9 +48,7 @@ DEVICE_AUTH = web.AppKey("device_auth", DeviceScopeAuthenticator)
 
 def _error_response(exc: HubError) -> web.Response:
     status = next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
-    body = {"Message": f"ErrorCode:{exc.code};{exc.message}",
-            "ExceptionMessage": f"Tracking ID:{uuid.uuid4().hex}-G:0-TimeStamp:local"}
-    return web.json_response(body, status=status, headers={"iothub-errorcode": exc.code})
+    return web.json_response(exc.body(), status=status, headers={"iothub-errorcode": exc.code})
 
 
 @web.middleware
@@ -159,14 +156,26 @@ async def patch_twin(request: web.Request) -> web.Response:
     return web.json_response(twin)
 
 
+def _seconds(body: dict[str, Any], key: str, default: int, low: int, high: int) -> float:
+    value = body.get(key)
+    if value is None:
+        return float(default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InvalidArgument(f"{key} must be a number of seconds from {low} to {high}")
+    return float(value)
+
+
 async def invoke_method(request: web.Request) -> web.Response:
     body = await _body(request)
+    if not isinstance(body, dict):
+        raise InvalidArgument("the body must be a JSON object with methodName")
     name = body.get("methodName")
-    if not name:
+    if not isinstance(name, str) or not name:
         raise InvalidArgument("methodName is required")
-    timeout = float(body.get("responseTimeoutInSeconds") or 30)
+    timeout = _seconds(body, "responseTimeoutInSeconds", 30, 5, 300)
+    connect_timeout = _seconds(body, "connectTimeoutInSeconds", 0, 0, 300)
     status, payload = await _backend(request).invoke_method(
-        request.match_info["id"], _mid(request), name, body.get("payload"), timeout)
+        request.match_info["id"], _mid(request), name, body.get("payload"), timeout, connect_timeout)
     return web.json_response({"status": status, "payload": payload})
 
 

@@ -125,13 +125,14 @@ class HubGateway(BaseGatewayHandler):
                 self.backend.store.delete("monitor", key)
 
     async def _invoke(self, device_id: str, module_id: str | None, name: str, payload: Any,
-                      timeout: float) -> tuple[int, Any]:
+                      timeout: float, connect_timeout: float) -> tuple[int, Any]:
         try:
-            return await self.gateway.invoke_method(Identity(device_id, module_id), name, payload, timeout)
+            return await self.gateway.invoke_method(Identity(device_id, module_id), name, payload, timeout,
+                                                    connect_timeout)
         except MethodTimeoutError as exc:
             raise MethodTimeout(exc.message) from None
         except GatewayError as exc:
-            raise DeviceNotOnline(exc.message) from None
+            raise DeviceNotOnline(exc.message, connect_timeout=connect_timeout) from None
 
     async def close(self) -> None:
         await self.gateway.stop()

@@ -89,6 +89,15 @@ class SasAuthenticator:
             token = password.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise AuthError(f"{identity}: password is not UTF-8", BAD_CREDENTIALS) from exc
+        return self.verify_token(identity, token, host)
+
+    def verify_token(self, identity: Identity, token: str, host: str | None = None) -> Authenticated:
+        """A SAS token (an MQTT password or an HTTP ``Authorization`` header) for ``identity``; AuthError if not.
+
+        ``host`` defaults to the one this authenticator enforces."""
+        host = host or self._host
+        if host is None:
+            raise AuthError(f"{identity}: no host name to check the token's audience against", BAD_CREDENTIALS)
         found = self._keys(identity)
         keys = [found] if isinstance(found, str) else list(found or [])
         if not keys:

@@ -96,6 +96,7 @@ class MqttGateway:
         self._sessions: dict[str, Session] = {}
         self._online: dict[str, Connection] = {}
         self._methods: dict[tuple[str, str], asyncio.Future[tuple[int, Any]]] = {}
+        self._method_waiters: dict[str, set[asyncio.Future[None]]] = {}  # client id -> invocations waiting for it
         self._rids = itertools.count(1)
         self._flush_handle: asyncio.TimerHandle | None = None
         self.flush_interval = flush_interval  # session-store writes are grouped over this many seconds
@@ -103,6 +104,7 @@ class MqttGateway:
         self._input_prefixes: dict[tuple[Identity, str], bytes] = {}
         self._absent: set[str] = set()  # client ids known to have no stored session
         self.address: tuple[str, int] | None = None
+        self._stopped = False
 
     # ------------------------------------------------------------------ lifetime
 
@@ -118,11 +120,16 @@ class MqttGateway:
         self.address = (sock[0], sock[1])
 
     async def stop(self) -> None:
+        self._stopped = True
         await self._server.stop()
         for fut in self._methods.values():
             if not fut.done():
                 fut.set_exception(GatewayError("the gateway stopped", 503))
         self._methods.clear()
+        for waiters in self._method_waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)  # they look again, find nobody, and answer 404
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -177,17 +184,15 @@ class MqttGateway:
         return self._send(identity, topic, json.dumps(body, separators=(",", ":")).encode(), 1)
 
     async def invoke_method(
-        self, identity: Identity, name: str, payload: Any = None, timeout: float = 30.0
+        self, identity: Identity, name: str, payload: Any = None, timeout: float = 30.0, connect_timeout: float = 0.0,
     ) -> tuple[int, Any]:
-        """Call a direct method on one connected identity; return (status, JSON payload) or raise GatewayError."""
-        conn = self._online.get(identity.client_id)
-        if conn is None:
-            raise GatewayError(f"{identity} is not connected", 404, hint="start the module and try again")
-        client: _Client = conn.context
+        """Call a direct method on one identity; return (status, JSON payload) or raise GatewayError.
+
+        Like IoT Hub and edgeHub: an identity that is not connected with methods subscribed is waited for up to
+        ``connect_timeout`` seconds (404 after that), then its answer up to ``timeout`` seconds (504)."""
         rid = format(next(self._rids), "x")
         topic = method_request_topic(name, rid)
-        if client.session.granted_qos(topic) is None:
-            raise GatewayError(f"{identity} has not subscribed to direct methods", 404)
+        conn = await self._method_target(identity, topic, connect_timeout)
         fut: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
         self._methods[(identity.client_id, rid)] = fut
         try:
@@ -199,6 +204,35 @@ class MqttGateway:
                 raise MethodTimeoutError(f"method {name!r} on {identity} timed out after {timeout}s") from None
         finally:
             self._methods.pop((identity.client_id, rid), None)
+
+    def _subscribed_connection(self, identity: Identity, topic: str) -> Connection | None:
+        conn = self._online.get(identity.client_id)
+        if conn is None or conn.context is None or conn.context.session.granted_qos(topic) is None:
+            return None
+        return conn
+
+    async def _method_target(self, identity: Identity, topic: str, connect_timeout: float) -> Connection:
+        conn = self._subscribed_connection(identity, topic)
+        deadline = time.monotonic() + max(0.0, connect_timeout)
+        while conn is None and not self._stopped and (left := deadline - time.monotonic()) > 0:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiters = self._method_waiters.setdefault(identity.client_id, set())
+            waiters.add(waiter)
+            try:
+                await asyncio.wait_for(waiter, left)
+            except TimeoutError:
+                pass
+            finally:
+                waiters.discard(waiter)
+                if not waiters:
+                    self._method_waiters.pop(identity.client_id, None)
+            conn = self._subscribed_connection(identity, topic)
+        if conn is None:
+            if identity.client_id in self._online:
+                raise GatewayError(f"{identity} has not subscribed to direct methods", 404,
+                                   hint="the client must register a method handler first")
+            raise GatewayError(f"{identity} is not connected", 404, hint="start it and try again")
+        return conn
 
     def _send(self, identity: Identity, topic: bytes, payload: bytes, qos: int) -> bool:
         session = self._session(identity)
@@ -373,6 +407,9 @@ class MqttGateway:
                 codes.append(0x80)
         client.session.save_subscriptions()
         conn.send(encode_suback(packet.packet_id, codes))
+        for waiter in self._method_waiters.get(client.identity.client_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
         if granted:
             await self._safe(self.handler.on_subscribe(client.identity, granted))
 
