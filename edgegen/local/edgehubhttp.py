@@ -97,8 +97,12 @@ def parse_method_call(raw: bytes) -> MethodCall:
     return MethodCall(name, payload, response, connect)
 
 
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json", charset="utf-8")
+
+
 def _message(status: int, text: str) -> web.Response:
-    return web.json_response({"message": text}, status=status, content_type="application/json", charset="utf-8")
+    return _json(status, {"message": text})
 
 
 class EdgeHubHttp:
@@ -172,8 +176,10 @@ class EdgeHubHttp:
             if exc.status == 404:
                 return _message(404, f"Client {target.client_id} not found")
             return _message(exc.status, exc.message)
-        return web.json_response({"status": status, "payload": payload}, content_type="application/json",
-                                 charset="utf-8")
+        except Exception as exc:  # edgeHub's exception filter: 500
+            log.exception("method %s on %s failed", call.name, target)
+            return _message(500, str(exc))
+        return _json(200, {"status": status, "payload": payload})
 
     def _authenticate(self, request: web.Request) -> web.Response | None:
         actor = request.headers.get(EDGE_MODULE_HEADER, "")

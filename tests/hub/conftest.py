@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgegen.local.hubstandin.server import HubInfo, HubStandIn
+from tests.local.device.conftest import venv_cache  # noqa: F401  (edge devices on the stand-in run modules)
 from tests.support.net import free_loopback_address, free_port
 
 

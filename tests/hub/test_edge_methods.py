@@ -1,0 +1,175 @@
+"""Direct methods from the service to an edgegen device: azure-iot-hub → the stand-in → the device's hub link →
+the local edge hub → a module (the repo's sensor, started by the agent) and ``$edgeAgent`` (ping, RestartModule).
+Statuses and error bodies as IoT Hub answers them (404103 not online, 504101 no answer in time)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.iot.hub import IoTHubRegistryManager
+from azure.iot.hub.models import CloudToDeviceMethod
+from msrest.exceptions import HttpOperationError
+
+from edgegen.hub.client import HubClient
+from edgegen.hub.connection import HubTarget
+from edgegen.hublink.edgedevice import HubDeviceOptions, run_device_on_hub
+from edgegen.local.device import module_credentials
+from tests.local.device.harness import solution_manifest, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DEVICE = "edge1"
+
+
+def _content(repo: Path) -> dict[str, Any]:
+    m = copy.deepcopy(solution_manifest(repo))["modulesContent"]
+    mods = m["$edgeAgent"]["properties.desired"]["modules"]
+    sensor = mods["sensor"]
+    sensor["env"].update({"SEND_INTERVAL": {"value": "3600"}, "MESSAGE_COUNT": {"value": "1"}})
+    quiet = {"type": "docker", "status": "stopped", "restartPolicy": "never",
+             "settings": {"image": sensor["settings"]["image"], "createOptions": "{}"}}
+    m["$edgeAgent"]["properties.desired"]["modules"] = {"sensor": sensor, "quiet": quiet}
+    m["$edgeHub"]["properties.desired"]["routes"] = {"up": "FROM /messages/* INTO $upstream"}
+    for key in ("monitor", "inference"):
+        m.pop(key, None)
+    return m
+
+
+class EdgeDeviceThread:
+    """``run_device_on_hub`` on its own loop, as ``edgegen hub device run`` runs it."""
+
+    def __init__(self, options: HubDeviceOptions) -> None:
+        self.options = options
+        self.loop = asyncio.new_event_loop()
+        self.device: Any = None
+        self.error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True, name="edge-device")
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                await run_device_on_hub(self.options, self._stop, on_ready=lambda d: setattr(self, "device", d))
+            except BaseException as exc:  # surfaced to the test
+                self.error = exc
+
+        self.loop.run_until_complete(main())
+
+    def __enter__(self) -> EdgeDeviceThread:
+        self._thread.start()
+        wait_for(lambda: self.device is not None or self.error is not None, 180, "the edge device to start")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def call(self, fn: Any) -> Any:
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+
+@pytest.fixture
+def edge(hub_factory, tmp_path: Path, repo_root: Path, venv_cache: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[IoTHubRegistryManager, EdgeDeviceThread]]:
+    running, _ = hub_factory(state_dir=tmp_path / "hub", mqtt=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", running.info.ca_file)
+    info = running.info
+    client = HubClient(HubTarget(info.connection_string, info.host_name, info.ca_file, "stand-in", tmp_path / "hub"))
+    identity = client.create_device(DEVICE, edge=True)
+    client.deploy_to_device(DEVICE, _content(repo_root))
+    options = HubDeviceOptions(identity.connection_string, tmp_path / "device", repo_root, ca_file=info.ca_file,
+                               rest_host=info.host_name, venv_dir=venv_cache)
+    with EdgeDeviceThread(options) as dev:
+        yield IoTHubRegistryManager.from_connection_string(info.connection_string), dev
+
+
+def _invoke(rm: IoTHubRegistryManager, module: str, name: str, payload: Any = None, timeout: int = 10) -> Any:
+    return rm.invoke_device_module_method(DEVICE, module, CloudToDeviceMethod(
+        method_name=name, payload=payload, response_timeout_in_seconds=timeout))
+
+
+def _error(exc: HttpOperationError) -> tuple[int, dict[str, Any]]:
+    body = exc.response.json()
+    return exc.response.status_code, json.loads(body["Message"])
+
+
+def test_service_to_module_and_edge_agent(edge) -> None:
+    rm, dev = edge
+
+    def reset_answers() -> Any:
+        try:
+            return _invoke(rm, "sensor", "reset", {})
+        except HttpOperationError as exc:
+            assert _error(exc)[0] == 404  # the sensor has not enabled methods on the hub yet
+            return None
+
+    result = wait_for(reset_answers, 60, "the sensor's methods to reach the hub", interval=0.5)
+    assert result.status == 200 and result.payload["reset"] is True
+
+    ping = _invoke(rm, "$edgeAgent", "ping")
+    assert (ping.status, ping.payload) == (200, None)
+    unknown = _invoke(rm, "$edgeAgent", "UploadSupportBundle", {})
+    assert unknown.status == 400 and "supported commands are - ping,RestartModule" in unknown.payload["message"]
+
+    before = dev.call(lambda: dev.device.agent.pid("sensor"))
+    restart = _invoke(rm, "$edgeAgent", "RestartModule", {"schemaVersion": "1.0", "id": "sensor"})
+    assert (restart.status, restart.payload) == (200, None)
+    after = dev.call(lambda: dev.device.agent.pid("sensor"))
+    assert after is not None and after != before
+    result = wait_for(reset_answers, 60, "the restarted sensor's methods", interval=0.5)
+    assert result.status == 200 and result.payload["previousSent"] == 1  # a fresh process sent its one message
+
+
+def test_not_online_and_timeout_bodies(edge) -> None:
+    from azure.iot.device import IoTHubModuleClient
+
+    rm, dev = edge
+    with pytest.raises(HttpOperationError) as exc:
+        _invoke(rm, "quiet", "hello")
+    status, inner = _error(exc.value)
+    assert (status, inner["errorCode"], inner["message"]) == (404, 404103, "Timed out waiting for device to connect.")
+    assert exc.value.response.headers["iothub-errorcode"] == "DeviceNotOnline"
+
+    cred = module_credentials(dev.options.state_dir, "quiet")
+    quiet = IoTHubModuleClient.create_from_connection_string(
+        cred["EdgeHubConnectionString"], server_verification_cert=Path(cred["EdgeModuleCACertificateFile"]).read_text())
+    calls: list[str] = []
+    try:
+        quiet.connect()
+        quiet.on_method_request_received = lambda request: calls.append(request.name)  # never answers
+
+        def times_out() -> Any:
+            try:
+                _invoke(rm, "quiet", "hello", timeout=5)
+            except HttpOperationError as err:
+                return _error(err) if _error(err)[0] == 504 else None
+            raise AssertionError("a method nobody answers returned")
+
+        status, inner = wait_for(times_out, 60, "a 504 from the hub", interval=0.2)
+        assert (inner["errorCode"], inner["message"]) == (504101, "Timed out waiting for the response from device.")
+        assert "hello" in calls
+    finally:
+        quiet.shutdown()
+
+    def not_online() -> bool:  # the module left: the hub link drops its subscription again
+        try:
+            _invoke(rm, "quiet", "hello", timeout=5)
+        except HttpOperationError as err:
+            return _error(err)[0] == 404
+        return False
+
+    wait_for(not_online, 30, "the hub to say 'not online' again")
