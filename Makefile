@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := mosquitto mosquitto-clients podman runc mmdebstrap docker-registry apache2-utils graphviz openssl
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system venv peers base-image bench clean
+.PHONY: demo test lint system venv peers node-peers base-image bench clean
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,7 +41,22 @@ $(AZMLINFSRV): tests/support/azmlinfsrv-requirements.txt
 	.bench-venvs/azmlinfsrv/bin/pip install -q -r tests/support/azmlinfsrv-requirements.txt \
 	  && touch $(AZMLINFSRV) || echo "warning: could not install azmlinfsrv 1.5.1; the comparison tests will skip"
 
-peers: $(IOTEDGEDEV) $(AZMLINFSRV)
+# The Node.js Azure IoT SDKs (azure-iot-device, azure-iot-device-mqtt, azure-iothub; exact versions and the whole
+# tree pinned by tests/node/package-lock.json) in .peers/node: tests/local/device/test_node_sdk.py and
+# tests/hub/test_node_sdk_hub.py drive our servers with them (about 10 s from npm). node/npm come from apt when
+# missing (Debian's nodejs + npm). Skipped tests say so when the SDKs are absent.
+NODE_PEERS := .peers/node/.installed
+$(NODE_PEERS): tests/node/package.json tests/node/package-lock.json
+	@command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; }
+	mkdir -p .peers/node
+	cp tests/node/package.json tests/node/package-lock.json .peers/node/
+	cd .peers/node && npm ci --no-audit --no-fund --no-update-notifier --loglevel=error \
+	  && touch .installed || echo "warning: could not install the Node.js SDKs; the Node.js tests will skip"
+
+node-peers: $(NODE_PEERS)
+
+peers: $(IOTEDGEDEV) $(AZMLINFSRV) node-peers
 
 # The offline stand-in for the module Dockerfiles' base (python:3.11-slim-bookworm): a Debian rootfs made with
 # mmdebstrap from this machine's apt sources, built once per machine into ~/.cache/edgegen/base/ (about 30 s);

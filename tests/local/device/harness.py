@@ -121,3 +121,16 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.replace(path)
     return path
+
+
+def module_environment(device: Any, module: str) -> dict[str, str]:
+    """What the agent gives a module process: the IOTEDGE_* workload variables for ``module`` of a running device
+    (so a test's own client can run as that module, signing through the workload API)."""
+    from edgegen.local.device import API_VERSION
+
+    key = device.identities.get(module)
+    assert key is not None, f"{module} has no identity on the device"
+    return {"IOTEDGE_IOTHUBHOSTNAME": device.config.hub_hostname, "IOTEDGE_DEVICEID": device.config.device_id,
+            "IOTEDGE_MODULEID": module, "IOTEDGE_GATEWAYHOSTNAME": device.address,
+            "IOTEDGE_MODULEGENERATIONID": key.generation_id, "IOTEDGE_WORKLOADURI": device.workload.uri,
+            "IOTEDGE_APIVERSION": API_VERSION, "IOTEDGE_AUTHSCHEME": "sasToken"}

@@ -17,8 +17,8 @@ import requests
 from edgegen.common.sas import generate_sas_token
 from edgegen.local.agent import BackoffPolicy
 from edgegen.local.control import ControlClient
-from edgegen.local.device import API_VERSION, DeviceConfig, module_credentials
-from tests.local.device.harness import DeviceThread, solution_manifest, wait_for, write_manifest
+from edgegen.local.device import DeviceConfig, module_credentials
+from tests.local.device.harness import DeviceThread, module_environment, solution_manifest, wait_for, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -98,12 +98,7 @@ def caller(device: DeviceThread, monkeypatch: pytest.MonkeyPatch) -> Iterator[An
 
     dev = device.device
     assert dev is not None
-    key = dev.identities.get("a")
-    assert key is not None
-    env = {"IOTEDGE_IOTHUBHOSTNAME": dev.config.hub_hostname, "IOTEDGE_DEVICEID": DEVICE, "IOTEDGE_MODULEID": "a",
-           "IOTEDGE_GATEWAYHOSTNAME": dev.address, "IOTEDGE_MODULEGENERATIONID": key.generation_id,
-           "IOTEDGE_WORKLOADURI": dev.workload.uri, "IOTEDGE_APIVERSION": API_VERSION, "IOTEDGE_AUTHSCHEME": "sasToken"}
-    for name, value in env.items():
+    for name, value in module_environment(dev, "a").items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost," + dev.address)
     client = IoTHubModuleClient.create_from_edge_environment()
