@@ -68,6 +68,12 @@ class EdgeHubHandler(BaseGatewayHandler):
     async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
         if identity.module_id and any("/inputs/" in f for f in topic_filters):
             self.router.inputs_subscribed(identity.module_id)
+        self._methods_subscribed(identity, topic_filters)
+
+    async def on_session_resumed(self, identity: Identity, topic_filters: list[str]) -> None:
+        self._methods_subscribed(identity, topic_filters)  # the SDK does not subscribe again after a reconnect
+
+    def _methods_subscribed(self, identity: Identity, topic_filters: list[str]) -> None:
         if identity.module_id and any(f.startswith("$iothub/methods/POST/") for f in topic_filters):
             for listener in self.listeners:
                 listener.methods_subscribed(identity.module_id)

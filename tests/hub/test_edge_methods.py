@@ -133,6 +133,12 @@ def test_service_to_module_and_edge_agent(edge) -> None:
     result = wait_for(reset_answers, 60, "the restarted sensor's methods", interval=0.5)
     assert result.status == 200 and result.payload["previousSent"] == 1  # a fresh process sent its one message
 
+    # the local edge hub restarts: the sensor reconnects to its persistent session without subscribing again,
+    # and its hub connection takes method calls again all the same
+    restart = _invoke(rm, "$edgeAgent", "RestartModule", {"schemaVersion": "1.0", "id": "edgeHub"})
+    assert restart.status == 200
+    assert wait_for(reset_answers, 60, "the sensor's methods after an edge hub restart", interval=0.5).status == 200
+
 
 def test_not_online_and_timeout_bodies(edge) -> None:
     from azure.iot.device import IoTHubModuleClient

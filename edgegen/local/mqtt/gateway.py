@@ -373,6 +373,8 @@ class MqttGateway:
         conn.send(encode_connack(present, 0))
         self._pump(conn, session)
         await self._safe(self.handler.on_connect(identity))
+        if present and session.subscriptions:
+            await self._safe(self.handler.on_session_resumed(identity, list(session.subscriptions)))
 
     def _detach(self, client_id: str) -> None:
         session = self._sessions.get(client_id)

@@ -50,6 +50,9 @@ class RecordingHandler(BaseGatewayHandler):
     async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
         self.events.put(("subscribe", identity, topic_filters))
 
+    async def on_session_resumed(self, identity: Identity, topic_filters: list[str]) -> None:
+        self.events.put(("resumed", identity, topic_filters))
+
     async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
         if self.telemetry_gate is not None:
             await self.telemetry_gate.wait()

@@ -306,6 +306,21 @@ def test_clean_session_forgets_and_qos0_subscription_downgrades(
     assert harness.call(harness.gateway.deliver_input, identity, "in", {}, b"lost") is False
 
 
+def test_a_resumed_session_is_announced_with_its_subscriptions(
+    harness: GatewayHarness, open_clients: list[RawClient]
+) -> None:
+    """The SDK does not subscribe again after a reconnect: the handler hears which filters still hold."""
+    filters = [("devices/resdev/modules/m/inputs/#", 1), ("$iothub/methods/POST/#", 0)]
+    identity, client = online(harness, open_clients, "resdev", "m", subscribe=filters)
+    client.close()
+    online(harness, open_clients, "resdev", "m")
+    while True:  # the harness is shared: skip other tests' events
+        kind, who, resumed = harness.handler.events.get(timeout=5)
+        if kind == "resumed" and who == identity:
+            break
+    assert sorted(resumed) == sorted(f for f, _ in filters)
+
+
 def test_a_clean_connect_drops_a_persistent_session(harness: GatewayHarness, open_clients: list[RawClient]) -> None:
     inputs = [("devices/dropdev/modules/m/inputs/#", 1)]
     identity, client = online(harness, open_clients, "dropdev", "m", subscribe=inputs)
