@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 AGENT = "$edgeAgent"
 LOCAL_CALL_TIMEOUT = 5 * 60 + 30.0  # edgeHub's DeviceMethodMaxResponseTimeout for calls from the cloud
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds between tries to (un)subscribe methods on an unreachable hub
 
 
 class MethodTarget(Protocol):
@@ -78,20 +79,21 @@ class MethodRelay:
         task.add_done_callback(self._tasks.discard)
 
     async def _sync(self, module: str) -> None:
+        delay = RETRY_FIRST
         async with self._locks.setdefault(module, asyncio.Lock()):
-            wanted = self._wanted.get(module, False)
-            if self._applied.get(module, False) == wanted:
-                return
-            try:
-                client = await self.clients.client(module)
-                handler = self._handler_for(module, client) if wanted else None
-                # the SDK's setter waits for the hub's SUBACK: keep it off this loop
-                await asyncio.to_thread(setattr, client, "on_method_request_received", handler)
-            except Exception as exc:  # hub unreachable: the next subscribe or reconnect tries again
-                log.warning("cannot %s direct methods for %s on the hub: %s",
-                            "enable" if wanted else "disable", module, exc)
-                return
-            self._applied[module] = wanted
+            while (wanted := self._wanted.get(module, False)) != self._applied.get(module, False):
+                try:
+                    client = await self.clients.client(module)
+                    handler = self._handler_for(module, client) if wanted else None
+                    # the SDK's setter waits for the hub's SUBACK: keep it off this loop
+                    await asyncio.to_thread(setattr, client, "on_method_request_received", handler)
+                except Exception as exc:  # hub unreachable: try again, less and less often
+                    log.warning("cannot %s direct methods for %s on the hub (again in %.0f s): %s",
+                                "enable" if wanted else "disable", module, delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+                    continue
+                self._applied[module] = wanted
 
     def _handler_for(self, module: str, client: Any) -> Any:
         loop = self._loop
