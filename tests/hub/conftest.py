@@ -28,6 +28,17 @@ class RunningHub:
 
         return asyncio.run_coroutine_threadsafe(_run(), self.loop).result(10)
 
+    def ensure_module(self, device: str, module: str) -> dict:
+        """Make a module identity as edgeAgent does before starting a module (the hub never makes them)."""
+        backend = self.standin.backend
+
+        def ensure() -> dict:
+            if f"{device}/{module}" not in backend.modules:
+                backend.put_module(device, module, {"managedBy": "iotEdge"})
+            return backend.get_module(device, module)
+
+        return self.call(ensure)
+
 
 class HubThread:
     def __init__(self, state_dir: Path, address: str, port: int, mqtt: bool = False) -> None:

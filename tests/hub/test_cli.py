@@ -70,6 +70,7 @@ def test_serve_device_create_and_deploy(served, capsys: pytest.CaptureFixture[st
 
     os.environ["REQUESTS_CA_BUNDLE"] = info.ca_file
     rm = IoTHubRegistryManager.from_connection_string(info.connection_string)
+    rm.create_module_with_sas("edge1", "sensor", "iotEdge", None, None)  # what the device side does
     assert rm.get_module_twin("edge1", "sensor").properties.desired["interval"] == 1
 
     args = ["deploy", "--name", "prod", "-t", "tags.environment='prod'", "-p", "10", "-f", manifest,

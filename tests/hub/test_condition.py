@@ -1,10 +1,10 @@
-"""Target conditions and metric queries (pure): operators, three-valued logic, errors with a caret."""
+"""Target conditions (pure): operators, three-valued logic, errors with a caret."""
 
 from __future__ import annotations
 
 import pytest
 
-from edgegen.local.hubstandin.condition import ConditionError, compile_condition, compile_metric_query
+from edgegen.local.hubstandin.condition import ConditionError, compile_condition
 
 TWIN = {
     "deviceId": "cam-7",
@@ -48,12 +48,12 @@ def test_condition(condition: str, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(("condition", "column", "needle"), [
-    ("tags.environment = = 'prod'", 20, "unexpected"),
-    ("tags.environment = 'prod' tags.x = 1", 27, "after the condition"),
-    ("tags.x = 'open", 10, "unexpected character"),
+    ("tags.environment = = 'prod'", 20, "'==' is not an operator"),
+    ("tags.environment = 'prod' tags.x = 1", 27, "after a complete condition"),
+    ("tags.x = 'open", 10, "unterminated string"),
     ("FOO(tags.x)", 1, "unknown function"),
     ("IS_DEFINED(tags.x, tags.y)", 1, "takes 1 argument"),
-    ("(tags.x = 1", 12, "expected )"),
+    ("(tags.x = 1", 12, "expected ')'"),
 ])
 def test_errors_point_at_the_problem(condition: str, column: int, needle: str) -> None:
     with pytest.raises(ConditionError) as exc:
@@ -63,11 +63,7 @@ def test_errors_point_at_the_problem(condition: str, column: int, needle: str) -
     assert "^" in exc.value.render()
 
 
-def test_metric_queries() -> None:
-    q = compile_metric_query("SELECT deviceId FROM devices WHERE tags.environment='prod'")
-    assert not q.over_modules and q.matches(TWIN)
-    m = compile_metric_query("select deviceId from devices.modules where moduleId='$edgeAgent'")
-    assert m.over_modules and m.matches({"moduleId": "$edgeAgent"})
-    assert compile_metric_query("SELECT deviceId FROM devices").matches({})
-    with pytest.raises(ConditionError):
-        compile_metric_query("DELETE FROM devices")
+def test_module_target_conditions() -> None:
+    matches = compile_condition("FROM devices.modules WHERE moduleId = 'sensor' AND tags.building = 9")
+    assert matches({"moduleId": "sensor", "tags": {"building": 9}})
+    assert not matches({"moduleId": "other", "tags": {"building": 9}})

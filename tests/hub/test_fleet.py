@@ -107,6 +107,8 @@ def test_deploy_fleet_to_the_stand_in(solution: Path, hub, capsys, monkeypatch) 
         main(["deploy", "--fleet", "fleet.yaml", "--state-dir", state, "--output", "json"])
     assert exc.value.code == 0
     assert [r["action"] for r in json.loads(capsys.readouterr().out)] == ["created"] * 3
+    for device in ("cam-001", "cam-002", "lab-1"):  # the device side makes its module identities
+        hub.ensure_module(device, "sensor")
     assert client.module_twin("cam-001", "sensor")["desired"]["SendInterval"] == 2
     assert client.module_twin("cam-002", "sensor")["desired"]["SendInterval"] == 5
     assert client.module_twin("lab-1", "sensor")["desired"]["SendInterval"] == 1

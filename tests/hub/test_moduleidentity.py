@@ -82,12 +82,15 @@ def test_device_scoped_rest_for_own_device_only(edge_hub) -> None:
     assert _call(running, "GET", "/devices/leaf1/modules",
                  device_scope_token(address, "leaf1", leaf.primary_key)).status_code == 401
     assert _call(running, "GET", "/devices/edge1", token).status_code == 401
-    assert _call(running, "DELETE", "/devices/edge1/modules/newmod", token).status_code == 401
     assert _call(running, "POST", "/devices/edge1/applyConfigurationContent", token, {}).status_code == 401
     # service policy tokens keep working on the same routes
     policy = running.standin.backend.policies["iothubowner"]["primaryKey"]
     service = generate_sas_token(running.info.host_name, policy, key_name="iothubowner")
     assert _call(running, "GET", "/devices/edge2/modules", service).status_code == 200
+    # a module gone from the deployment: edgeAgent removes its identity, on its own device only
+    assert _call(running, "DELETE", "/devices/edge2/modules/$edgeHub", token).status_code == 401
+    assert _call(running, "DELETE", "/devices/edge1/modules/newmod", token).status_code == 204
+    assert _call(running, "GET", "/devices/edge1/modules/newmod", token).status_code == 404
 
 
 def test_module_identities_create_fetch_and_cache(edge_hub, tmp_path) -> None:

@@ -41,8 +41,8 @@ def edge(hub_factory, tmp_path, monkeypatch):
 
 
 def module_key(running, device: str, module: str) -> str:
-    return running.call(running.standin.backend.get_module, device, module)["authentication"]["symmetricKey"][
-        "primaryKey"]
+    """The module's own key; its identity is made first when missing, as edgeAgent does before starting it."""
+    return running.ensure_module(device, module)["authentication"]["symmetricKey"]["primaryKey"]
 
 
 def module_client(running, identity, module: str) -> IoTHubModuleClient:

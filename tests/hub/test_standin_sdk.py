@@ -65,8 +65,11 @@ def test_apply_configuration_sets_module_twins(hub, managers) -> None:
     agent = rm.get_module_twin("edge1", "$edgeAgent")
     assert agent.properties.desired["modules"]["sensor"]["settings"]["image"] == "sensor:1"
     assert rm.get_module_twin("edge1", "$edgeHub").properties.desired["routes"] == {"up": "FROM /* INTO $upstream"}
+    # the hub does not make module identities: the device side (edgeAgent) does, and the new twin gets its
+    # desired properties from the deployment at once
+    assert {m.module_id for m in rm.get_modules("edge1")} == {"$edgeAgent", "$edgeHub"}
+    rm.create_module_with_sas("edge1", "sensor", "iotEdge", None, None)
     assert rm.get_module_twin("edge1", "sensor").properties.desired["interval"] == 1
-    assert "sensor" in {m.module_id for m in rm.get_modules("edge1")}
     version = agent.properties.desired["$version"]
     changed = {**BASE, "sensor": {"properties.desired": {"interval": 5}}}
     cm.apply_configuration_on_edge_device("edge1", ConfigurationContent(modules_content=changed))
@@ -87,6 +90,7 @@ def test_configurations_crud_priority_layers_and_metrics(hub, managers) -> None:
     rm, cm = managers
     for name, env in (("p1", "prod"), ("p2", "prod"), ("d1", "dev")):
         rm.create_device_with_sas(name, None, None, "enabled", iot_edge=True)
+        rm.create_module_with_sas(name, "sensor", "iotEdge", None, None)  # as edgeAgent does
         rm.update_twin(name, Twin(tags={"environment": env}), "*")
     low = _config("base-low", BASE, "tags.environment='prod'", 5, labels={"team": "a"},
                   metrics={"queries": {"prodDevices": "SELECT deviceId FROM devices WHERE tags.environment='prod'"}})
@@ -140,6 +144,7 @@ def test_module_method_needs_a_connected_module(hub, managers) -> None:
     rm, cm = managers
     rm.create_device_with_sas("edge1", None, None, "enabled", iot_edge=True)
     cm.apply_configuration_on_edge_device("edge1", ConfigurationContent(modules_content=BASE))
+    rm.create_module_with_sas("edge1", "sensor", "iotEdge", None, None)
     with pytest.raises(HttpOperationError) as exc:
         rm.invoke_device_module_method("edge1", "sensor", CloudToDeviceMethod(method_name="ping", payload={}))
     assert status_of(exc.value) == 404
@@ -174,6 +179,7 @@ def test_restart_loses_nothing(hub_factory, tmp_path, monkeypatch) -> None:
     rm.create_device_with_sas("edge1", None, None, "enabled", iot_edge=True)
     rm.update_twin("edge1", Twin(tags={"environment": "prod"}), "*")
     cm.create_configuration(_config("prod", BASE, "tags.environment='prod'", 3))
+    rm.create_module_with_sas("edge1", "sensor", "iotEdge", None, None)
     etag = cm.get_configuration("prod").etag
     thread.stop()
     second, _ = hub_factory(state_dir=tmp_path / "state", address=first.info.address, port=first.info.port)

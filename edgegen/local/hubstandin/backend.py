@@ -1,8 +1,12 @@
-"""The IoT Hub stand-in's backend: registry, twins, configurations, D2C messages. Python objects in and out.
+"""The IoT Hub stand-in's backend: registry, twins, queries, configurations, D2C messages. Python objects in and out.
 
 No HTTP and no MQTT here: the wire layers call these methods and subscribe to change events
 (``on_desired`` for twin desired patches pushed to connected modules, ``on_message`` for the live feed).
 Every change is written through to the injected ``HubStore`` so a restart loses nothing.
+
+Module identities are made by whoever asks for them — on a real edge device that is edgeAgent, with the
+device's own key (``PUT /devices/{id}/modules/{m}``) — never by the hub when a deployment arrives; a new
+module identity's twin gets its desired properties from the deployment (and module configurations) at once.
 """
 
 from __future__ import annotations
@@ -11,22 +15,28 @@ import base64
 import copy
 import datetime as _dt
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from edgegen.common.sas import generate_key
 from edgegen.local.hubstandin.configurations import DeploymentsMixin
 from edgegen.local.hubstandin.deployments import Configuration, check_etag, diff_patch, merge_patch
-from edgegen.local.hubstandin.errors import (
-    AlreadyExists,
-    DeviceNotOnline,
-    InvalidArgument,
-    NotFound,
-)
+from edgegen.local.hubstandin.errors import AlreadyExists, DeviceNotOnline, InvalidArgument, NotFound
+from edgegen.local.hubstandin.identities import device_record, module_record
+from edgegen.local.hubstandin.query import CompiledQuery, QueryError, Source, compile_query, page_rows
+from edgegen.local.hubstandin.scopes import make_scope, resolve_scopes
 from edgegen.local.hubstandin.store import HubStore, StoredMessage
+from edgegen.local.hubstandin.twins import (
+    device_twin_properties,
+    full_meta,
+    new_twin,
+    touch_meta,
+    twin_document,
+    twin_etag,
+)
 
-__all__ = ["HubBackend", "MethodInvoker"]
+__all__ = ["HubBackend", "MethodInvoker", "QueryResult"]
 
 DesiredListener = Callable[[str, str | None, dict[str, Any], int], None]
 MessageListener = Callable[[StoredMessage], None]
@@ -39,6 +49,19 @@ def _twin_key(device_id: str, module_id: str | None) -> str:
     return f"{device_id}/{module_id}" if module_id else device_id
 
 
+def _strip(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not k.startswith("$")}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One page of ``POST /devices/query``."""
+
+    items: list[Any]
+    item_type: str  # x-ms-item-type
+    continuation: str | None  # x-ms-continuation
+
+
 class HubBackend(DeploymentsMixin):
     def __init__(self, store: HubStore, host_name: str, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -47,6 +70,11 @@ class HubBackend(DeploymentsMixin):
         self.devices: dict[str, dict[str, Any]] = store.load("device")
         self.modules: dict[str, dict[str, Any]] = store.load("module")
         self.twins: dict[str, dict[str, Any]] = store.load("twin")
+        for twin in self.twins.values():  # twins stored before $metadata was kept
+            for section in ("desired", "reported"):
+                if f"{section}Meta" not in twin:
+                    version = twin[f"{section}Version"] if section == "desired" else None
+                    twin[f"{section}Meta"] = full_meta(twin[section], self._now(), version)
         self.configs = {k: Configuration.from_dict(v) for k, v in store.load("config").items()}
         self.applied: dict[str, dict[str, Any]] = store.load("applied")
         meta = store.load("meta")
@@ -76,7 +104,7 @@ class HubBackend(DeploymentsMixin):
         key = self.policies[policy]["primaryKey"]
         return f"HostName={self.host_name};SharedAccessKeyName={policy};SharedAccessKey={key}"
 
-    # ---- registry ------------------------------------------------------------------------------------
+    # ---- registry: devices ---------------------------------------------------------------------------
     def get_device(self, device_id: str) -> dict[str, Any]:
         device = self.devices.get(device_id)
         if device is None:
@@ -98,44 +126,34 @@ class HubBackend(DeploymentsMixin):
             check_etag(if_match, existing["etag"], f"device {device_id}")
         if body.get("deviceId") not in (None, device_id):
             raise InvalidArgument(f"body deviceId {body.get('deviceId')!r} differs from the URL's {device_id!r}")
-        auth = dict(body.get("authentication") or {})
-        auth_type = auth.get("type") or "sas"
-        if auth_type != "sas":
-            raise InvalidArgument(f"authentication type {auth_type!r} is not supported by the local stand-in",
-                                  hint="use symmetric keys (sas)")
-        keys = dict(auth.get("symmetricKey") or {})
-        old_keys = (existing or {}).get("authentication", {}).get("symmetricKey", {})
-        keys = {k: keys.get(k) or old_keys.get(k) or generate_key() for k in ("primaryKey", "secondaryKey")}
-        now = self._now()
         edge = bool((body.get("capabilities") or {}).get("iotEdge"))
-        device = {
-            "deviceId": device_id,
-            "generationId": (existing or {}).get("generationId") or uuid.uuid4().hex[:18],
-            "etag": self._etag(),
-            "connectionState": (existing or {}).get("connectionState", "Disconnected"),
-            "status": body.get("status") or "enabled",
-            "statusReason": body.get("statusReason"),
-            "connectionStateUpdatedTime": (existing or {}).get("connectionStateUpdatedTime", now),
-            "statusUpdatedTime": now,
-            "lastActivityTime": (existing or {}).get("lastActivityTime", now),
-            "cloudToDeviceMessageCount": 0,
-            "authentication": {"type": "sas", "symmetricKey": keys, "x509Thumbprint": {
-                "primaryThumbprint": None, "secondaryThumbprint": None}},
-            "capabilities": {"iotEdge": edge},
-            "deviceScope": (existing or {}).get("deviceScope") or (f"ms-azure-iot-edge://{device_id}-{self.counter}"
-                                                                   if edge else body.get("deviceScope")),
-        }
+        scope, parents = resolve_scopes(device_id, edge, body, existing, self.devices,
+                                        make_scope(device_id, self.counter + 1))
+        device = device_record(device_id, body, existing, etag=self._etag(), now=self._now(), scope=scope,
+                               parents=parents)
         with self.store.batch():
             self.devices[device_id] = device
             self.store.put("device", device_id, device)
+            if existing is not None and existing.get("deviceScope") and existing["deviceScope"] != scope:
+                self._orphan_children(existing["deviceScope"])
             if device_id not in self.twins:
-                self._save_twin(device_id, None, self._new_twin())
-            if edge:
+                self._save_twin(device_id, None, new_twin())
+            if edge:  # IoT Hub gives every edge device its two system module identities
                 for module in SYSTEM_MODULES:
                     if _twin_key(device_id, module) not in self.modules:
                         self.put_module(device_id, module, {"managedBy": "iotEdge"})
             self._recompute([device_id])
         return device
+
+    def _orphan_children(self, scope: str) -> None:
+        """Devices whose parent was ``scope`` (deleted, or no longer an edge device) lose that parent."""
+        for child_id, child in self.devices.items():
+            if scope in (child.get("parentScopes") or []):
+                child["parentScopes"] = []
+                if not child["capabilities"].get("iotEdge"):
+                    child["deviceScope"] = None
+                child["etag"] = self._etag()
+                self.store.put("device", child_id, child)
 
     def delete_device(self, device_id: str, if_match: str | None = None) -> None:
         device = self.get_device(device_id)
@@ -151,7 +169,10 @@ class HubBackend(DeploymentsMixin):
             self.store.delete("device", device_id)
             self.applied.pop(device_id, None)
             self.store.delete("applied", device_id)
+            if device["capabilities"].get("iotEdge") and device.get("deviceScope"):
+                self._orphan_children(device["deviceScope"])
 
+    # ---- registry: modules ---------------------------------------------------------------------------
     def get_module(self, device_id: str, module_id: str) -> dict[str, Any]:
         self.get_device(device_id)
         module = self.modules.get(_twin_key(device_id, module_id))
@@ -173,31 +194,27 @@ class HubBackend(DeploymentsMixin):
                                 code="ModuleAlreadyExistsOnDevice")
         if existing is not None:
             check_etag(if_match, existing["etag"], f"module {device_id}/{module_id}")
-        keys = dict((body.get("authentication") or {}).get("symmetricKey") or {})
-        old = (existing or {}).get("authentication", {}).get("symmetricKey", {})
-        keys = {k: keys.get(k) or old.get(k) or generate_key() for k in ("primaryKey", "secondaryKey")}
-        now = self._now()
-        module = {
-            "moduleId": module_id, "deviceId": device_id, "managedBy": body.get("managedBy") or "",
-            "generationId": (existing or {}).get("generationId") or uuid.uuid4().hex[:18], "etag": self._etag(),
-            "connectionState": (existing or {}).get("connectionState", "Disconnected"),
-            "connectionStateUpdatedTime": now, "lastActivityTime": now, "cloudToDeviceMessageCount": 0,
-            "authentication": {"type": "sas", "symmetricKey": keys},
-        }
-        self.modules[key] = module
-        self.store.put("module", key, module)
-        if key not in self.twins:
-            self._save_twin(device_id, module_id, self._new_twin())
+        if body.get("moduleId") not in (None, module_id):
+            raise InvalidArgument(f"body moduleId {body.get('moduleId')!r} differs from the URL's {module_id!r}")
+        module = module_record(device_id, module_id, body, existing, etag=self._etag(), now=self._now())
+        with self.store.batch():
+            self.modules[key] = module
+            self.store.put("module", key, module)
+            if key not in self.twins:
+                self._save_twin(device_id, module_id, new_twin())
+                if module_id not in SYSTEM_MODULES:  # its desired properties from the deployment, at once
+                    self._recompute([device_id])
         return module
 
     def delete_module(self, device_id: str, module_id: str, if_match: str | None = None) -> None:
         module = self.get_module(device_id, module_id)
         check_etag(if_match, module["etag"], f"module {device_id}/{module_id}")
         key = _twin_key(device_id, module_id)
-        self.modules.pop(key)
-        self.store.delete("module", key)
-        self.twins.pop(key, None)
-        self.store.delete("twin", key)
+        with self.store.batch():
+            self.modules.pop(key)
+            self.store.delete("module", key)
+            self.twins.pop(key, None)
+            self.store.delete("twin", key)
 
     def identity_keys(self, device_id: str, module_id: str | None = None) -> list[str]:
         """Keys that may sign tokens for this identity: a device's own, or a module's own (as in IoT Hub, a
@@ -222,12 +239,14 @@ class HubBackend(DeploymentsMixin):
         record["connectionStateUpdatedTime"] = record["lastActivityTime"] = self._now()
         self.store.put("module" if module_id else "device", _twin_key(device_id, module_id), record)
 
-    # ---- twins ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _new_twin() -> dict[str, Any]:
-        return {"tags": {}, "desired": {}, "reported": {}, "desiredVersion": 1, "reportedVersion": 1, "version": 1,
-                "configurations": {}}
+    def statistics(self) -> dict[str, int]:
+        """``GET /statistics/devices`` and ``/statistics/service`` in one."""
+        enabled = sum(1 for d in self.devices.values() if d["status"] == "enabled")
+        connected = sum(1 for d in self.devices.values() if d.get("connectionState") == "Connected")
+        return {"totalDeviceCount": len(self.devices), "enabledDeviceCount": enabled,
+                "disabledDeviceCount": len(self.devices) - enabled, "connectedDeviceCount": connected}
 
+    # ---- twins ---------------------------------------------------------------------------------------
     def _save_twin(self, device_id: str, module_id: str | None, twin: dict[str, Any]) -> None:
         key = _twin_key(device_id, module_id)
         self.twins[key] = twin
@@ -238,35 +257,22 @@ class HubBackend(DeploymentsMixin):
             self.get_module(device_id, module_id)
         else:
             self.get_device(device_id)
-        return self.twins.setdefault(_twin_key(device_id, module_id), self._new_twin())
+        return self.twins.setdefault(_twin_key(device_id, module_id), new_twin())
 
     @staticmethod
     def twin_etag(twin: Mapping[str, Any]) -> str:
-        return base64.b64encode(int(twin["version"]).to_bytes(8, "big")).decode()
+        return twin_etag(twin)
 
     def get_twin(self, device_id: str, module_id: str | None = None) -> dict[str, Any]:
         twin = self._twin(device_id, module_id)
-        device = self.devices[device_id]
-        record = self.modules[_twin_key(device_id, module_id)] if module_id else device
-        doc: dict[str, Any] = {"deviceId": device_id}
-        if module_id:
-            doc["moduleId"] = module_id
-        doc.update({
-            "etag": self.twin_etag(twin), "deviceEtag": device["etag"], "status": device["status"],
-            "statusUpdateTime": device["statusUpdatedTime"], "connectionState": record["connectionState"],
-            "lastActivityTime": record["lastActivityTime"], "cloudToDeviceMessageCount": 0,
-            "authenticationType": "sas", "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
-            "modelId": "", "version": twin["version"], "tags": copy.deepcopy(twin["tags"]),
-            "properties": {
-                "desired": {**copy.deepcopy(twin["desired"]), "$version": twin["desiredVersion"]},
-                "reported": {**copy.deepcopy(twin["reported"]), "$version": twin["reportedVersion"]},
-            },
-            "capabilities": device["capabilities"],
-        })
-        if not module_id:
-            doc["configurations"] = copy.deepcopy(twin.get("configurations") or {})
-            doc["deviceScope"] = device.get("deviceScope")
-        return doc
+        module = self.modules[_twin_key(device_id, module_id)] if module_id else None
+        return twin_document(self.devices[device_id], module, twin)
+
+    def twin_doc(self, device_id: str, module_id: str | None = None) -> dict[str, Any]:
+        """The twin as conditions and queries see it, sharing the stored values (read only)."""
+        module = self.modules[_twin_key(device_id, module_id)] if module_id else None
+        twin = self.twins.get(_twin_key(device_id, module_id)) or new_twin()
+        return twin_document(self.devices[device_id], module, twin, copy_values=False)
 
     def _set_desired(self, device_id: str, module_id: str | None, desired: dict[str, Any]) -> None:
         twin = self._twin(device_id, module_id)
@@ -276,6 +282,8 @@ class HubBackend(DeploymentsMixin):
         twin["desired"] = desired
         twin["desiredVersion"] += 1
         twin["version"] += 1
+        twin["desiredMeta"] = touch_meta(twin.get("desiredMeta") or {}, patch, desired, self._now(),
+                                         twin["desiredVersion"])
         self._save_twin(device_id, module_id, twin)
         for listener in self.desired_listeners:
             listener(device_id, module_id, patch, twin["desiredVersion"])
@@ -286,7 +294,10 @@ class HubBackend(DeploymentsMixin):
         twin = self._twin(device_id, module_id)
         check_etag(if_match, self.twin_etag(twin), f"twin {_twin_key(device_id, module_id)}")
         props = body.get("properties") or {}
-        strip = {k: v for k, v in (props.get("desired") or {}).items() if not k.startswith("$")}
+        if not isinstance(props, Mapping) or not isinstance(props.get("desired") or {}, Mapping) \
+                or not isinstance(body.get("tags") or {}, Mapping):
+            raise InvalidArgument("tags and properties.desired must be JSON objects")
+        desired = _strip(props.get("desired") or {})
         with self.store.batch():
             if "tags" in body or replace:
                 tags = body.get("tags") or {}
@@ -296,33 +307,52 @@ class HubBackend(DeploymentsMixin):
                     twin["version"] += 1
                     self._save_twin(device_id, module_id, twin)
             if "desired" in props or replace:
-                self._set_desired(device_id, module_id, dict(strip) if replace else merge_patch(twin["desired"], strip))
-            if not module_id:
-                self._recompute([device_id])
+                self._set_desired(device_id, module_id, desired if replace else merge_patch(twin["desired"], desired))
+            self._recompute([device_id])
         return self.get_twin(device_id, module_id)
 
     def device_twin_view(self, device_id: str, module_id: str | None) -> dict[str, Any]:
         """What a device gets on ``$iothub/twin/GET``: desired and reported with their ``$version``."""
-        doc = self.get_twin(device_id, module_id)["properties"]
-        return {"desired": doc["desired"], "reported": doc["reported"]}
+        return device_twin_properties(self._twin(device_id, module_id))
 
     def update_reported(self, device_id: str, module_id: str | None, patch: Mapping[str, Any]) -> int:
+        """A device's (or module's) reported-properties patch; returns the new reported ``$version``."""
         twin = self._twin(device_id, module_id)
-        twin["reported"] = merge_patch(twin["reported"], dict(patch))
+        clean = _strip(patch)
+        after = merge_patch(twin["reported"], clean)
+        twin["reported"] = after
         twin["reportedVersion"] += 1
         twin["version"] += 1
-        self._save_twin(device_id, module_id, twin)
-        if module_id is None and self.configs:  # target conditions may look at reported properties
-            self._recompute([device_id])
+        twin["reportedMeta"] = touch_meta(twin.get("reportedMeta") or {}, clean, after, self._now(), None)
+        with self.store.batch():
+            self._save_twin(device_id, module_id, twin)
+            if self.configs:  # target conditions may look at reported properties
+                self._recompute([device_id])
         return int(twin["reportedVersion"])
 
-    def twin_doc(self, device_id: str) -> dict[str, Any]:
-        """The document target conditions and queries see for a device."""
-        twin = self.twins.get(device_id) or self._new_twin()
-        device = self.devices[device_id]
-        return {"deviceId": device_id, "tags": twin["tags"], "status": device["status"],
-                "properties": {"desired": twin["desired"], "reported": twin["reported"]},
-                "capabilities": device["capabilities"], "configurations": twin.get("configurations") or {}}
+    # ---- queries -------------------------------------------------------------------------------------
+    def documents(self, source: Source) -> list[dict[str, Any]]:
+        """Every twin of a collection, sorted by id, as queries see them (read only)."""
+        if source is Source.MODULES:
+            keys = sorted(self.modules, key=lambda k: tuple(k.split("/", 1)))
+            return [self.twin_doc(*k.split("/", 1)) for k in keys]
+        return [self.twin_doc(d) for d in sorted(self.devices)]
+
+    @staticmethod
+    def compile_query(text: str) -> CompiledQuery:
+        try:
+            return compile_query(text)
+        except QueryError as exc:
+            raise InvalidArgument(exc.render(), hint=exc.hint) from None
+
+    def query(self, text: str, continuation: str | None = None, max_items: int | None = None) -> QueryResult:
+        compiled = self.compile_query(text)
+        rows = compiled.run(self.documents(compiled.source))
+        try:
+            page = page_rows(text, rows, continuation, max_items)
+        except QueryError as exc:
+            raise InvalidArgument(exc.message, hint=exc.hint) from None
+        return QueryResult(copy.deepcopy(page.items), compiled.item_type, page.continuation)
 
     # ---- device-to-cloud messages and methods --------------------------------------------------------
     def record_message(self, device_id: str, module_id: str | None, properties: Mapping[str, str],

@@ -1,6 +1,11 @@
-"""The deployment half of ``HubBackend``: applyConfigurationContent, configurations CRUD, recomputation.
+"""The configuration half of ``HubBackend``: applyConfigurationContent, configurations CRUD, and applying
+deployments (``modulesContent``) and automatic device management (``deviceContent``/``moduleContent``)
+to the twins they target.
 
-A mixin so the backend stays one object for the wire layers while each file keeps one job.
+A mixin so the backend stays one object for the wire layers while each file keeps one job. Statuses go where
+IoT Hub's system metric queries look: ``configurations.[[id]].status`` (``Targeted``/``Applied``) on the
+device twin and, for IoT Edge deployments, on the ``$edgeAgent`` module twin too; on module twins for
+module configurations.
 """
 
 from __future__ import annotations
@@ -8,23 +13,31 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edgegen.local.hubstandin.condition import compile_metric_query
 from edgegen.local.hubstandin.deployments import (
     Configuration,
+    adm_patch,
     check_etag,
     effective_desired,
+    merge_patch,
     select_configurations,
     validate_configuration_id,
 )
 from edgegen.local.hubstandin.errors import AlreadyExists, InvalidArgument, NotFound
 from edgegen.local.hubstandin.metrics import configuration_view
+from edgegen.local.hubstandin.query import CompiledQuery, Source
 from edgegen.local.hubstandin.store import HubStore
 
 __all__ = ["DeploymentsMixin"]
 
+AGENT = "$edgeAgent"
+
 
 def _twin_key(device_id: str, module_id: str | None) -> str:
     return f"{device_id}/{module_id}" if module_id else device_id
+
+
+def _winner(configs: list[Configuration]) -> Configuration | None:
+    return max(configs, key=lambda c: (c.priority, c.sequence), default=None)
 
 
 class DeploymentsMixin:
@@ -38,8 +51,9 @@ class DeploymentsMixin:
     _next: Callable[[], int]
     _etag: Callable[[], str]
     get_device: Callable[[str], dict[str, Any]]
-    twin_doc: Callable[[str], dict[str, Any]]
-    put_module: Callable[..., dict[str, Any]]
+    twin_doc: Callable[..., dict[str, Any]]
+    documents: Callable[[Source], list[dict[str, Any]]]
+    compile_query: Callable[[str], CompiledQuery]
     _save_twin: Callable[[str, str | None, dict[str, Any]], None]
     _set_desired: Callable[[str, str | None, dict[str, Any]], None]
 
@@ -76,18 +90,14 @@ class DeploymentsMixin:
             raise InvalidArgument("priority must be a non-negative integer")
         for name, query in incoming.metrics.items():
             try:
-                compile_metric_query(query)
-            except Exception as exc:
-                raise InvalidArgument(f"metric {name!r}: {exc}") from exc
-        if incoming.target_condition:
-            incoming.targets({})  # compiles: a bad condition fails here
+                self.compile_query(query)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"metric {name!r}: {exc.message}", hint=exc.hint) from None
+        incoming.target.matches({})  # compiles: a bad condition fails here
         if existing is None:
             if if_match not in (None, "*", '"*"'):
                 raise NotFound(f"configuration {config_id!r} not found", code="ConfigurationNotFound")
-            content = incoming.content.get("modulesContent")
-            if not isinstance(content, Mapping) or not content:
-                raise InvalidArgument("content.modulesContent is required and must not be empty")
-            effective_desired(content, [])
+            incoming.check()
             incoming.created = incoming.updated = self._now()
             incoming.sequence = self._next()
             cfg, created = incoming, True
@@ -100,12 +110,13 @@ class DeploymentsMixin:
                 raise InvalidArgument(
                     f"the content of configuration {config_id!r} cannot be changed",
                     hint="only labels, metrics, priority and targetCondition may change; deploy a new configuration")
-            cfg = existing
-            cfg.labels, cfg.metrics = incoming.labels, incoming.metrics
-            cfg.priority, cfg.target_condition = incoming.priority, incoming.target_condition
-            cfg._matcher = None
+            updated = Configuration.from_dict({**existing.to_dict(), "labels": incoming.labels,
+                                               "metrics": {"queries": incoming.metrics},
+                                               "priority": incoming.priority,
+                                               "targetCondition": incoming.target_condition})
+            updated.check()
+            cfg, created = updated, False
             cfg.updated = self._now()
-            created = False
         cfg.etag = self._etag()
         with self.store.batch():
             self.configs[config_id] = cfg
@@ -119,39 +130,72 @@ class DeploymentsMixin:
         with self.store.batch():
             self.configs.pop(config_id)
             self.store.delete("config", config_id)
-            self._recompute()
+            self._recompute(module_twins=cfg.kind == "module")
 
-    def _recompute(self, device_ids: list[str] | None = None) -> None:
-        """Recompute the effective deployment of edge devices (all when ``device_ids`` is None)."""
+    # ---- applying configurations to twins -------------------------------------------------------------
+    def _set_statuses(self, device_id: str, module_id: str | None, kinds: tuple[str, ...],
+                      statuses: dict[str, dict[str, str]]) -> set[str]:
+        """Replace the statuses of configurations of ``kinds`` on a twin; returns the ids newly Applied."""
+        twin = self.twins[_twin_key(device_id, module_id)]
+        old = dict(twin.get("configurations") or {})
+        keep = {k: v for k, v in old.items() if k in self.configs and self.configs[k].kind not in kinds}
+        new = {**keep, **statuses}
+        if new != old:
+            twin["configurations"] = new
+            self._save_twin(device_id, module_id, twin)
+        return {k for k, v in statuses.items()
+                if v["status"] == "Applied" and old.get(k, {}).get("status") != "Applied"}
+
+    def _apply_adm(self, device_id: str, module_id: str | None, configs: list[Configuration]) -> None:
+        doc = self.twin_doc(device_id, module_id)
+        targeted = [c for c in configs if c.targets(doc)]
+        winner = _winner(targeted)
+        statuses = {c.id: {"status": "Applied" if c is winner else "Targeted"} for c in targeted}
+        newly = self._set_statuses(device_id, module_id, ("device", "module"), statuses)
+        if winner is not None and winner.id in newly:
+            twin = self.twins[_twin_key(device_id, module_id)]
+            self._set_desired(device_id, module_id, merge_patch(twin["desired"], adm_patch(winner.adm_content)))
+
+    def _recompute(self, device_ids: list[str] | None = None, *, module_twins: bool | None = None) -> None:
+        """Re-apply configurations to the twins of ``device_ids`` (all devices when None). Module twins are
+        looked at when module configurations exist (or ``module_twins`` says so: one was just deleted)."""
         configs = self.list_configurations()
+        device_cfgs = [c for c in configs if c.kind == "device"]
+        module_cfgs = [c for c in configs if c.kind == "module"]
+        by_device: dict[str, list[str]] = {}
+        if module_cfgs or module_twins:
+            for module in self.modules.values():
+                if module.get("managedBy") != "iotEdge":  # edge modules follow deployments, not ADM
+                    by_device.setdefault(module["deviceId"], []).append(module["moduleId"])
         for device_id in device_ids if device_ids is not None else list(self.devices):
             device = self.devices.get(device_id)
-            if device is None or not device["capabilities"].get("iotEdge"):
+            if device is None:
                 continue
-            doc = self.twin_doc(device_id)
-            targeted = [c for c in configs if c.targets(doc)]
-            base, layered = select_configurations(doc, targeted)
-            statuses = {c.id: {"status": "Targeted"} for c in targeted}
-            for c in ([base] if base else []) + layered:
-                statuses[c.id] = {"status": "Applied"}
-            twin = self.twins[device_id]
-            if twin.get("configurations") != statuses:
-                twin["configurations"] = statuses
-                self._save_twin(device_id, None, twin)
-            base_content = base.modules_content if base else self.applied.get(device_id)
-            if base_content is None and not layered:
-                continue
-            desired = effective_desired(base_content, [c.modules_content for c in layered])
-            # like edgeAgent, give every module of the deployment an identity (and a twin)
-            agent_modules = (desired.get("$edgeAgent") or {}).get("modules") or {}
-            for module_id in agent_modules if isinstance(agent_modules, dict) else ():
-                desired.setdefault(module_id, {})
-            for module_id, props in desired.items():
-                if _twin_key(device_id, module_id) not in self.modules:
-                    self.put_module(device_id, module_id, {"managedBy": "iotEdge"})
+            self._apply_adm(device_id, None, device_cfgs)
+            for module_id in by_device.get(device_id, ()):
+                self._apply_adm(device_id, module_id, module_cfgs)
+            if device["capabilities"].get("iotEdge"):
+                self._deploy(device_id, configs)
+
+    def _deploy(self, device_id: str, configs: list[Configuration]) -> None:
+        """An edge device's effective deployment onto the twins of the module identities it has."""
+        doc = self.twin_doc(device_id)
+        base, layered = select_configurations(doc, configs)
+        targeted = [c for c in configs if c.kind == "edge" and c.targets(doc)]
+        statuses = {c.id: {"status": "Targeted"} for c in targeted}
+        for c in ([base] if base else []) + layered:
+            statuses[c.id] = {"status": "Applied"}
+        self._set_statuses(device_id, None, ("edge",), statuses)
+        if _twin_key(device_id, AGENT) in self.twins:
+            self._set_statuses(device_id, AGENT, ("edge",), statuses)
+        base_content = base.modules_content if base else self.applied.get(device_id)
+        if base_content is None and not layered:
+            return
+        desired = effective_desired(base_content, [c.modules_content for c in layered])
+        for module_id, props in desired.items():
+            if _twin_key(device_id, module_id) in self.modules:  # identities are the device's to make
                 self._set_desired(device_id, module_id, props)
 
     def configuration_view(self, cfg: Configuration) -> dict[str, Any]:
         """The REST shape, with system metrics (targeted/applied/reported) and custom metric results."""
-        return configuration_view(cfg, self.devices, self.twins, self.twin_doc)
-
+        return configuration_view(cfg, self.compile_query, self.documents)

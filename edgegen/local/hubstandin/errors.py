@@ -14,9 +14,11 @@ __all__ = [
     "DeviceNotOnline",
     "HubError",
     "InvalidArgument",
+    "MethodNotAllowed",
     "MethodTimeout",
     "NotFound",
     "PreconditionFailed",
+    "TooLarge",
     "Unauthorized",
 ]
 
@@ -86,3 +88,11 @@ class MethodTimeout(HubError):
 
     def body(self) -> dict[str, Any]:
         return _method_error(504101, "Timed out waiting for the response from device.", {})
+
+
+class MethodNotAllowed(HubError):
+    default_code = "MethodNotAllowed"
+
+
+class TooLarge(HubError):
+    default_code = "RequestEntityTooLarge"

@@ -1,13 +1,16 @@
 """The thin HTTPS layer: IoT Hub's REST paths (api-version 2021-04-12) onto ``HubBackend`` calls.
 
 Parsing and serializing only. Every request's SAS token is checked first (a service policy's; or, on an edge
-device's own module identities — list, get, create/update — a device-scoped token signed with that device's
-key); domain errors map to a status and Azure error code through ``ERROR_STATUS``, the one table of them.
+device's own module identities — list, get, create/update, delete — a device-scoped token signed with that
+device's key); domain errors map to a status and Azure error code through ``ERROR_STATUS``, the one table of
+them. Every error answer, unknown paths and methods included, is IoT Hub's JSON:
+``{"Message": "ErrorCode:<code>;<text>", "ExceptionMessage": "Tracking ID:…"}`` with ``iothub-errorcode``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,15 +19,17 @@ from aiohttp import web
 from edgegen.common.sas import SasError, parse_sas_token
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
-from edgegen.local.hubstandin.condition import ConditionError, compile_condition
+from edgegen.local.hubstandin.deployments import Configuration
 from edgegen.local.hubstandin.errors import (
     AlreadyExists,
     DeviceNotOnline,
     HubError,
     InvalidArgument,
+    MethodNotAllowed,
     MethodTimeout,
     NotFound,
     PreconditionFailed,
+    TooLarge,
     Unauthorized,
 )
 
@@ -35,10 +40,13 @@ ERROR_STATUS: dict[type[HubError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     DeviceNotOnline: 404,
+    MethodNotAllowed: 405,
     AlreadyExists: 409,
     PreconditionFailed: 412,
+    TooLarge: 413,
     MethodTimeout: 504,
 }
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BACKEND = web.AppKey("backend", HubBackend)
@@ -51,15 +59,33 @@ def _error_response(exc: HubError) -> web.Response:
     return web.json_response(exc.body(), status=status, headers={"iothub-errorcode": exc.code})
 
 
+def _from_aiohttp(request: web.Request, exc: web.HTTPException) -> HubError:
+    """aiohttp's own answers (no route, wrong method, body too large) as domain errors."""
+    what = f"{request.method} {request.path}"
+    if exc.status == 404:
+        return NotFound(f"no such resource: {what}", hint="see IoT Hub's REST API reference for the paths")
+    if exc.status == 405:
+        return MethodNotAllowed(f"method not allowed: {what}")
+    if exc.status == 413:
+        return TooLarge(f"request body too large: {what}")
+    return InvalidArgument(f"{what}: {exc.reason}")
+
+
 @web.middleware
 async def _pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         _authorize(request)
-        return await handler(request)
+        response = await handler(request)
     except HubError as exc:
         return _error_response(exc)
-    except ConditionError as exc:
-        return _error_response(InvalidArgument(exc.render()))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error_response(_from_aiohttp(request, exc))
+    except Exception:  # a bug: still IoT Hub's shape, never a traceback to the client
+        log.exception("stand-in REST handler failed on %s %s", request.method, request.path)
+        return _error_response(HubError(f"internal error while handling {request.method} {request.path}"))
+    return response
 
 
 def _is_device_scoped(header: str | None) -> bool:
@@ -97,6 +123,15 @@ def _if_match(request: web.Request) -> str | None:
 def _top(request: web.Request) -> int | None:
     raw = request.query.get("top") or request.query.get("$top")
     return int(raw) if raw and raw.isdigit() else None
+
+
+def _max_items(request: web.Request) -> int | None:
+    raw = request.headers.get("x-ms-max-item-count")
+    if raw is None or raw.strip() == "":
+        return None
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise InvalidArgument(f"x-ms-max-item-count must be a positive whole number, not {raw!r}")
+    return int(raw)
 
 
 def _backend(request: web.Request) -> HubBackend:
@@ -206,40 +241,44 @@ async def delete_configuration(request: web.Request) -> web.Response:
 
 
 async def test_queries(request: web.Request) -> web.Response:
-    from edgegen.local.hubstandin.condition import compile_metric_query
-
-    body = await _body(request)
-    out: dict[str, Any] = {"targetConditionError": None, "customMetricQueryErrors": {}}
+    backend, body = _backend(request), await _body(request)
+    out: dict[str, Any] = {"targetConditionError": "", "customMetricQueryErrors": {}}
     try:
-        compile_condition(body.get("targetCondition") or "")
-    except ConditionError as exc:
-        out["targetConditionError"] = exc.render()
+        Configuration.from_dict({"id": "test", "targetCondition": body.get("targetCondition") or ""}).target.matches({})
+    except InvalidArgument as exc:
+        out["targetConditionError"] = exc.message
     for name, query in (body.get("customMetricQueries") or {}).items():
         try:
-            compile_metric_query(query)
-        except ConditionError as exc:
-            out["customMetricQueryErrors"][name] = exc.render()
+            backend.compile_query(query)
+        except InvalidArgument as exc:
+            out["customMetricQueryErrors"][name] = exc.message
     return web.json_response(out)
 
 
 async def query_twins(request: web.Request) -> web.Response:
-    """``SELECT * FROM devices [WHERE cond]``: device twins (continuation tokens are not used)."""
-    import re
-
+    """``POST /devices/query`` with ``{"query": …}``; pages with ``x-ms-continuation``/``x-ms-max-item-count``."""
     body = await _body(request)
-    query = str(body.get("query") or "")
-    m = re.match(r"^\s*select\s+\*\s+from\s+devices\b(?:\s+where\s+(?P<cond>.*))?\s*$", query, re.I | re.S)
-    if not m:
-        raise InvalidArgument(f"unsupported query {query!r}",
-                              hint="the stand-in supports SELECT * FROM devices WHERE …")
-    matches = compile_condition(m.group("cond") or "*")
-    backend = _backend(request)
-    twins = [backend.get_twin(d) for d in backend.devices if matches(backend.twin_doc(d))]
-    return web.json_response(twins, headers={"x-ms-item-type": "Twin"})
+    query = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidArgument("the body needs a 'query' string", hint='send {"query": "SELECT * FROM devices"}')
+    result = _backend(request).query(query, request.headers.get("x-ms-continuation") or None, _max_items(request))
+    headers = {"x-ms-item-type": result.item_type}
+    if result.continuation:
+        headers["x-ms-continuation"] = result.continuation
+    return web.json_response(result.items, headers=headers)
+
+
+async def statistics_devices(request: web.Request) -> web.Response:
+    stats = _backend(request).statistics()
+    return web.json_response({k: stats[k] for k in ("totalDeviceCount", "enabledDeviceCount", "disabledDeviceCount")})
+
+
+async def statistics_service(request: web.Request) -> web.Response:
+    return web.json_response({"connectedDeviceCount": _backend(request).statistics()["connectedDeviceCount"]})
 
 
 # what a device-scoped token may call (for its own device only): edgeAgent's module identity management
-DEVICE_SCOPED: frozenset[Handler] = frozenset({list_modules, get_module, put_module})
+DEVICE_SCOPED: frozenset[Handler] = frozenset({list_modules, get_module, put_module, delete_module})
 
 
 def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
@@ -251,6 +290,7 @@ def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
         app[DEVICE_AUTH] = device_scope
     r = app.router
     r.add_get("/devices", list_devices)
+    r.add_get("/devices/", list_devices)  # Node's Registry.list asks with the slash
     r.add_post("/devices/query", query_twins)
     r.add_get("/devices/{id}", get_device)
     r.add_put("/devices/{id}", put_device)
@@ -270,4 +310,6 @@ def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
     r.add_get("/configurations/{id}", get_configuration)
     r.add_put("/configurations/{id}", put_configuration)
     r.add_delete("/configurations/{id}", delete_configuration)
+    r.add_get("/statistics/devices", statistics_devices)
+    r.add_get("/statistics/service", statistics_service)
     return app
