@@ -15,6 +15,7 @@ two Protocols that package defines:
 Each module connects with its own key, as IoT Hub requires: before a module identity's first connection the
 link ensures the identity exists and fetches its key through the service REST API with a device-scoped token
 (``edgegen.hublink.moduleidentity``, what edgeAgent does); keys are cached in the device's state directory.
+When a deployment no longer has a module, the link removes that module's identity (edgeAgent's job too).
 """
 
 from __future__ import annotations
@@ -189,6 +190,22 @@ class EdgeLink:
                 announced = True
             await self._dirty.wait()
 
+    async def prune_identities(self, modules_content: Mapping[str, Any]) -> None:
+        """Remove the identities (and connections) of modules no longer in the deployment."""
+        agent = (modules_content.get("$edgeAgent") or {}).get("properties.desired") or {}
+        keep = set(agent.get("modules") or {})
+        try:
+            gone = await asyncio.to_thread(self.identities.prune, keep)
+        except HubClientError as exc:  # the next deployment retries
+            log.info("removing module identities no longer deployed failed: %s", exc.message)
+            return
+        for module_id in gone:
+            log.info("module %s left the deployment: its identity is removed", module_id)
+            client = self.clients.pop(module_id, None)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.shutdown(), 10)
+
     # ---- reporting -----------------------------------------------------------------------------------
     async def report(self, modules_status: Mapping[str, Any], code: int = 200, description: str = "") -> None:
         """Patch ``$edgeAgent`` reported properties when something changed."""
@@ -221,6 +238,7 @@ class _HubSource:
     async def current(self) -> Any:
         deployment = await self.link.wait_for_deployment()
         self._seen = json.dumps(deployment.modules_content, sort_keys=True)
+        await self.link.prune_identities(deployment.modules_content)
         return deployment
 
     async def changes(self) -> AsyncIterator[Any]:
@@ -247,6 +265,7 @@ class _HubSource:
                 await self.link.report({}, 400, exc.message)
                 continue
             self._seen = text
+            await self.link.prune_identities(content)
             yield deployment
 
 

@@ -12,7 +12,10 @@ those keys through the service REST API, authenticated with a *device-scoped* SA
 
 ``ModuleIdentities.key(module_id)`` does that (blocking; call it off the event loop) and caches the keys in the
 device's state directory (``hub-module-keys.json``, 0600, written atomically), so a restart needs no REST call.
-The same calls work against Azure IoT Hub and the local stand-in.
+``ModuleIdentities.prune(keep)`` removes what edgeAgent removes: the identities it manages
+(``managedBy: iotEdge``) of modules no longer in the deployment (``GET /devices/{id}/modules``, then
+``DELETE /devices/{id}/modules/{m}``); the system modules stay. The same calls work against Azure IoT Hub and
+the local stand-in.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from urllib.parse import quote
 from edgegen.common.sas import generate_sas_token
 from edgegen.hub.errors import HubClientError
 
-__all__ = ["API_VERSION", "CACHE_FILE", "ModuleIdentities", "device_scope_token"]
+__all__ = ["API_VERSION", "CACHE_FILE", "SYSTEM_MODULES", "ModuleIdentities", "device_scope_token"]
 
 API_VERSION = "2021-04-12"
 CACHE_FILE = "hub-module-keys.json"
 TIMEOUT = 15.0
+SYSTEM_MODULES = frozenset({"$edgeAgent", "$edgeHub"})
 
 
 def device_scope_token(host: str, device_id: str, device_key: str, ttl: int = 3600) -> str:
@@ -105,11 +109,13 @@ class ModuleIdentities:
 
     # ---- REST ----------------------------------------------------------------------------------------
     def _url(self, module_id: str) -> str:
-        return (f"https://{self.rest_host}/devices/{quote(self.device_id, safe='')}/modules/"
-                f"{quote(module_id, safe='$')}?api-version={API_VERSION}")
+        base = f"https://{self.rest_host}/devices/{quote(self.device_id, safe='')}/modules"
+        return f"{base}/{quote(module_id, safe='$')}?api-version={API_VERSION}" if module_id else \
+            f"{base}?api-version={API_VERSION}"
 
     def _request(self, method: str, module_id: str, body: dict[str, Any] | None = None,
                  if_match: str | None = None) -> tuple[int, Any]:
+        """One REST call about ``module_id`` ('' for the device's module list)."""
         import requests
 
         headers = {"Authorization": device_scope_token(self.host, self.device_id, self.device_key),
@@ -166,6 +172,21 @@ class ModuleIdentities:
             self._keys[module_id] = key
             self._save()
         return key
+
+
+    def prune(self, keep: set[str]) -> list[str]:
+        """Delete the identities this runtime manages whose modules are not in ``keep``; returns their ids."""
+        status, modules = self._request("GET", "")
+        if status != 200 or not isinstance(modules, list):
+            raise self._fail("listing", "*", status, modules)
+        gone = [m["moduleId"] for m in modules if isinstance(m, dict) and m.get("managedBy") == "iotEdge"
+                and m.get("moduleId") not in keep and m.get("moduleId") not in SYSTEM_MODULES]
+        for module_id in gone:
+            status, doc = self._request("DELETE", module_id, if_match="*")
+            if status not in (200, 204, 404):
+                raise self._fail("deleting", module_id, status, doc)
+            self.forget(module_id)
+        return gone
 
 
 def _primary_key(doc: Any) -> str | None:

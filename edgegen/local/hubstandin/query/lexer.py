@@ -1,9 +1,10 @@
 """Tokens of IoT Hub's query language (twin queries and target conditions).
 
-Names are ``[A-Za-z_$][A-Za-z0-9_$]*``; a path segment with other characters is written ``[[…]]``
-(``configurations.[[my-deployment]].status``). Strings take single or double quotes: inside single quotes
-``''`` or ``\\'`` is a quote, inside double quotes ``\\"``. Keywords are case-insensitive and only keywords
-where they stand alone: after a ``.`` every word is a property name (``tags.from`` is fine).
+Names are ``[A-Za-z_$][A-Za-z0-9_$]*``; a path segment with other characters is written ``[[…]]`` after a
+dot (``configurations.[[my-deployment]].status``); elsewhere ``[[`` opens nested arrays. Strings take single
+or double quotes: inside single quotes ``''`` or ``\\'`` is a quote, inside double quotes ``\\"``. Keywords
+are case-insensitive and only keywords where they stand alone: after a ``.`` every word is a property name
+(``tags.from`` is fine).
 The lexer never raises: an odd character becomes an UNKNOWN token and the parser reports it with its column.
 """
 
@@ -105,10 +106,10 @@ def tokenize(text: str) -> list[Token]:
             kind = KEYWORDS.get(m.group().lower(), TokenKind.NAME)
         elif (m := _NUMBER.match(text, pos)) is not None:
             end, kind = m.end(), TokenKind.NUMBER
-        elif (m := _BRACKETED.match(text, pos)) is not None:
+        elif tokens and tokens[-1].kind is TokenKind.DOT and (m := _BRACKETED.match(text, pos)) is not None:
             end, kind = m.end(), TokenKind.BRACKETED
-        elif text[pos:pos + 2] in _PUNCT:
-            end, kind = pos + 2, _PUNCT[text[pos:pos + 2]]
+        elif len(two := text[pos:pos + 2]) == 2 and two in _PUNCT:
+            end, kind = pos + 2, _PUNCT[two]
         elif ch in _PUNCT:
             end, kind = pos + 1, _PUNCT[ch]
         else:

@@ -190,9 +190,6 @@ class Parser:
             return self.call(tok)
         return self.path_from(tok)
 
-    def _nud_bracketed(self, tok: Token) -> Expr:  # '[[a b]].c' starts a path too
-        return self.path_from(tok)
-
     def path_from(self, first: Token) -> Path:
         parts = [_segment(first)]
         end = first.end
@@ -283,7 +280,7 @@ class Parser:
 
     def group_path(self) -> Path:
         tok = self.peek()
-        if tok.kind not in (T.NAME, T.BRACKETED):
+        if tok.kind is not T.NAME:
             raise self.unexpected(tok, "a property path to group by")
         return self.path_from(self.advance())
 
@@ -292,7 +289,7 @@ class Parser:
         value: Path | Aggregate
         if tok.kind is T.NAME and self.peek(1).kind is T.LPAREN:
             value = self.aggregate(self.advance())
-        elif tok.kind in (T.NAME, T.BRACKETED):
+        elif tok.kind is T.NAME:
             value = self.path_from(self.advance())
         else:
             raise self.unexpected(tok, "'*', a property path or an aggregate such as COUNT()")
@@ -301,7 +298,7 @@ class Parser:
         if self.peek().kind is T.AS:
             self.advance()
             name = self.peek()
-            if name.kind not in (T.NAME, T.BRACKETED):
+            if name.kind not in _SEGMENT_KINDS:  # a keyword is a fine name here: AS top
                 raise self.unexpected(name, "a name after AS")
             self.advance()
             alias, end = _segment(name), name.end
@@ -316,7 +313,7 @@ class Parser:
         arg: Path | None = None
         if func != "COUNT":
             tok = self.peek()
-            if tok.kind not in (T.NAME, T.BRACKETED):
+            if tok.kind is not T.NAME:
                 raise self.unexpected(tok, f"a property path inside {func}()")
             arg = self.path_from(self.advance())
         close = self.expect(T.RPAREN, f"')' to close {func}(" + (")" if func == "COUNT" else "…)"))
