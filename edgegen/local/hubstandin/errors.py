@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import time
 import uuid
 from typing import Any
 
@@ -35,7 +36,12 @@ class HubError(EdgegenError):
     def body(self) -> dict[str, Any]:
         """The JSON error body IoT Hub sends."""
         return {"Message": f"ErrorCode:{self.code};{self.message}",
-                "ExceptionMessage": f"Tracking ID:{uuid.uuid4().hex}-G:0-TimeStamp:local"}
+                "ExceptionMessage": f"Tracking ID:{uuid.uuid4().hex}-G:0-TimeStamp:{_timestamp()}"}
+
+
+def _timestamp() -> str:
+    """IoT Hub's error time stamp, ``MM/DD/YYYY HH:MM:SS`` in UTC."""
+    return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime())
 
 
 def _method_error(number: int, message: str, info: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from aiohttp import web
 from edgegen.common.sas import SasError, parse_sas_token
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
+from edgegen.local.hubstandin.bulk import run_bulk
 from edgegen.local.hubstandin.deployments import Configuration
 from edgegen.local.hubstandin.errors import (
     AlreadyExists,
@@ -54,9 +55,12 @@ AUTH = web.AppKey("auth", ServiceAuthenticator)
 DEVICE_AUTH = web.AppKey("device_auth", DeviceScopeAuthenticator)
 
 
+def status_of(exc: HubError) -> int:
+    return next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
+
+
 def _error_response(exc: HubError) -> web.Response:
-    status = next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
-    return web.json_response(exc.body(), status=status, headers={"iothub-errorcode": exc.code})
+    return web.json_response(exc.body(), status=status_of(exc), headers={"iothub-errorcode": exc.code})
 
 
 def _from_aiohttp(request: web.Request, exc: web.HTTPException) -> HubError:
@@ -144,6 +148,11 @@ def _mid(request: web.Request) -> str | None:
 
 async def list_devices(request: web.Request) -> web.Response:
     return web.json_response(_backend(request).list_devices(_top(request)))
+
+
+async def bulk_devices(request: web.Request) -> web.Response:
+    result = run_bulk(_backend(request), await _body(request), status_of)
+    return web.json_response(result, status=200 if result["isSuccessful"] else 400)
 
 
 async def get_device(request: web.Request) -> web.Response:
@@ -291,6 +300,7 @@ def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
     r = app.router
     r.add_get("/devices", list_devices)
     r.add_get("/devices/", list_devices)  # Node's Registry.list asks with the slash
+    r.add_post("/devices", bulk_devices)
     r.add_post("/devices/query", query_twins)
     r.add_get("/devices/{id}", get_device)
     r.add_put("/devices/{id}", put_device)

@@ -54,7 +54,9 @@ class HubStandIn:
         self.address = address
         self.port = port
         self.want_mqtt = mqtt
-        self.host_name = f"{address}:{port}"
+        # on 443 the host name is the bare address, as IoT Hub's are: then every SDK and the Azure CLI can use
+        # the connection strings as they are (they all read HostName as a host name, without a port)
+        self.host_name = address if port == 443 else f"{address}:{port}"
         self.backend: HubBackend | None = None
         self._runner: web.AppRunner | None = None
         self._store: SqliteHubStore | None = None
