@@ -19,12 +19,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def free_loopback_address(port: int = 8883) -> str:
-    """A 127.x.y.z address whose ``port`` is free (the device SDK's MQTT port 8883 is fixed).
+def free_loopback_address(port: int = 8883, *more: int) -> str:
+    """A 127.x.y.z address whose ``port`` (and ``more`` ports) are free (the device SDK's MQTT port 8883 is fixed).
 
     Addresses are spread by pid so parallel test runs do not collide.
     """
-    addr = first_free_address((loopback_candidate(next(_counter)) for _ in range(500)), port)
+    addr = first_free_address((loopback_candidate(next(_counter)) for _ in range(500)), port, *more)
     if addr is None:
         raise RuntimeError(f"no free 127.x address for port {port}")
     return addr
