@@ -56,7 +56,22 @@ $(NODE_PEERS): tests/node/package.json tests/node/package-lock.json
 
 node-peers: $(NODE_PEERS)
 
-peers: $(IOTEDGEDEV) $(AZMLINFSRV) node-peers
+# The Azure CLI 2.77.0 (2.78+ cannot load this extension) in its own venv, and the azure-iot extension 0.25.0
+# (tests/peers/, built unchanged from its MIT-licensed source) with uamqp in AZ_EXT, used through
+# AZURE_EXTENSION_DIR: the hub stand-in's REST tests drive them (tests/hub/test_standin_az.py; 2-3 min, once).
+AZ := .peers/azure-cli/bin/az
+AZ_EXT := .peers/azure-cli-ext
+AZ_WHEEL := tests/peers/azure_iot-0.25.0-py3-none-any.whl
+$(AZ):
+	$(PY) -m venv .peers/azure-cli
+	.peers/azure-cli/bin/pip install -q 'azure-cli==2.77.0' || { rm -rf .peers/azure-cli; \
+	  echo "warning: could not install the Azure CLI 2.77.0; its tests will skip"; }
+$(AZ_EXT)/azure-iot/azext_iot: $(AZ_WHEEL) | $(AZ)
+	@rm -rf $(AZ_EXT)/azure-iot
+	@if [ -x $(AZ) ]; then .peers/azure-cli/bin/pip install -q --target $(AZ_EXT)/azure-iot $(AZ_WHEEL) 'uamqp~=1.2' \
+	  || { rm -rf $(AZ_EXT); echo "warning: could not install the azure-iot extension; its tests will skip"; }; fi
+
+peers: $(IOTEDGEDEV) $(AZMLINFSRV) node-peers $(AZ_EXT)/azure-iot/azext_iot
 
 # The offline stand-in for the module Dockerfiles' base (python:3.11-slim-bookworm): a Debian rootfs made with
 # mmdebstrap from this machine's apt sources, built once per machine into ~/.cache/edgegen/base/ (about 30 s);

@@ -141,3 +141,37 @@ def test_edgelink_connects_modules_with_their_own_keys(edge_hub, tmp_path) -> No
     cached = json.loads((state / CACHE_FILE).read_text())["modules"]
     for module in ("$edgeAgent", "$edgeHub", "sensor"):
         assert cached[module] == _module(running, "edge1", module)["authentication"]["symmetricKey"]["primaryKey"]
+
+
+def test_edgelink_makes_identities_for_the_deployment_and_removes_those_that_left(edge_hub, tmp_path) -> None:
+    """edgeAgent's part: the hub makes no module identity for a deployment; the link makes them (and their twins
+    get the deployment's desired properties at once), and removes the identities of modules that left."""
+    running, edge1, _, _ = edge_hub
+    backend = running.standin.backend
+    agent = {"schemaVersion": "1.1", "modules": {name: {"type": "docker", "status": "running",
+                                                        "settings": {"image": f"{name}:1"}} for name in ("a", "b")}}
+    content = {"$edgeAgent": {"properties.desired": agent},
+               "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {}}},
+               "a": {"properties.desired": {"n": 1}}, "b": {"properties.desired": {"n": 2}}}
+    running.call(backend.apply_configuration, "edge1", {"modulesContent": content})
+    assert sorted(m["moduleId"] for m in running.call(backend.list_modules, "edge1")) == ["$edgeAgent", "$edgeHub"]
+    running.call(backend.put_module, "edge1", "by-hand", {})  # not the runtime's (no managedBy): kept
+
+    async def main() -> tuple[dict, list[str]]:
+        link = EdgeLink(edge1.connection_string, running.info.ca_file, state_dir=tmp_path / "device",
+                        rest_host=running.info.host_name)
+        async with link:
+            seen = await link.read_modules_content()
+            only_a = {**agent, "modules": {"a": agent["modules"]["a"]}}
+            smaller = {k: v for k, v in content.items() if k != "b"} | {"$edgeAgent": {"properties.desired": only_a}}
+            running.call(backend.apply_configuration, "edge1", {"modulesContent": smaller})
+            await link.prune_identities(smaller)
+            return seen, sorted(link.clients)
+
+    seen, clients = asyncio.run(main())
+    assert seen["a"] == {"properties.desired": {"n": 1}} and seen["b"] == {"properties.desired": {"n": 2}}
+    assert clients == ["$edgeAgent", "$edgeHub", "a"]
+    left = sorted(m["moduleId"] for m in running.call(backend.list_modules, "edge1"))
+    assert left == ["$edgeAgent", "$edgeHub", "a", "by-hand"]
+    assert json.loads((tmp_path / "device" / CACHE_FILE).read_text())["modules"].keys() == {
+        "$edgeAgent", "$edgeHub", "a"}
