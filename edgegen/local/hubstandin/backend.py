@@ -134,8 +134,9 @@ class HubBackend(DeploymentsMixin):
         with self.store.batch():
             self.devices[device_id] = device
             self.store.put("device", device_id, device)
-            if existing is not None and existing.get("deviceScope") and existing["deviceScope"] != scope:
-                self._orphan_children(existing["deviceScope"])
+            was_edge = existing is not None and existing["capabilities"].get("iotEdge")
+            if was_edge and existing.get("deviceScope") and existing["deviceScope"] != scope:
+                self._orphan_children(existing["deviceScope"])  # no longer an edge device: no children
             if device_id not in self.twins:
                 self._save_twin(device_id, None, new_twin())
             if edge:  # IoT Hub gives every edge device its two system module identities
