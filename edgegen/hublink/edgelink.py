@@ -69,6 +69,8 @@ class EdgeLink:
         self._locks: dict[str, asyncio.Lock] = {}
         self.desired: dict[str, dict[str, Any]] = {}
         self.agent_version = 0
+        self.hub_version = 0
+        self._hub_reported: int | None = None
         self._dirty = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_reported: str | None = None
@@ -169,8 +171,10 @@ class EdgeLink:
         if not _strip(agent):
             return None
         self.agent_version = int(agent.get("$version") or 0)
+        hub = await self._twin_desired("$edgeHub")
+        self.hub_version = int(hub.get("$version") or 0)
         content: dict[str, Any] = {"$edgeAgent": {"properties.desired": _strip(agent)},
-                                   "$edgeHub": {"properties.desired": _strip(await self._twin_desired("$edgeHub"))}}
+                                   "$edgeHub": {"properties.desired": _strip(hub)}}
         for name in (agent.get("modules") or {}):
             content[name] = {"properties.desired": _strip(await self._twin_desired(name))}
         return content
@@ -208,7 +212,9 @@ class EdgeLink:
 
     # ---- reporting -----------------------------------------------------------------------------------
     async def report(self, modules_status: Mapping[str, Any], code: int = 200, description: str = "") -> None:
-        """Patch ``$edgeAgent`` reported properties when something changed."""
+        """Patch ``$edgeAgent`` reported properties when something changed (and ``$edgeHub``'s
+        ``lastDesiredVersion``/``lastDesiredStatus`` when its desired version moved, as edgeHub reports them)."""
+        await self._report_hub()
         modules: dict[str, Any] = {name: None for name in self._reported_modules - set(modules_status)}
         modules.update(modules_status)  # modules gone from the deployment are removed (null) from reported
         patch = {"schemaVersion": "1.1", "lastDesiredVersion": self.agent_version,
@@ -225,6 +231,19 @@ class EdgeLink:
             self._reported_modules = set(modules_status)
         except Exception as exc:  # the next report retries
             log.info("reporting $edgeAgent status failed: %s", exc)
+
+
+    async def _report_hub(self) -> None:
+        client = self.clients.get("$edgeHub")
+        if self.hub_version == self._hub_reported or client is None or not client.connected:
+            return
+        patch = {"schemaVersion": "1.2", "lastDesiredVersion": self.hub_version,
+                 "lastDesiredStatus": {"code": 200, "description": ""}}
+        try:
+            await asyncio.wait_for(client.patch_twin_reported_properties(patch), SEND_TIMEOUT)
+            self._hub_reported = self.hub_version
+        except Exception as exc:  # the next report retries
+            log.info("reporting $edgeHub status failed: %s", exc)
 
 
 class _HubSource:

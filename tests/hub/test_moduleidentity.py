@@ -162,6 +162,7 @@ def test_edgelink_makes_identities_for_the_deployment_and_removes_those_that_lef
                         rest_host=running.info.host_name)
         async with link:
             seen = await link.read_modules_content()
+            await link.report({"a": {"runtimeStatus": "running"}, "b": {"runtimeStatus": "running"}})
             only_a = {**agent, "modules": {"a": agent["modules"]["a"]}}
             smaller = {k: v for k, v in content.items() if k != "b"} | {"$edgeAgent": {"properties.desired": only_a}}
             running.call(backend.apply_configuration, "edge1", {"modulesContent": smaller})
@@ -169,6 +170,11 @@ def test_edgelink_makes_identities_for_the_deployment_and_removes_those_that_lef
             return seen, sorted(link.clients)
 
     seen, clients = asyncio.run(main())
+    for module in ("$edgeAgent", "$edgeHub"):  # reported as edgeAgent and edgeHub report
+        props = running.call(backend.get_twin, "edge1", module)["properties"]
+        assert props["reported"]["lastDesiredStatus"]["code"] == 200, module
+        assert props["reported"]["lastDesiredVersion"] == 2, module  # the version read (before the smaller one)
+        assert "lastDesiredVersion" in props["reported"]["$metadata"]
     assert seen["a"] == {"properties.desired": {"n": 1}} and seen["b"] == {"properties.desired": {"n": 2}}
     assert clients == ["$edgeAgent", "$edgeHub", "a"]
     left = sorted(m["moduleId"] for m in running.call(backend.list_modules, "edge1"))
