@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.generator.genconfig import GenconfigResult, render_solution, write_manifest
+from edgegen.generator.modelrefs import ModelSource
 from edgegen.generator.render import RenderResult
 from edgegen.generator.solution import SolutionEnv
 
@@ -24,16 +25,17 @@ def genconfig(template_file: str | None = None, *, platform: str | None = None, 
               cwd: Path | str | None = None, environ: Mapping[str, str] | None = None, chunk: bool = True,
               allow_unresolved: bool = False, validate: bool = True, fail_on_validation_error: bool = False,
               resource_limits: bool = True, write: bool = True, registry_credentials: bool = True,
-              pin_digests: bool = False) -> GenconfigResult:
+              pin_digests: bool = False, models: ModelSource | None = None) -> GenconfigResult:
     """Render ``template_file``, apply the image facts, validate and write ``<output dir>/<name>`` (the rules are
-    in ``edgegen.generator.genconfig``'s module doc).
+    in ``edgegen.generator.genconfig``'s module doc). ``${MODELS.x}`` are pinned through ``models`` (callers pass
+    ``edgegen.models.registry.SolutionModels`` for the solution's registry).
 
     Raises ``GeneratorError`` subclasses for render failures, ``ImageError`` for ``--pin-digests`` without the
     digests of a push, and the validation package's ``ValidationError`` when ``fail_on_validation_error`` and an
     error-severity finding exist (nothing is written then).
     """
     rendered = render_solution(template_file, platform=platform, cwd=cwd, environ=environ, chunk=chunk,
-                               allow_unresolved=allow_unresolved, resource_limits=resource_limits)
+                               allow_unresolved=allow_unresolved, resource_limits=resource_limits, models=models)
     apply_image_facts(rendered.render, rendered.env, rendered.template_file, rendered.template_dir,
                       registry_credentials=registry_credentials, pin_digests=pin_digests)
     return write_manifest(rendered, output_dir=output_dir, validate=validate,

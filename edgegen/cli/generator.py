@@ -92,13 +92,17 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
         _genconfig_fleet(fleet_file, output_dir, validate=not no_validate,
                          fail_on_validation_error=fail_on_validation_error, output_format=output_format)
         return
+    from pathlib import Path
+
+    from edgegen.models.registry import SolutionModels
     from edgegen.pipeline import genconfig as run
 
     try:
         result = run(template_file, platform=platform, output_dir=output_dir, chunk=not no_chunk,
                      allow_unresolved=allow_unresolved, validate=not no_validate,
                      fail_on_validation_error=fail_on_validation_error,
-                     registry_credentials=not no_registry_credentials, pin_digests=pin_digests)
+                     registry_credentials=not no_registry_credentials, pin_digests=pin_digests,
+                     models=SolutionModels(Path.cwd()))
     except Exception as exc:
         findings = getattr(exc, "findings", None)
         if findings is not None:  # ValidationError: show every finding before the one-line failure

@@ -10,7 +10,8 @@ Never variables: ``$edgeAgent``, ``$edgeHub``, ``$upstream`` and ``$schema-...``
 ``$schema-version``) are left alone even if the environment happens to define ``edgeAgent`` or ``schema``.
 Names that edgeHub's route language uses for system properties (``$body``, ``$connectionModuleId``, ...) and
 names starting with a digit are still replaced when set (as iotedgedev would) but are not reported as unresolved.
-Placeholders (``${MODULES.x}``, ``${MODULEDIR<...>}``) are not reported here: they are resolved later.
+Placeholders (``${MODULES.x}``, ``${MODULEDIR<...>}``, ``${MODELS.x}``) are not reported here: they are resolved
+later.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Reference:
 
     @property
     def is_placeholder(self) -> bool:
-        return self.name.startswith(("MODULES.", "MODULEDIR<"))
+        return self.name.startswith(("MODULES.", "MODULEDIR<", "MODELS."))
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Expansion:
 
 
 def _reportable(name: str) -> bool:
-    if name.startswith(("MODULES.", "MODULEDIR<")):
+    if name.startswith(("MODULES.", "MODULEDIR<", "MODELS.")):
         return False
     return not (name in ROUTE_NAMES or name[:1].isdigit())
 

@@ -25,6 +25,7 @@ from typing import Any
 from edgegen.generator import validation
 from edgegen.generator.atomic import write_text_atomic
 from edgegen.generator.errors import GeneratorError, Location
+from edgegen.generator.modelrefs import ModelSource
 from edgegen.generator.naming import manifest_name
 from edgegen.generator.render import RenderOptions, RenderResult, render
 from edgegen.generator.solution import DiskModules, SolutionEnv, find_template, load_env
@@ -67,9 +68,10 @@ def run_validation(manifest: dict[str, Any], text: str, file: str) -> list[valid
 
 def render_solution(template_file: str | None = None, *, platform: str | None = None, cwd: Path | str | None = None,
                     environ: Mapping[str, str] | None = None, chunk: bool = True, allow_unresolved: bool = False,
-                    resource_limits: bool = True) -> RenderedSolution:
+                    resource_limits: bool = True, models: ModelSource | None = None) -> RenderedSolution:
     """Read ``.env`` and the template (``-f``, else the configured or a fallback name) and render it in memory.
 
+    ``${MODELS.x}`` placeholders are pinned through ``models`` (the caller's registry; this package reads none).
     Raises ``GeneratorError`` subclasses for a missing or unreadable template and for render failures.
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
@@ -98,7 +100,7 @@ def render_solution(template_file: str | None = None, *, platform: str | None = 
     source = DiskModules(template_dir, env.modules_path, env.values, allow_unresolved=allow_unresolved)
     options = RenderOptions(platform=plat, container_tag=env.container_tag, chunk=chunk,
                             allow_unresolved=allow_unresolved, resource_limits=resource_limits)
-    result = render(text, file=template, env=env.values, source=source, options=options)
+    result = render(text, file=template, env=env.values, source=source, options=options, models=models)
     result.unresolved.extend(source.unresolved)
     return RenderedSolution(base, template, template_dir, plat, env, result)
 

@@ -5,9 +5,11 @@ Steps (iotedgedev 3.3.9 order, with edgegen's additions marked +):
  2. ``$VAR``/``${VAR}`` expansion on the raw text (``expand.py``); + unresolved variables are errors.
  3. Parse: JSON, or + YAML for ``*.yaml``/``*.yml``.
  4. Image placeholders of user modules (``placeholders.py``); + leftovers are errors.
- 5. + Resource limits from each module's ``deploymentconfig.json`` into its createOptions.
- 6. createOptions serialized and split into 512-character chunks (+ ``chunk=False`` keeps one string).
- 7. ``$schema-template`` removed (its value decides the output name, see ``naming.py``).
+ 5. + Model placeholders ``${MODELS.x}`` pinned to ``name:version@sha256:…`` and each module's ``EDGEGEN_MODELS``
+    checked against the model registry (``modelrefs.py``; skipped with ``allow_unresolved`` and no registry).
+ 6. + Resource limits from each module's ``deploymentconfig.json`` into its createOptions.
+ 7. createOptions serialized and split into 512-character chunks (+ ``chunk=False`` keeps one string).
+ 8. ``$schema-template`` removed (its value decides the output name, see ``naming.py``).
 
 ``render`` reads nothing itself except through the ``ModuleSource`` it is given.
 """
@@ -24,6 +26,7 @@ from edgegen.generator import model
 from edgegen.generator.createoptions import apply_create_options, merge_resource_limits
 from edgegen.generator.errors import Location, RenderError, UnresolvedError
 from edgegen.generator.expand import Expansion, expand, line_col
+from edgegen.generator.modelrefs import ModelSource, resolve_models
 from edgegen.generator.placeholders import MODULEDIR_PATTERN, ModuleSource, find_placeholders, resolve_images
 
 __all__ = ["RenderOptions", "RenderResult", "render"]
@@ -150,7 +153,7 @@ def _placeholder_error(path: str, value: str, placeholder: str, exp: Expansion, 
 
 
 def render(text: str, *, file: str, env: Mapping[str, str], source: ModuleSource,
-           options: RenderOptions | None = None) -> RenderResult:
+           options: RenderOptions | None = None, models: ModelSource | None = None) -> RenderResult:
     """Render template ``text`` (read from ``file``) into a manifest dict."""
     opts = options or RenderOptions()
     label = file
@@ -199,6 +202,9 @@ def render(text: str, *, file: str, env: Mapping[str, str], source: ModuleSource
         if not opts.allow_unresolved:
             raise err
         unresolved.append(err)
+
+    if models is not None or not opts.allow_unresolved:
+        notes.extend(resolve_models(manifest, users, res.specs, models, label))
 
     if opts.resource_limits:
         for name, spec in res.specs.items():

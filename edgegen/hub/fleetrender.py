@@ -34,6 +34,7 @@ from edgegen.generator.modulejson import ModuleSpec
 from edgegen.generator.render import RenderOptions, render
 from edgegen.generator.solution import DEFAULTS, DiskModules, SolutionEnv, find_template, load_env, parse_dotenv
 from edgegen.images.registries import registries_from_env
+from edgegen.models.registry import SolutionModels
 from edgegen.pipeline import apply_image_facts, genconfig
 
 __all__ = ["FleetRenderer"]
@@ -112,6 +113,7 @@ class FleetRenderer:
         self.template = template
         self.platform = platform
         self.environ = dict(environ)
+        self.models = SolutionModels(base, self.environ)  # ${MODELS.x}: pinned once for every render
         self._files = _Files()
         self._dotenv: _Dotenv | None = None
 
@@ -161,14 +163,14 @@ class FleetRenderer:
         text = self._files.templates.get(path)
         if text is None:
             result = genconfig(self.template, platform=self.platform, cwd=self.base, environ=environ, write=False,
-                               validate=False)
+                               validate=False, models=self.models)
             # the text genconfig rendered: same decoding and newline handling
             raw = path.read_bytes().decode("utf-8-sig")
             self._files.templates[path] = raw.replace("\r\n", "\n").replace("\r", "\n")
             return result.manifest
         source = _SharedModules(self._files, Path(os.path.dirname(path)), env.modules_path, env.values)
         options = RenderOptions(platform=self.platform or env.platform, container_tag=env.container_tag)
-        result = render(text, file=template, env=env.values, source=source, options=options)
+        result = render(text, file=template, env=env.values, source=source, options=options, models=self.models)
         # genconfig's image facts (registryCredentials from CONTAINER_REGISTRY_* in .env). With no registry in
         # the environment they change nothing (but copy the manifest): then they are skipped.
         if registries_from_env(env.values, source=str(env.dotenv_path or ".env")):

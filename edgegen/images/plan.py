@@ -90,7 +90,10 @@ def plan_targets(
     options = RenderOptions(
         platform=plat, container_tag=env.container_tag, allow_unresolved=True, resource_limits=False
     )
-    result = render(text, file=name, env=env.values, source=source, options=options)
+    from edgegen.models.registry import SolutionModels
+
+    result = render(text, file=name, env=env.values, source=source, options=options,
+                    models=SolutionModels(base, environ))
     for err in [*result.unresolved, *source.unresolved]:
         if err.name.startswith(("MODULES.", "MODULEDIR<", "${MODULE")):
             raise err  # an image placeholder that names no module.json: genconfig's own message

@@ -99,10 +99,11 @@ def format_result(device_id: str, module_id: str | None, payload: Any) -> str:
 
 def _render(options: UpOptions) -> tuple[Path, dict[str, Any]]:
     from edgegen.hub.manifest import load_manifest
+    from edgegen.models.registry import SolutionModels
     from edgegen.pipeline import genconfig
 
     result = genconfig(cwd=options.solution_dir, platform=options.platform, validate=True,
-                       fail_on_validation_error=True)
+                       fail_on_validation_error=True, models=SolutionModels(options.solution_dir))
     path = Path(result.output_path)
     if not path.is_absolute():
         path = options.solution_dir / path
