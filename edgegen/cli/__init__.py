@@ -42,6 +42,8 @@ COMMANDS: dict[str, str] = {
     "monitor": "edgegen.cli.hub:monitor",
     "up": "edgegen.cli.up:up",
     "serve": "edgegen.cli.serve:serve",
+    "model": "edgegen.cli.models:model",
+    "profile": "edgegen.cli.profile:profile",
 }
 
 _HELP: dict[str, str] = {
@@ -59,6 +61,8 @@ _HELP: dict[str, str] = {
     "monitor": "Show device-to-cloud messages as they arrive.",
     "up": "The whole demo: hub, device, deployment and live results.",
     "serve": "Host an Azure ML entry script over HTTP, like azmlinfsrv.",
+    "model": "Register, list, download, convert models (no Azure).",
+    "profile": "Measure a scoring host under load; recommend cpu and memory.",
 }
 
 
