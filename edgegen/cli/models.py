@@ -168,7 +168,8 @@ def verify(ref: str | None, registry: str | None) -> None:
 @click.option("--sample-data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON Lines of input rows (a list of numbers, a list of rows, or {\"data\": rows}).")
 @click.option("--rtol", default=1e-4, show_default=True, help="Relative tolerance of the agreement check.")
-@click.option("--atol", default=1e-5, show_default=True, help="Absolute tolerance of the agreement check.")
+@click.option("--atol", default=1e-4, show_default=True,
+              help="Absolute tolerance of the agreement check (float32 inference: outputs near 0 need one).")
 @click.option("--opset", default=None, type=int, help="ONNX opset [default: skl2onnx's latest tested].")
 @registry_option
 @output_option(("table", "json"), default="table")

@@ -223,12 +223,16 @@ class _Supervisor:
 
 class Agent:
     """Runs a deployment's modules on ``runtime``. ``env_for(module)`` gives each module's runtime variables
-    (IOTEDGE_*)."""
+    (IOTEDGE_*). ``stage(module)``, when given, runs for every module about to be (re)started before any module
+    is stopped and returns more variables for it (process mode: the models the module pins, laid out as in its
+    image); a ``DeviceError`` from it refuses the whole deployment with nothing stopped."""
 
     def __init__(self, runtime: ModuleRuntime, env_for: Callable[[DesiredModule], Mapping[str, str]], *,
                  policy: BackoffPolicy | None = None, on_change: Callable[[], None] | None = None,
-                 on_process_start: Callable[[str], None] | None = None) -> None:  # also called on a stop
+                 on_process_start: Callable[[str], None] | None = None,  # also called on a stop
+                 stage: Callable[[DesiredModule], Mapping[str, str]] | None = None) -> None:
         self.runtime = runtime
+        self.stage = stage
         self.env_for = env_for
         self.policy = policy or BackoffPolicy()
         self._on_change = on_change or (lambda: None)
@@ -249,6 +253,11 @@ class Agent:
                    if n not in self._desired or self._desired[n].fingerprint() != m.fingerprint()
                    or self._desired[n].status != m.status]
         removed = [n for n in self._desired if n not in modules]
+        staged: dict[str, Mapping[str, str]] = {}  # before anything stops: a DeviceError refuses the deployment
+        if self.stage is not None:
+            for name in changed:
+                if modules[name].status == "running":
+                    staged[name] = await asyncio.to_thread(self.stage, modules[name])
         for name in sorted(removed + changed, key=lambda n: -self._desired.get(n, modules.get(n)).startup_order):  # type: ignore[union-attr]
             sup = self._running.pop(name, None)
             if sup is not None:
@@ -268,7 +277,8 @@ class Agent:
         for name in to_start:
             m = modules[name]
             try:
-                runs[name] = await self.runtime.prepare(m, {**m.env, **self.env_for(m)}, source)
+                runs[name] = await self.runtime.prepare(m, {**m.env, **self.env_for(m), **staged.get(name, {})},
+                                                        source)
             except ModuleUnavailable as exc:
                 old = self._stopped_status.get(name)
                 st = ModuleStatus(restart_count=old.restart_count if old else 0)

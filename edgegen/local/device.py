@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from edgegen.local.edgehub import EdgeHubHandler
 from edgegen.local.edgehubhttp import HTTPS_PORT, EdgeHubHttp
 from edgegen.local.errors import DeviceError
 from edgegen.local.identities import IdentityBook
-from edgegen.local.modulecode import ModuleResolver, VenvCache
+from edgegen.local.modulecode import ModuleResolver, VenvCache, model_layout
 from edgegen.local.mqtt.auth import SasAuthenticator
 from edgegen.local.mqtt.gateway import GatewayError, MqttGateway
 from edgegen.local.mqtt.store import SqliteSessionStore
@@ -95,6 +97,11 @@ class DeviceConfig:
     allow_elevated: bool = False  # engine mode: keep Privileged/CapAdd (iotedged's allow_elevated_docker_permissions)
 
 
+def _stage_models(solution: Path, models_dir: Path, module: DesiredModule) -> dict[str, str]:
+    """Process mode: the models ``module`` pins, laid out under ``<models_dir>/<module>`` (its variables)."""
+    return model_layout(module.name, module.env, solution, models_dir / module.name)
+
+
 def _solution_of(manifest: Path) -> Path:
     """The solution folder of a manifest: the nearest parent (or itself) holding a ``modules`` folder."""
     for folder in [manifest.resolve().parent, *manifest.resolve().parents]:
@@ -136,6 +143,9 @@ class Device:
 
         self.engine_choice = choose_engine(c.engine, c.engine_env)
         runtime: Any
+        # engine mode: the models a module pins are in its image (checked by `edgegen build`); process mode: they
+        # are laid out from the solution's registry as in the image, before anything stops
+        stage: Callable[[DesiredModule], dict[str, str]] | None = None
         if self.engine_choice.engine is not None:
             self.workload = WorkloadApi(self.identities.get, self._trust_bundle,
                                         socket_dir=short_socket_dir(self.state / "workload"))
@@ -147,9 +157,10 @@ class Device:
             self.workload = WorkloadApi(self.identities.get, self._trust_bundle)
             venvs = VenvCache(c.venv_dir or self.state / "venvs", system_site_packages=c.share_site_packages)
             runtime = ProcessRuntime(ModuleResolver(solution), venvs, self.state / "logs")
+            stage = functools.partial(_stage_models, solution, self.state / "models")
         self.runtime = runtime
         self.agent = Agent(runtime, self._module_env, policy=c.backoff, on_change=self._agent_changed,
-                           on_process_start=self.router.process_restarted)
+                           on_process_start=self.router.process_restarted, stage=stage)
         self.deployment: Deployment | None = None
         self.control: Any = None
         self._tasks: list[asyncio.Task[None]] = []

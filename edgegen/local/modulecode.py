@@ -17,14 +17,16 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgegen.errors import Location
 from edgegen.generator.modulejson import ModuleJsonError, ModuleSpec, load_module_json
 from edgegen.local.errors import DeviceError
+from edgegen.models.errors import ModelError
 
-__all__ = ["ModuleCode", "ModuleResolver", "VenvCache"]
+__all__ = ["ModuleCode", "ModuleResolver", "VenvCache", "model_layout"]
 
 
 @dataclass(frozen=True)
@@ -158,3 +160,26 @@ class VenvCache:
                 location=Location(file=str(folder / "requirements.txt")),
                 hint="see the module's log under <state>/logs/ for pip's output",
             )
+
+
+def model_layout(module: str, env: Mapping[str, str], solution_dir: Path, app_root: Path) -> dict[str, str]:
+    """The models a module's deployment pins (``EDGEGEN_MODELS``), laid out under ``app_root`` as in its image.
+
+    Returns the variables to give the module (``AML_APP_ROOT``, ``AZUREML_MODEL_DIR``, ``EDGEGEN_MODELS``), {}
+    when it serves no models. Bytes come from the solution's registry and are checked against the pinned
+    digests: a mismatch refuses the deployment (DeviceError). Blocking; engines call it in a thread.
+    """
+    from edgegen.generator.solution import load_env
+    from edgegen.models.layout import lay_out, models_of
+    from edgegen.models.registry import Registry
+
+    json_path = f"modulesContent.$edgeAgent.properties.desired.modules.{module}.env.EDGEGEN_MODELS"
+    try:
+        pins = models_of(env)
+        if not pins:
+            return {}
+        registry = Registry.for_solution(solution_dir, load_env(solution_dir).values)
+        return lay_out(registry, pins, app_root)
+    except ModelError as exc:
+        raise DeviceError(f"module {module!r}: its models cannot be deployed: {exc.message}",
+                          location=Location(json_path=json_path), hint=exc.hint) from None

@@ -147,7 +147,7 @@ def _outputs(estimator: Any, X: Any) -> list[tuple[str, Any]]:
     raise ModelError(f"{type(estimator).__name__} has neither predict nor transform")
 
 
-def convert_to_onnx(registry: Registry, ref: str, samples: Path, *, rtol: float = 1e-4, atol: float = 1e-5,
+def convert_to_onnx(registry: Registry, ref: str, samples: Path, *, rtol: float = 1e-4, atol: float = 1e-4,
                     opset: int | None = None) -> ConvertResult:
     np = _need("numpy")
     joblib = _need("joblib")

@@ -5,6 +5,8 @@ ML's azmlinfsrv: plain, inference_schema and @rawhttp scripts). Environment:
   ENTRY_SCRIPT        entry script (or AZUREML_ENTRY_SCRIPT), default score.py beside this file (relative paths: to
                       this folder)
   AZUREML_MODEL_DIR   model folder, default model/ beside this file (relative paths: to this folder)
+  EDGEGEN_MODELS      models the deployment pins (name:version@sha256:…): verified under AML_APP_ROOT at start
+                      (modelpath.py), reported in the twin (``inference.models``); a mismatch refuses to start
   INPUT_NAME          input to score (default input1; twin desired ``inputName`` overrides)
   OUTPUT_NAME         output for results (default output1); ERROR_OUTPUT for failures (default errors)
   SCORING_PORT        HTTP port (default 5001, "off" disables); SCORING_HOST bind address (default 127.0.0.1).
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import modelpath
 from amlhost.exchange import Reply, ScoreRequest, media_type
 from amlhost.http import HttpHost, HttpOptions, SettingError
 from amlhost.messages import describe_failure, is_success, message_request, method_request, method_response
@@ -72,6 +75,7 @@ class Host:
         self.send_window = max(1, int(env_number("SEND_WINDOW", 64)))
         self.sender_tasks: list[asyncio.Task[None]] = []
         self.last_error: dict[str, str] | None = None
+        self.models: list[dict[str, Any]] = []  # modelpath.prepare(): name, version, sha256, verified
         self.http: dict[str, Any] = {"status": "starting"}
         self.stop = asyncio.Event()  # SIGTERM / SIGINT
         self.closing = asyncio.Event()  # the drain is over
@@ -227,6 +231,7 @@ class Host:
             "status": status, "modelVersion": self.scorer.script.model_version() if self.scorer else None,
             "entryScript": self.scorer.script.path.name if self.scorer else None,
             "scriptKind": self.scorer.script.kind.value if self.scorer else None, "inputName": self.input_name,
+            "models": self.models,
             "counters": {"received": m.messages["received"], "scored": m.messages["scored"],
                          "failed": m.messages["failed"], "httpRequests": sum(
                              n for (path, _), n in m.requests.items() if path == "/score"),
@@ -290,7 +295,6 @@ async def main() -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     script = resolve_path(os.environ.get("ENTRY_SCRIPT") or os.environ.get("AZUREML_ENTRY_SCRIPT"), "score.py", HERE)
-    model_dir = resolve_path(os.environ.get("AZUREML_MODEL_DIR"), "model", HERE)
     try:
         HttpOptions.from_environ()
     except SettingError as exc:
@@ -318,6 +322,14 @@ async def main() -> int:
             host.apply_desired(twin.get("desired", {}))
         except TimeoutError:
             log.warning("no twin reply within 30 s; starting with the environment's settings")
+        try:
+            host.models = modelpath.prepare()  # may set AZUREML_MODEL_DIR from the layout
+        except modelpath.ModelMismatch as exc:
+            log.error("refusing to serve models that differ from the deployment's: %s", exc)
+            host.record_error(exc, "models")
+            await host.report("modelMismatch")
+            return 1
+        model_dir = resolve_path(os.environ.get("AZUREML_MODEL_DIR"), "model", HERE)
         log.info("loading %s with AZUREML_MODEL_DIR=%s", script, model_dir)
         try:
             host.scorer = await loop.run_in_executor(executor, load_scorer, script, model_dir)

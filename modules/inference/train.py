@@ -1,11 +1,19 @@
 """Train the anomaly detector that score.py hosts, on the sensor module's own simulation.
 
     python modules/inference/train.py [--out modules/inference/model] [--seed 7] [--samples 20000]
+                                      [--sklearn] [--sample-data DIR]
 
 Fits mean and covariance of the four features on normal readings, inverts the covariance (Gauss-Jordan, pure
 Python), picks the threshold as the 99.9th percentile of squared Mahalanobis distances on a held-out normal set,
 and measures precision/recall on a labelled set with injected anomalies. Deterministic for a given seed.
 Writes ``model.json`` atomically. Development-time only: the module image does not run it.
+
+``--sklearn`` also writes ``model.pkl``: the same detector's learned part as a scikit-learn estimator, a
+``PCA(whiten=True)`` fitted on the same normal readings (the squared norm of its output is the Mahalanobis
+distance), which ``edgegen model convert --to onnx`` turns into ``model.onnx``; score.py uses whichever the
+model folder holds (threshold and feature names stay in model.json). ``--sample-data DIR`` writes
+``readings.jsonl`` (sensor readings, for ``edgegen profile`` and /score) and ``features.jsonl`` (4-number rows,
+for ``edgegen model convert``) from a labelled simulation with anomalies.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ import json
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)  # sample files are the same on every run
 FEATURES = ["machine.temperature", "machine.pressure", "ambient.temperature", "ambient.humidity"]
 
 
@@ -91,12 +101,36 @@ def train(seed: int, samples: int) -> dict[str, Any]:
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def train_sklearn(seed: int, samples: int) -> bytes:
+    """The whitening transform as a pickled scikit-learn PCA (needs numpy and scikit-learn)."""
+    import pickle
+
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    normal = load_simulation().Simulator(seed=seed, anomaly_rate=0.0)
+    rows = np.asarray([normal.step().features() for _ in range(samples)], dtype=np.float64)
+    return pickle.dumps(PCA(whiten=True).fit(rows), protocol=5)
+
+
+def write_samples(folder: Path, seed: int, count: int = 500) -> None:
+    sim = load_simulation().Simulator(seed=seed + 3, anomaly_rate=0.05)
+    readings, features = [], []
+    for _ in range(count):
+        reading = sim.step()
+        readings.append(json.dumps(reading.body(FIXED_TIME)))
+        features.append(json.dumps(reading.features()))
+    write_atomic(folder / "readings.jsonl", "\n".join(readings) + "\n")
+    write_atomic(folder / "features.jsonl", "\n".join(features) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,10 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "model", help="model folder (default: model/ here)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--sklearn", action="store_true", help="also write model.pkl (scikit-learn)")
+    parser.add_argument("--sample-data", type=Path, default=None, metavar="DIR",
+                        help="write readings.jsonl and features.jsonl there")
     args = parser.parse_args(argv)
     model = train(args.seed, args.samples)
     write_atomic(args.out / "model.json", json.dumps(model, indent=2) + "\n")
     print(f"wrote {args.out / 'model.json'}: threshold {model['threshold']}, metrics {model['metrics']}")
+    if args.sklearn:
+        write_atomic(args.out / "model.pkl", train_sklearn(args.seed, args.samples))
+        print(f"wrote {args.out / 'model.pkl'} (scikit-learn PCA whitening)")
+    if args.sample_data is not None:
+        write_samples(args.sample_data, args.seed)
+        print(f"wrote {args.sample_data / 'readings.jsonl'} and {args.sample_data / 'features.jsonl'}")
     return 0
 
 

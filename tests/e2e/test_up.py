@@ -22,6 +22,7 @@ def solution_copy(tmp_path: Path) -> Path:
     sol.mkdir()
     shutil.copy(REPO / "deployment.template.json", sol)
     shutil.copytree(REPO / "modules", sol / "modules", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / ".models", sol / ".models")  # the registry holding the model the template pins
     return sol
 
 

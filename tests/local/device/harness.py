@@ -85,9 +85,11 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
 def solution_manifest(repo: Path) -> dict[str, Any]:
     """The repo's deployment.template.json rendered for amd64 (with the generator when it can, else by hand)."""
     try:
+        from edgegen.models.registry import SolutionModels
         from edgegen.pipeline import genconfig
 
-        result = genconfig(cwd=repo, platform="amd64", write=False, validate=False, environ={})
+        result = genconfig(cwd=repo, platform="amd64", write=False, validate=False, environ={},
+                           models=SolutionModels(repo, {}))
         return json.loads(result.text)  # type: ignore[no-any-return]
     except Exception:  # the generator's own tests cover it; here only the manifest matters
         text = (repo / "deployment.template.json").read_text()
