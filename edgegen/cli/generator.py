@@ -42,19 +42,56 @@ def new(name: str, module: str, module_template: str, edge_runtime_version: str)
 @click.argument("name")
 @click.option("-t", "--template", "module_template", default="python", show_default=True,
               type=click.Choice(["inference", "monitor", "sensor", "python"]), help="Module template.")
-def add(name: str, module_template: str) -> None:
+@click.option("--entry-script", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="An Azure ML entry script (init()/run()) to host; with --model.")
+@click.option("--model", "models", multiple=True, metavar="NAME[:VERSION]",
+              help="A registered model the module serves (repeatable); ONNX alone needs no --entry-script.")
+@click.option("--requirements", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The entry script's pip requirements.")
+@click.option("--conda-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A conda environment file, converted to pip requirements.")
+def add(name: str, module_template: str, entry_script: str | None, models: tuple[str, ...],
+        requirements: str | None, conda_file: str | None) -> None:
     """Add module NAME to the solution in the current folder.
 
     Creates <MODULES_PATH>/NAME (module.json, Dockerfiles for amd64, amd64.debug, arm64v8, arm32v7, main.py,
     requirements.txt) and adds the module (${MODULES.NAME} / ${MODULES.NAME.debug}) and a route NAMEToIoTHub
     to deployment.template.json and deployment.debug.template.json.
+
+    \b
+    From what a data scientist already has (models from `edgegen model register`):
+      edgegen add inference --entry-script score.py --model sensor-anomaly:2 --conda-file env.yml
+      edgegen add scorer --model my-onnx-model      # the generic ONNX entry script (onnxruntime)
     """
+    if entry_script or models or requirements or conda_file:
+        _add_inference(name, entry_script, models, requirements, conda_file)
+        return
     from edgegen.generator.scaffold import add_module
 
     result = add_module(".", name, module_template)
     click.echo(f"Added module {name} ({module_template}) in {result.module_dir}")
     for template in result.templates:
         click.echo(f"  updated {template}")
+
+
+def _add_inference(name: str, entry_script: str | None, models: tuple[str, ...], requirements: str | None,
+                   conda_file: str | None) -> None:
+    from pathlib import Path
+
+    from edgegen.models.packaging import add_inference_module
+    from edgegen.models.registry import SolutionModels
+
+    cwd = Path.cwd()
+    result, notes = add_inference_module(
+        cwd, name, registry=SolutionModels(cwd).registry, models=list(models),
+        entry_script=Path(entry_script) if entry_script else None,
+        requirements=Path(requirements) if requirements else None, conda_file=Path(conda_file) if conda_file else None)
+    click.echo(f"Added inference module {name} in {result.module_dir}")
+    for template in result.templates:
+        click.echo(f"  updated {template}")
+    for note in notes:
+        click.echo(f"note: {note}")
+    click.echo("Next: edgegen genconfig (pins the models), edgegen build (puts their bytes in the image)")
 
 
 @click.command("genconfig")
