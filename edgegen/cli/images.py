@@ -71,7 +71,11 @@ def _run(
         record_digests,
         registries_from_env,
     )
+    from edgegen.images.models import stage_models, unstage_models, verify_image_models
     from edgegen.images.plan import plan_targets
+    from edgegen.models.registry import SolutionModels
+
+    model_registry = SolutionModels(Path.cwd())
 
     # Every password known before anything can fail, so no message below can show one.
     masker = Masker(v for k, v in load_env(Path.cwd()).values.items() if k.startswith("CONTAINER_REGISTRY_PASSWORD"))
@@ -97,16 +101,25 @@ def _run(
                     "tag": target.tag,
                 }
                 if do_build:
-                    built = build_image(
-                        engine,
-                        target.spec,
-                        target.platform,
-                        plan.container_tag,
-                        on_event=report.build_event,
-                        masker=masker,
-                        wheels=wheels,
-                    )
-                    row.update(image_id=built.image_id, build_seconds=round(built.seconds, 2), notes=list(built.notes))
+                    staged = stage_models(model_registry.registry, target.models, target.spec.context,
+                                          target.spec.dockerfile(target.platform))
+                    try:
+                        built = build_image(
+                            engine,
+                            target.spec,
+                            target.platform,
+                            plan.container_tag,
+                            on_event=report.build_event,
+                            masker=masker,
+                            wheels=wheels,
+                        )
+                    finally:
+                        unstage_models(staged)
+                    checked = verify_image_models(engine, target.tag, target.models)
+                    for line in checked:
+                        report.message(line)
+                    row.update(image_id=built.image_id, build_seconds=round(built.seconds, 2),
+                               notes=list(built.notes), models=checked)
                 if do_push:
                     result = push_image(engine, target.tag, registries, on_event=report.push_event, masker=masker)
                     pushed.append(result)

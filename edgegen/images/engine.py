@@ -109,6 +109,34 @@ class Engine:
         with contextlib.suppress(docker.errors.NotFound):
             self._api.remove_image(ref, force=True)
 
+    def read_tree(self, image: str, path: str) -> Iterator[tuple[str, bytes]]:
+        """(path inside ``path``, content) of every regular file under ``path`` in ``image``, read from a created
+        (never started) container's filesystem archive."""
+        import tarfile
+        import tempfile
+
+        import docker
+
+        container = self._api.create_container(image, command=["true"])["Id"]
+        try:
+            stream, _stat = self._api.get_archive(container, path)
+            with tempfile.TemporaryFile() as buf:
+                for chunk in stream:
+                    buf.write(chunk)
+                buf.seek(0)
+                with tarfile.open(fileobj=buf) as tar:
+                    top = path.rstrip("/").rsplit("/", 1)[-1]
+                    for member in tar:
+                        if member.isfile():
+                            name = member.name[len(top) + 1:] if member.name.startswith(top + "/") else member.name
+                            handle = tar.extractfile(member)
+                            yield name, handle.read() if handle else b""
+        except docker.errors.NotFound:
+            return
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                self._api.remove_container(container, force=True)
+
     def _events(self, start: Any) -> Iterator[dict[str, Any]]:
         import docker
         import requests

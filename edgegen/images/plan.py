@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgegen.errors import Location
 from edgegen.generator.modulejson import ModuleSpec
@@ -28,6 +29,7 @@ class Target:
     spec: ModuleSpec
     platform: str
     tag: str
+    models: str = ""  # the modules' EDGEGEN_MODELS (name:version@sha256:…, pinned by the render): baked into the image
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,14 @@ def plan_targets(
         if only and module not in only and spec.folder.name not in only:
             continue
         prev = targets.get(tag)
-        targets[tag] = Target((*(prev.modules if prev else ()), module), spec, image_platform, tag)
+        models = _models_of(result.manifest, module)
+        if prev is not None and prev.models != models:
+            raise ImageError(
+                f"modules {', '.join(prev.modules)} and {module} share image {tag} but pin different models",
+                location=Location(file=str(name), json_path=f"modulesContent.$edgeAgent.properties.desired.modules."
+                                                            f"{module}.env.EDGEGEN_MODELS"),
+                hint="models are baked into the image: give each model set its own module.json (image)")
+        targets[tag] = Target((*(prev.modules if prev else ()), module), spec, image_platform, tag, models)
     unknown = [o for o in only if o not in known]
     if unknown:
         raise ImageError(
@@ -120,3 +129,12 @@ def plan_targets(
             hint=f"modules built from a module.json: {', '.join(sorted(known)) or 'none'}",
         )
     return Plan(path, env.values, plat, env.container_tag, tuple(targets.values()))
+
+
+def _models_of(manifest: Mapping[str, Any], module: str) -> str:
+    try:
+        env = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"][module].get("env") or {}
+        value = env.get("EDGEGEN_MODELS", {}).get("value", "")
+    except (KeyError, TypeError, AttributeError):
+        return ""
+    return value if isinstance(value, str) and "${" not in value else ""
