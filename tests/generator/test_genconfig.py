@@ -82,9 +82,14 @@ def test_repo_solution_renders(tmp_path: Path) -> None:
         dc = mj.parent / "deploymentconfig.json"
         if dc.exists():
             shutil.copyfile(dc, tmp_path / "modules" / mj.parent.name / "deploymentconfig.json")
-    res = genconfig(cwd=tmp_path, environ={}, validate=True, fail_on_validation_error=True)
+    shutil.copytree(REPO / ".models", tmp_path / ".models")  # the registry behind ${MODELS.sensor-anomaly}
+    from edgegen.models.registry import SolutionModels
+
+    res = genconfig(cwd=tmp_path, environ={}, validate=True, fail_on_validation_error=True,
+                    models=SolutionModels(tmp_path, {}))
     assert res.output_path == Path("manifests") / "deployment.amd64.json"
     mods = agent_modules(res.manifest)
+    assert mods["inference"]["env"]["EDGEGEN_MODELS"]["value"].startswith("sensor-anomaly:2@sha256:")
     assert {m: mods[m]["settings"]["image"] for m in ("sensor", "inference", "monitor")} == {
         m: f"localhost:5000/{m}:0.1.0-amd64" for m in ("sensor", "inference", "monitor")}
     routes = res.manifest["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]

@@ -39,6 +39,7 @@ def solution(tmp_path: Path) -> Path:
     assert '"SendInterval": 1' in template
     template = template.replace('"SendInterval": 1', '"SendInterval": ${SEND_INTERVAL}')
     (sol / "deployment.template.json").write_text(template)
+    shutil.copytree(REPO / ".models", sol / ".models")  # the registry behind ${MODELS.sensor-anomaly}
     for mj in (REPO / "modules").glob("*/module.json"):
         (sol / "modules" / mj.parent.name).mkdir(parents=True)
         shutil.copy(mj, sol / "modules" / mj.parent.name / "module.json")

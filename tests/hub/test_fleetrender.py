@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edgegen.generator.errors import GeneratorError
 from edgegen.generator.solution import load_env
 from edgegen.hub.fleetrender import FleetRenderer
+from edgegen.models.registry import SolutionModels
 from edgegen.pipeline import genconfig
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _genconfig(solution: Path, **kwargs: Any) -> Any:
+    return genconfig(cwd=solution, models=SolutionModels(solution), **kwargs)
 
 
 @pytest.fixture
@@ -22,6 +29,7 @@ def solution(tmp_path: Path) -> Path:
     template = (REPO / "deployment.template.json").read_text()
     template = template.replace('"SendInterval": 1', '"SendInterval": ${SEND_INTERVAL}')
     (sol / "deployment.template.json").write_text(template)
+    shutil.copytree(REPO / ".models", sol / ".models")  # the registry behind ${MODELS.sensor-anomaly}
     for mj in (REPO / "modules").glob("*/module.json"):
         (sol / "modules" / mj.parent.name).mkdir(parents=True)
         text = mj.read_text()
@@ -50,7 +58,7 @@ def test_same_manifests_as_genconfig(solution: Path) -> None:
     renderer = FleetRenderer(solution, None, None, {})
     seen = set()
     for variables in VARIABLE_SETS:
-        expected = genconfig(cwd=solution, environ=variables, write=False, validate=False).manifest
+        expected = _genconfig(solution, environ=variables, write=False, validate=False).manifest
         got = renderer.render(variables)
         assert got == expected
         assert json.dumps(got, indent=2) == json.dumps(expected, indent=2)  # key order too
@@ -59,7 +67,7 @@ def test_same_manifests_as_genconfig(solution: Path) -> None:
     mods = got["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
     assert "NanoCpus" in mods["inference"]["settings"]["createOptions"]  # the deploymentconfig.json limits
     with_platform = FleetRenderer(solution, None, "arm32v7", {}).render({"SEND_INTERVAL": "1"})
-    assert with_platform == genconfig(cwd=solution, environ={"SEND_INTERVAL": "1"}, platform="arm32v7",
+    assert with_platform == _genconfig(solution, environ={"SEND_INTERVAL": "1"}, platform="arm32v7",
                                       write=False, validate=False).manifest
 
 
@@ -78,7 +86,7 @@ def test_errors_are_genconfig_errors(solution: Path) -> None:
     renderer = FleetRenderer(solution, None, None, {})
     renderer.render({"SEND_INTERVAL": "1", "VER": "0.3.0"})  # the first render (through genconfig)
     with pytest.raises(GeneratorError) as expected:
-        genconfig(cwd=solution, environ={"SEND_INTERVAL": "1"}, write=False, validate=False)
+        _genconfig(solution, environ={"SEND_INTERVAL": "1"}, write=False, validate=False)
     with pytest.raises(GeneratorError) as got:
         renderer.render({"SEND_INTERVAL": "1"})
     assert got.value.render() == expected.value.render() and "VER" in got.value.message
@@ -117,13 +125,13 @@ def test_registry_credentials_from_env_like_genconfig(solution: Path) -> None:
                                    "CONTAINER_REGISTRY_USERNAME=u\nCONTAINER_REGISTRY_PASSWORD=p\n")
     renderer = FleetRenderer(solution, None, None, {})
     for variables in ({"SEND_INTERVAL": "1"}, {"SEND_INTERVAL": "2"}, {"SEND_INTERVAL": "3", "REGISTRY": "elsewhere"}):
-        expected = genconfig(cwd=solution, environ=variables, write=False, validate=False).manifest
+        expected = _genconfig(solution, environ=variables, write=False, validate=False).manifest
         assert renderer.render(variables) == expected
     creds = expected["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
     assert "registryCredentials" in creds
     bad = {"SEND_INTERVAL": "1", "CONTAINER_REGISTRY_USERNAME_2": "x"}
     with pytest.raises(Exception) as want:
-        genconfig(cwd=solution, environ=bad, write=False, validate=False)
+        _genconfig(solution, environ=bad, write=False, validate=False)
     with pytest.raises(type(want.value)) as got:
         renderer.render(bad)
     assert str(got.value) == str(want.value)

@@ -42,6 +42,7 @@ def solution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                 '"restartPolicy": "${POLICY}",\n            "startupOrder": 2')
     assert "${SEND_INTERVAL}" in template and "${POLICY}" in template
     (sol / "deployment.template.json").write_text(template)
+    shutil.copytree(REPO / ".models", sol / ".models")  # the registry behind ${MODELS.sensor-anomaly}
     for mj in (REPO / "modules").glob("*/module.json"):
         (sol / "modules" / mj.parent.name).mkdir(parents=True)
         shutil.copy(mj, sol / "modules" / mj.parent.name / "module.json")
