@@ -80,6 +80,7 @@ base-image: venv
 	$(BIN)/python -m tests.support.baseimage
 
 demo: system venv
+	$(BIN)/edgegen model verify sensor-anomaly   # the registered model the template pins (.models/)
 	$(BIN)/edgegen up --duration $${DURATION:-30}
 
 test: system venv peers base-image
