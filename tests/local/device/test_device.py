@@ -7,6 +7,7 @@ message.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -73,6 +74,14 @@ def test_solution_pipeline_accounts_for_every_message_and_restarts_a_killed_modu
         assert len(scored) == n and mon["forwarded"] == len(events)  # upstream count = monitor's forwarded count
         first = scored[0]["event"]
         assert first["origin"] == "edgegen-device" and first["module"] == "monitor"
+        # the model the deployment pins, laid out by the agent, verified and reported by the module itself
+        pinned = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]["inference"]["env"][
+            "EDGEGEN_MODELS"]["value"]
+        name, version, digest = pinned.replace("@sha256:", ":").split(":")
+        models = dev.reported("inference")["inference"]["models"]
+        assert models == [{"name": name, "version": int(version), "sha256": digest, "verified": True,
+                           "path": "sensor-anomaly"}]
+        assert f"{name}:{version}" in json.dumps(first["payload"])  # modelVersion: the registry's name:version
         assert first["properties"]["application"]["originDeviceId"] == "edgegen-device"
         assert first["properties"]["system"]["connectionModuleId"] == "monitor"
         assert "score" in first["payload"] and "anomaly" in first["payload"]
