@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edgegen.cli import COMMANDS  # noqa: E402
 from edgegen.models.layout import lay_out  # noqa: E402
 from edgegen.models.profile import run_profile  # noqa: E402
 from edgegen.models.registry import Registry  # noqa: E402
@@ -64,6 +65,7 @@ def main() -> int:
                 before = resource.getrusage(resource.RUSAGE_SELF)
                 result = run_profile(SCRIPT, Path(env["AZUREML_MODEL_DIR"]), data, env=env, models=[VERSIONS[kind]],
                                      concurrency=levels, duration=args.seconds, margin=0.25, host=args.host,
+                                     serve_available="serve" in COMMANDS,
                                      workdir=Path(tmp) / f"work-{kind}")
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 host_name = result.host

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("routing", ("edgegen.routing",)),  # edgeHub's route language: imports nothing of ours but errors
     ("common", ("edgegen.common",)),  # primitives every area may use: SAS, certificates, loopback addresses
     ("generator", ("edgegen.generator",)),  # solution on disk, rendering, validation (uses routing)
+    ("models", ("edgegen.models",)),  # model registry, Azure ML layout, convert, profile (the generator's ModelSource)
     ("images", ("edgegen.images",)),  # build and push with the Docker Engine API (image tags from the generator)
     ("pipeline", ("edgegen.pipeline",)),  # genconfig end to end: the generator's render + the images area's facts
     ("local", ("edgegen.local",)),  # the local stack: MQTT gateway, edge hub router, agent, the IoT Hub stand-in

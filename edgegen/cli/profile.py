@@ -21,8 +21,8 @@ def _levels(text: str) -> list[int]:
 def _module_target(module: str) -> tuple[Path, list[str], Path]:
     """(entry script, pinned models, module folder) of a module of the solution's deployment template."""
     from edgegen.errors import EdgegenError
-    from edgegen.generator.genconfig import genconfig
     from edgegen.models.registry import SolutionModels
+    from edgegen.pipeline import genconfig
 
     cwd = Path.cwd()
     result = genconfig(cwd=cwd, write=False, validate=False, models=SolutionModels(cwd))
@@ -64,6 +64,7 @@ def profile(module: str | None, entry_script: Path | None, model_refs: tuple[str
       edgegen profile --module inference --sample-data build/samples/readings.jsonl --duration 10
       edgegen profile --entry-script score.py --model sensor-anomaly:2 --sample-data req.jsonl --concurrency 1,4
     """
+    from edgegen.cli import COMMANDS
     from edgegen.models.layout import lay_out
     from edgegen.models.profile import load_samples, run_profile, write_deployment_config
     from edgegen.models.refs import parse_ref
@@ -88,7 +89,7 @@ def profile(module: str | None, entry_script: Path | None, model_refs: tuple[str
         env = lay_out(reg, pinned, Path(tmp) / "app") if pinned else {"AZUREML_MODEL_DIR": str(script.parent)}
         result = run_profile(script, Path(env["AZUREML_MODEL_DIR"]), samples, env=env,
                              models=[str(p) for p in pinned], concurrency=_levels(concurrency), duration=duration,
-                             margin=margin, host=host, workdir=Path(tmp))
+                             margin=margin, host=host, serve_available="serve" in COMMANDS, workdir=Path(tmp))
     if not no_write:
         result.deployment_config = str(write_deployment_config(target, result.cpu, result.memory_in_gb))
     _report(result, output_format)

@@ -21,7 +21,7 @@ from edgegen.generator.solution import load_env
 from edgegen.generator.templatedit import add_module_to_template, load_for_edit
 
 __all__ = ["MODULE_TEMPLATES", "RUNTIME_VERSIONS", "AddResult", "add_module", "add_module_to_template",
-           "check_module_name", "new_solution", "solution_template_text"]
+           "check_module_name", "module_files", "new_solution", "render_builtin", "solution_template_text"]
 
 MODULE_TEMPLATES = ("inference", "monitor", "python", "sensor")
 RUNTIME_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
@@ -50,7 +50,9 @@ def _env() -> Any:
                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
-def _render(template_name: str, **context: Any) -> str:
+def render_builtin(template_name: str, **context: Any) -> str:
+    """Render one of edgegen's own scaffolding templates (``templates/<template_name>``, sandboxed Jinja2,
+    undefined names are errors) to text; other areas scaffolding files (``edgegen add --entry-script``) use it."""
     import jinja2
 
     try:
@@ -71,7 +73,7 @@ def check_module_name(name: str) -> None:
 
 def solution_template_text(module: str | None = "filtermodule") -> str:
     """The new solution's deployment template (iotedgedev's template with ``%MODULE%`` = ``module``)."""
-    return _render("solution/deployment.template.json.j2", module=module)
+    return render_builtin("solution/deployment.template.json.j2", module=module)
 
 
 def _schema_versions(runtime: str) -> tuple[str, str]:
@@ -93,13 +95,13 @@ def module_files(name: str, template: str) -> dict[str, str]:
         raise ScaffoldError(f"unknown module template {template!r}",
                             hint=f"choose one of {', '.join(MODULE_TEMPLATES)}")
     files = {
-        "module.json": _render("modules/common/module.json.j2", name=name, description=_DESCRIPTIONS[template]),
-        "requirements.txt": _render("modules/common/requirements.txt.j2", extra_requirements=[]),
-        "main.py": _render(f"modules/{template}/main.py.j2", name=name),
+        "module.json": render_builtin("modules/common/module.json.j2", name=name, description=_DESCRIPTIONS[template]),
+        "requirements.txt": render_builtin("modules/common/requirements.txt.j2", extra_requirements=[]),
+        "main.py": render_builtin(f"modules/{template}/main.py.j2", name=name),
     }
     for platform, base in _BASE_IMAGES.items():
-        files[f"Dockerfile.{platform}"] = _render("modules/common/Dockerfile.j2", base_image=base, debug=False)
-    files["Dockerfile.amd64.debug"] = _render("modules/common/Dockerfile.j2", base_image=_BASE_IMAGES["amd64"],
+        files[f"Dockerfile.{platform}"] = render_builtin("modules/common/Dockerfile.j2", base_image=base, debug=False)
+    files["Dockerfile.amd64.debug"] = render_builtin("modules/common/Dockerfile.j2", base_image=_BASE_IMAGES["amd64"],
                                               debug=True)
     return files
 
@@ -159,9 +161,9 @@ def new_solution(path: Path | str, *, module: str | None = "filtermodule", templ
     files = {
         "deployment.template.json": solution_template_text(module),
         "deployment.debug.template.json": solution_template_text(module),
-        ".env": _render("solution/env.j2", name=target.resolve().name, runtime_version=runtime_version,
+        ".env": render_builtin("solution/env.j2", name=target.resolve().name, runtime_version=runtime_version,
                         agent_schema=agent, hub_schema=hub),
-        ".gitignore": _render("solution/gitignore.j2"),
+        ".gitignore": render_builtin("solution/gitignore.j2"),
     }
     target.mkdir(parents=True, exist_ok=True)
     for fname, text in files.items():

@@ -5,7 +5,8 @@ ready, ``POST /score``).
 the profiler only starts it, waits for ``GET /``, sends requests and reads the process's CPU and memory from
 ``/proc``. Two commands exist:
 
-- ``edgegen serve`` (the scoring core shared with the inference module), used when this edgegen has it;
+- ``edgegen serve`` (the scoring core shared with the inference module), used when this edgegen has it (the
+  caller says so: the CLI knows its own commands, this package does not look up to it);
 - ``builtin``: ``python -m edgegen.models.minihost``, a one-worker aiohttp host kept for when ``serve`` is
   absent. Both run ``run()`` one request at a time, like the inference module with ``SCORING_THREADS=1``.
 """
@@ -44,17 +45,17 @@ BUILTIN = HostCommand("builtin", (sys.executable, "-m", "edgegen.models.minihost
                                   "{address}", "{port}"))
 
 
-def available_hosts() -> dict[str, HostCommand]:
-    from edgegen.cli import COMMANDS
-
+def available_hosts(serve_available: bool = False) -> dict[str, HostCommand]:
+    """The hosts that can run here; ``serve_available``: this edgegen has an ``edgegen serve`` command."""
     hosts = {"builtin": BUILTIN}
-    if "serve" in COMMANDS:
+    if serve_available:
         hosts["edgegen-serve"] = SERVE
     return hosts
 
 
-def host_command(name: str) -> HostCommand:
-    hosts = available_hosts()
+def host_command(name: str, *, serve_available: bool = False) -> HostCommand:
+    """The host called ``name`` (``auto``: ``edgegen serve`` when available, else ``builtin``)."""
+    hosts = available_hosts(serve_available)
     if name == "auto":
         return hosts.get("edgegen-serve", BUILTIN)
     if name not in hosts:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.generator.errors import Location, ScaffoldError
-from edgegen.generator.scaffold import AddResult, _render, add_module_to_template, check_module_name, module_files
+from edgegen.generator.scaffold import (
+    AddResult,
+    add_module_to_template,
+    check_module_name,
+    module_files,
+    render_builtin,
+)
 from edgegen.generator.solution import load_env
 from edgegen.generator.templatedit import load_for_edit
 from edgegen.models.errors import ModelError
@@ -163,7 +169,7 @@ def add_inference_module(solution_dir: Path | str, name: str, *, registry: Regis
     if entry_script is not None:
         files[script_name] = entry_script.read_text(encoding="utf-8")
     else:
-        files[script_name] = _render("modules/inference-model/score_onnx.py.j2")
+        files[script_name] = render_builtin("modules/inference-model/score_onnx.py.j2")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
@@ -192,8 +198,8 @@ def _files(name: str, script_name: str, extra: list[str], models: list[str]) -> 
     spec["description"] = f"hosts {script_name} with models {', '.join(models)}"
     spec["models"] = models
     files["module.json"] = json.dumps(spec, indent=4) + "\n"
-    files["requirements.txt"] = _render("modules/common/requirements.txt.j2", extra_requirements=extra)
-    files["main.py"] = _render("modules/inference-model/main.py.j2", name=name, entry_script=script_name)
+    files["requirements.txt"] = render_builtin("modules/common/requirements.txt.j2", extra_requirements=extra)
+    files["main.py"] = render_builtin("modules/inference-model/main.py.j2", name=name, entry_script=script_name)
     files["modelpath.py"] = Path(modelpath.__file__).read_text(encoding="utf-8")
     for fname in [f for f in files if f.startswith("Dockerfile.")]:
         files[fname] = files[fname].replace(

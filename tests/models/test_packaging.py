@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.generator.genconfig import genconfig
 from edgegen.generator.scaffold import new_solution
 from edgegen.models.errors import ModelError
 from edgegen.models.packaging import add_inference_module, conda_to_requirements
 from edgegen.models.registry import Registry, SolutionModels
+from edgegen.pipeline import genconfig
 
 CONDA = """
 name: project_environment
