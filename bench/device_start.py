@@ -28,16 +28,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edgegen.generator.modulejson import load_module_json  # noqa: E402
-from edgegen.images import Engine, build_image  # noqa: E402
+from edgegen.images import Engine  # noqa: E402
+from edgegen.images.models import build_with_models  # noqa: E402
+from edgegen.images.plan import plan_targets  # noqa: E402
 from edgegen.local.device import Device, DeviceConfig  # noqa: E402
+from edgegen.models.registry import SolutionModels  # noqa: E402
 from edgegen.pipeline import genconfig  # noqa: E402
 from tests.support.baseimage import import_base  # noqa: E402
 from tests.support.podman import run_podman_service  # noqa: E402
 
 
 def manifest_for(work: Path, interval: float) -> Path:
-    result = genconfig(cwd=REPO, platform="amd64")  # manifests/deployment.amd64.json, then adjusted below
+    # manifests/deployment.amd64.json (the model ${MODELS.x} pinned from the repo's registry), adjusted below
+    result = genconfig(cwd=REPO, platform="amd64", models=SolutionModels(REPO))
     data: dict[str, Any] = json.loads((REPO / result.output_path).read_text())
     mc = data["modulesContent"]
     modules = mc["$edgeAgent"]["properties.desired"]["modules"]
@@ -82,8 +85,9 @@ def main() -> None:
         work = Path(tmp)
         import_base(host)
         with Engine.connect({"DOCKER_HOST": host}) as eng:
-            for name in ("sensor", "inference", "monitor"):
-                built = build_image(eng, load_module_json(REPO / "modules" / name), "amd64")
+            plan = plan_targets(cwd=REPO, platform="amd64")
+            for target in plan.targets:  # as `edgegen build`: the models the modules pin baked in and checked
+                built, _ = build_with_models(eng, target, plan.container_tag, SolutionModels(REPO))
                 print(f"built {built.tag} in {built.seconds:.1f}s (not timed)", flush=True)
         manifest = manifest_for(work, args.interval)
         results: dict[str, list[tuple[float, float]]] = {"process": [], "docker": []}

@@ -46,6 +46,7 @@ def make_solution(dst: Path) -> Path:
     for mj in sorted((REPO / "modules").glob("*/module.json")):
         (dst / "modules" / mj.parent.name).mkdir(parents=True)
         shutil.copyfile(mj, dst / "modules" / mj.parent.name / "module.json")
+    shutil.copytree(REPO / ".models", dst / ".models")  # the registry behind ${MODELS.sensor-anomaly}
     (dst / ".env").write_text('CONFIG_OUTPUT_DIR="config"\nSEND_INTERVAL=1\nHEARTBEAT=30\nMESSAGE_COUNT=0\n')
     return dst
 
@@ -90,6 +91,7 @@ def main() -> int:
 
     from edgegen.generator.validation import validate_manifest
     from edgegen.hub.fleet import render_fleet
+    from edgegen.models.registry import SolutionModels
     from edgegen.pipeline import genconfig
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +118,7 @@ def main() -> int:
                 own = {args.own_var: str(10 + i)}
                 t0 = time.perf_counter()
                 result = genconfig(cwd=sol, environ={**env, "SEND_INTERVAL": str(i % 7 + 1), **own}, write=False,
-                                   validate=False)
+                                   validate=False, models=SolutionModels(sol))
                 validate_manifest(result.manifest)
                 times.append(time.perf_counter() - t0)
             per = statistics.mean(times)

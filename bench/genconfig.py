@@ -45,7 +45,16 @@ def ensure_iotedgedev() -> str | None:
 
 def make_solution(dst: Path) -> Path:
     dst.mkdir(parents=True)
-    shutil.copyfile(REPO / "deployment.template.json", dst / "deployment.template.json")
+    # the model placeholder pinned in the copy (iotedgedev has no model registry): both tools then render the same
+    # text, and edgegen still checks the pin against the registry (.models, copied)
+    sys.path.insert(0, str(REPO))
+    from edgegen.models.registry import Registry
+
+    pin = Registry(REPO / ".models").pin("sensor-anomaly")
+    template = (REPO / "deployment.template.json").read_text()
+    assert "${MODELS.sensor-anomaly}" in template, "the repo's template changed: update bench/genconfig.py"
+    (dst / "deployment.template.json").write_text(template.replace("${MODELS.sensor-anomaly}", pin))
+    shutil.copytree(REPO / ".models", dst / ".models")
     for mj in sorted((REPO / "modules").glob("*/module.json")):
         (dst / "modules" / mj.parent.name).mkdir(parents=True)
         shutil.copyfile(mj, dst / "modules" / mj.parent.name / "module.json")

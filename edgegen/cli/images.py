@@ -65,17 +65,16 @@ def _run(
     from edgegen.images import (
         Engine,
         Masker,
-        build_image,
         default_digest_file,
         push_image,
         record_digests,
         registries_from_env,
     )
-    from edgegen.images.models import stage_models, unstage_models, verify_image_models
+    from edgegen.images.models import build_with_models
     from edgegen.images.plan import plan_targets
     from edgegen.models.registry import SolutionModels
 
-    model_registry = SolutionModels(Path.cwd())
+    solution_models = SolutionModels(Path.cwd())
 
     # Every password known before anything can fail, so no message below can show one.
     masker = Masker(v for k, v in load_env(Path.cwd()).values.items() if k.startswith("CONTAINER_REGISTRY_PASSWORD"))
@@ -101,21 +100,8 @@ def _run(
                     "tag": target.tag,
                 }
                 if do_build:
-                    staged = stage_models(model_registry.registry, target.models, target.spec.context,
-                                          target.spec.dockerfile(target.platform))
-                    try:
-                        built = build_image(
-                            engine,
-                            target.spec,
-                            target.platform,
-                            plan.container_tag,
-                            on_event=report.build_event,
-                            masker=masker,
-                            wheels=wheels,
-                        )
-                    finally:
-                        unstage_models(staged)
-                    checked = verify_image_models(engine, target.tag, target.models)
+                    built, checked = build_with_models(engine, target, plan.container_tag, solution_models,
+                                                       on_event=report.build_event, masker=masker, wheels=wheels)
                     for line in checked:
                         report.message(line)
                     row.update(image_id=built.image_id, build_seconds=round(built.seconds, 2),

@@ -13,16 +13,20 @@ import hashlib
 import re
 import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from edgegen.errors import Location
+from edgegen.images.build import BuildEvent, BuildResult, build_image
 from edgegen.images.engine import Engine
 from edgegen.images.errors import ImageError
+from edgegen.images.plan import Target
+from edgegen.images.registries import Masker
 from edgegen.models.layout import lay_out, pins_from_env
 from edgegen.models.modelpath import MODELS_DIR_NAME, tree_digest
-from edgegen.models.registry import Registry
+from edgegen.models.registry import Registry, SolutionModels
 
-__all__ = ["stage_models", "unstage_models", "verify_image_models"]
+__all__ = ["build_with_models", "stage_models", "unstage_models", "verify_image_models"]
 
 _COPIES_ALL = re.compile(r"^\s*(COPY|ADD)\s+(--\S+\s+)*\.\s+\S+\s*$", re.M | re.I)
 
@@ -91,3 +95,19 @@ def verify_image_models(engine: Engine, tag: str, models: str) -> list[str]:
                          hint="the image does not hold the registered model bytes; the tag was removed. Check the "
                               f"Dockerfile's COPY of {MODELS_DIR_NAME}/ and AML_APP_ROOT, then build again")
     return verified
+
+
+def build_with_models(engine: Engine, target: Target, container_tag: str, models: SolutionModels, *,
+                      on_event: Callable[[BuildEvent], None] | None = None, masker: Masker | None = None,
+                      wheels: bool = True) -> tuple[BuildResult, list[str]]:
+    """``build_image`` for one target of a plan with the models its modules pin: staged into the build context
+    from ``models``' registry before, removed after, then checked in the built image (``edgegen build``, ``push``
+    and ``up --engine docker`` all build this way). Returns the build and one line per model verified."""
+    staged = stage_models(models.registry, target.models, target.spec.context,
+                          target.spec.dockerfile(target.platform)) if target.models else None
+    try:
+        built = build_image(engine, target.spec, target.platform, container_tag, on_event=on_event, masker=masker,
+                            wheels=wheels)
+    finally:
+        unstage_models(staged)
+    return built, verify_image_models(engine, target.tag, target.models)

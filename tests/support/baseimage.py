@@ -1,8 +1,9 @@
 """An offline stand-in for the module Dockerfiles' base image ``python:3.11-slim-bookworm``.
 
 Made from Debian packages with ``mmdebstrap`` (bookworm's python3 3.11, python3-venv, passwd for useradd,
-ca-certificates, python-is-python3 for ``python``), using this machine's own apt sources; no image registry is
-contacted. The root filesystem tarball is built once per machine and cached in
+ca-certificates, python-is-python3 for ``python``, and libstdc++6, which the real image has through apt and
+which binary wheels such as numpy's and onnxruntime's link against), using this machine's own apt sources; no
+image registry is contacted. The root filesystem tarball is built once per machine and cached in
 ``$EDGEGEN_CACHE`` (default ``~/.cache/edgegen``)``/base/``; ``import_base(docker_host)`` imports it into an engine
 and tags it with the names the Dockerfiles use, so ``FROM`` resolves from the local store without pulling.
 On a connected machine nothing here is needed: the engine pulls the real base.
@@ -22,9 +23,9 @@ from pathlib import Path
 __all__ = ["BASE_TAGS", "BaseImageUnavailable", "ensure_rootfs", "import_base", "rootfs_path"]
 
 BASE_TAGS = ("docker.io/library/python:3.11-slim-bookworm",)
-PACKAGES = ("python3", "python3-venv", "python-is-python3", "passwd", "ca-certificates")
+PACKAGES = ("python3", "python3-venv", "python-is-python3", "passwd", "ca-certificates", "libstdc++6")
 _EXCLUDE = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
-VERSION = "1"  # bump when PACKAGES or the options change
+VERSION = "2"  # bump when PACKAGES or the options change
 
 
 class BaseImageUnavailable(RuntimeError):

@@ -53,6 +53,7 @@ def engine_solution(root: Path, reg: RegistryInfo, *, message_count: int, interv
     sol = root / "solution"
     sol.mkdir(parents=True)
     shutil.copytree(REPO / "modules", sol / "modules", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / ".models", sol / ".models")  # the registry holding the model the template pins
     for spec_path in (sol / "modules").glob("*/module.json"):
         spec = json.loads(spec_path.read_text())
         spec["image"]["repository"] = "${CONTAINER_REGISTRY_SERVER}/" + spec_path.parent.name

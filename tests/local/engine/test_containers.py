@@ -29,6 +29,7 @@ from edgegen.local.containerspec import DEVICE_LABEL, OWNER_LABEL, WORKLOAD_SOCK
 from edgegen.local.control import ControlClient
 from edgegen.local.device import Device, DeviceConfig
 from edgegen.local.upstream import upstream_event
+from edgegen.models.registry import SolutionModels
 from edgegen.pipeline import genconfig
 from tests.local.engine.conftest import engine_solution
 from tests.support.net import free_port
@@ -73,11 +74,12 @@ def test_repo_solution_runs_from_pulled_images_and_a_redeploy_recreates_only_the
     published = build_and_push(sol, "amd64", env, lines.append)
     assert sorted(p.tag.split("/")[-1] for p in published) == [
         "inference:0.1.0-amd64", "monitor:0.1.0-amd64", "sensor:0.1.0-amd64"] and all(p.pushed for p in published)
+    assert any(line.startswith("sensor-anomaly:2 (") and "verified in the image" in line for line in lines), lines
     with Engine.connect(env) as engine:  # so the device has to pull them, with the manifest's credentials
         for p in published:
             engine.remove_image(p.tag)
             assert engine.image(p.tag) is None
-    result = genconfig(cwd=sol, platform="amd64")
+    result = genconfig(cwd=sol, platform="amd64", models=SolutionModels(sol))
     manifest = sol / result.output_path
     creds = json.loads(manifest.read_text())["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"][
         "settings"]["registryCredentials"]
