@@ -4,12 +4,12 @@ and the profiler's own overhead.
     .venv/bin/python bench/models.py [--seconds 5] [--rounds 3] [--concurrency 1,4] [--host auto]
 
 Both model versions come from the repo's registry (.models: sensor-anomaly:1 is the scikit-learn folder,
-sensor-anomaly:2 its ONNX conversion), laid out as on a device, and are served by modules/inference/score.py in
-the host that `edgegen profile` drives (edgegen serve when present, else the builtin one-worker host). Samples are
-the sensor readings train.py writes. The two are measured alternately, round after round; medians are printed side
-by side with the ONNX/pickle ratio. Profile overhead: wall time of a profile run beyond its measuring windows
-(host start, model init, stop), and the CPU the load generator itself used per request (it shares the machine
-with the host).
+sensor-anomaly:2 its ONNX conversion), laid out as on a device, and are served by modules/inference/score.py in the
+host that `edgegen profile` drives (edgegen serve by default; --host builtin for the minimal one-worker host).
+Samples are the sensor readings train.py writes. The two are measured alternately, round after round; medians are
+printed side by side with the ONNX/pickle ratio. Profile overhead: wall time of a profile run beyond its measuring
+windows (host start, model init, stop), and the CPU the load generator itself used per request (it shares the
+machine with the host).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgegen.cli import COMMANDS  # noqa: E402
 from edgegen.models.layout import lay_out  # noqa: E402
 from edgegen.models.profile import run_profile  # noqa: E402
 from edgegen.models.registry import Registry  # noqa: E402
@@ -65,7 +64,6 @@ def main() -> int:
                 before = resource.getrusage(resource.RUSAGE_SELF)
                 result = run_profile(SCRIPT, Path(env["AZUREML_MODEL_DIR"]), data, env=env, models=[VERSIONS[kind]],
                                      concurrency=levels, duration=args.seconds, margin=0.25, host=args.host,
-                                     serve_available="serve" in COMMANDS,
                                      workdir=Path(tmp) / f"work-{kind}")
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 host_name = result.host

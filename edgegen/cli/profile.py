@@ -48,7 +48,8 @@ def _module_target(module: str) -> tuple[Path, list[str], Path]:
 @click.option("--concurrency", default="1,2,4", show_default=True, help="Concurrency levels.")
 @click.option("--margin", default=0.25, show_default=True, help="Headroom added to the measured peaks (0.25 = 25 %).")
 @click.option("--host", default="auto", show_default=True,
-              help="Scoring host: auto (edgegen serve when present, else builtin), edgegen-serve, builtin.")
+              help="Scoring host: auto (= edgegen-serve, the inference module's scoring core), edgegen-serve, or "
+                   "builtin (a minimal baseline).")
 @click.option("--write-config", "config_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="deploymentconfig.json to write [default: the module's, or ./deploymentconfig.json].")
 @click.option("--no-write", is_flag=True, help="Only print the figures and the recommendation.")
@@ -64,7 +65,6 @@ def profile(module: str | None, entry_script: Path | None, model_refs: tuple[str
       edgegen profile --module inference --sample-data build/samples/readings.jsonl --duration 10
       edgegen profile --entry-script score.py --model sensor-anomaly:2 --sample-data req.jsonl --concurrency 1,4
     """
-    from edgegen.cli import COMMANDS
     from edgegen.models.layout import lay_out
     from edgegen.models.profile import load_samples, run_profile, write_deployment_config
     from edgegen.models.refs import parse_ref
@@ -89,7 +89,7 @@ def profile(module: str | None, entry_script: Path | None, model_refs: tuple[str
         env = lay_out(reg, pinned, Path(tmp) / "app") if pinned else {"AZUREML_MODEL_DIR": str(script.parent)}
         result = run_profile(script, Path(env["AZUREML_MODEL_DIR"]), samples, env=env,
                              models=[str(p) for p in pinned], concurrency=_levels(concurrency), duration=duration,
-                             margin=margin, host=host, serve_available="serve" in COMMANDS, workdir=Path(tmp))
+                             margin=margin, host=host, workdir=Path(tmp))
     if not no_write:
         result.deployment_config = str(write_deployment_config(target, result.cpu, result.memory_in_gb))
     _report(result, output_format)

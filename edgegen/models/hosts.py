@@ -5,10 +5,11 @@ ready, ``POST /score``).
 the profiler only starts it, waits for ``GET /``, sends requests and reads the process's CPU and memory from
 ``/proc``. Two commands exist:
 
-- ``edgegen serve`` (the scoring core shared with the inference module), used when this edgegen has it (the
-  caller says so: the CLI knows its own commands, this package does not look up to it);
-- ``builtin``: ``python -m edgegen.models.minihost``, a one-worker aiohttp host kept for when ``serve`` is
-  absent. Both run ``run()`` one request at a time, like the inference module with ``SCORING_THREADS=1``.
+- ``edgegen serve`` (``edgegen-serve``, the default): the scoring core the inference module runs (``amlhost``),
+  so the figures are the module's own;
+- ``builtin``: ``python -m edgegen.models.minihost``, a minimal one-worker aiohttp host (no Werkzeug or
+  inference-schema), kept as a baseline to compare with.
+Both run ``run()`` one request at a time, like the inference module with ``SCORING_THREADS=1``.
 """
 
 from __future__ import annotations
@@ -45,19 +46,15 @@ BUILTIN = HostCommand("builtin", (sys.executable, "-m", "edgegen.models.minihost
                                   "{address}", "{port}"))
 
 
-def available_hosts(serve_available: bool = False) -> dict[str, HostCommand]:
-    """The hosts that can run here; ``serve_available``: this edgegen has an ``edgegen serve`` command."""
-    hosts = {"builtin": BUILTIN}
-    if serve_available:
-        hosts["edgegen-serve"] = SERVE
-    return hosts
+def available_hosts() -> dict[str, HostCommand]:
+    return {"edgegen-serve": SERVE, "builtin": BUILTIN}
 
 
-def host_command(name: str, *, serve_available: bool = False) -> HostCommand:
-    """The host called ``name`` (``auto``: ``edgegen serve`` when available, else ``builtin``)."""
-    hosts = available_hosts(serve_available)
+def host_command(name: str) -> HostCommand:
+    """The host called ``name`` (``auto``: ``edgegen serve``)."""
+    hosts = available_hosts()
     if name == "auto":
-        return hosts.get("edgegen-serve", BUILTIN)
+        return SERVE
     if name not in hosts:
         raise ModelError(f"scoring host {name!r} is not available here", hint=f"choose one of auto, {', '.join(hosts)}")
     return hosts[name]

@@ -2,7 +2,7 @@
 
 ``init()`` once with ``AZUREML_MODEL_DIR=MODEL_DIR``; ``GET /`` → ``Healthy``; ``POST /score`` → ``run(body)``
 (JSON bodies as text, others as bytes) on one worker thread, the answer JSON-encoded; errors → 500 with the
-message. Only the profiler uses it, and only when ``edgegen serve`` is not there (see ``hosts.py``).
+message. Only the profiler uses it, as a baseline beside ``edgegen serve`` (``--host builtin``, see ``hosts.py``).
 """
 
 from __future__ import annotations

@@ -210,10 +210,9 @@ def free_port(address: str) -> int:
 
 def run_profile(script: Path, model_dir: Path, samples: list[bytes], *, env: dict[str, str], models: list[str],
                 concurrency: list[int], duration: float, margin: float, host: str = "auto",
-                serve_available: bool = False, workdir: Path, address: str = "127.0.0.1",
-                startup_timeout: float = 60.0) -> ProfileResult:
-    """Start the scoring host ``host`` (see ``edgegen.models.hosts.host_command``; ``serve_available``: the
-    caller's edgegen has ``edgegen serve``) and measure every concurrency level for ``duration`` seconds."""
+                workdir: Path, address: str = "127.0.0.1", startup_timeout: float = 60.0) -> ProfileResult:
+    """Start the scoring host ``host`` (see ``edgegen.models.hosts.host_command``) and measure every concurrency
+    level for ``duration`` seconds."""
     from edgegen.models.hosts import host_command, start_host
 
     if not concurrency or any(c < 1 or c > 256 for c in concurrency):
@@ -222,7 +221,7 @@ def run_profile(script: Path, model_dir: Path, samples: list[bytes], *, env: dic
         raise ModelError("--duration must be between 0.5 and 3600 seconds")
     if not 0 <= margin <= 10:
         raise ModelError("--margin must be between 0 and 10 (0.25 = 25 %)")
-    command = host_command(host, serve_available=serve_available)
+    command = host_command(host)
     started = time.monotonic()
     result = ProfileResult(command.name, str(script), models, len(samples), margin)
     with start_host(command, script, model_dir, address, free_port(address), workdir / "host.log", env,

@@ -33,12 +33,14 @@ def run(raw):
 '''
 
 
-def test_known_cost_script(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["edgegen-serve", "builtin"])
+def test_known_cost_script(tmp_path: Path, host: str) -> None:
     script = tmp_path / "score.py"
     script.write_text(KNOWN_COST)
     samples = [json.dumps({"i": i}).encode() for i in range(5)]
     result = run_profile(script, tmp_path, samples, env={}, models=[], concurrency=[1, 2], duration=1.5,
-                         margin=0.25, host="builtin", workdir=tmp_path / "work")
+                         margin=0.25, host=host, workdir=tmp_path / "work")
+    assert result.host == host
     assert [lv.concurrency for lv in result.levels] == [1, 2]
     for lv in result.levels:
         assert lv.errors == 0 and lv.requests > 10
