@@ -52,23 +52,113 @@ def hub() -> None:
               show_default=True, help="Where the hub keeps its SQLite store, CA and hub.json.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Loopback address to bind (127.x).")
 @click.option("--port", default=8443, show_default=True, type=int, help="HTTPS port of the REST API.")
-@click.option("--no-mqtt", is_flag=True, help="Serve only the REST API (no device side).")
+@click.option("--no-mqtt", is_flag=True, help="Serve no device side (MQTT 8883).")
+@click.option("--no-amqp", is_flag=True, help="Serve no AMQP side (5671: Event Hub-compatible stream, C2D).")
+@click.option("--retention-days", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
+              help="Keep device-to-cloud messages this long.")
+@click.option("--retention-mb", type=click.FloatRange(min=0.01), default=256.0, show_default=True,
+              help="Keep at most this many MB of device-to-cloud messages (oldest go first).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def serve(state_dir: Path, address: str, port: int, no_mqtt: bool, duration: float | None) -> None:
-    """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:PORT, MQTT on ADDRESS:8883)."""
+def serve(state_dir: Path, address: str, port: int, no_mqtt: bool, no_amqp: bool, retention_days: float,
+          retention_mb: float, duration: float | None) -> None:
+    """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:PORT, MQTT on 8883, AMQP on 5671)."""
     import asyncio
 
     from edgegen.local.hubstandin.runner import run_hub
 
     def announce(info: Any) -> None:
         click.echo(f"local IoT Hub: https://{info.host_name}"
-                   + (f"  (devices: mqtts://{info.address}:{info.mqtt_port})" if info.mqtt_port else ""))
+                   + (f"  (devices: mqtts://{info.address}:{info.mqtt_port})" if info.mqtt_port else "")
+                   + (f"  (service: amqps://{info.address}:{info.amqp_port})" if info.amqp_port else ""))
         click.echo(f"connection string: {info.connection_string}")
+        if info.event_hub_connection_string:
+            click.echo(f"Event Hub-compatible endpoint: {info.event_hub_connection_string}")
         click.echo(f"CA certificate:    {info.ca_file}  (export REQUESTS_CA_BUNDLE={info.ca_file})")
         click.echo("press Ctrl-C to stop")
 
-    asyncio.run(run_hub(state_dir, address, port, mqtt=not no_mqtt, duration=duration, on_ready=announce))
+    asyncio.run(run_hub(state_dir, address, port, mqtt=not no_mqtt, amqp=not no_amqp, duration=duration,
+                        retention_days=retention_days, retention_bytes=int(retention_mb * 1024 * 1024),
+                        on_ready=announce))
     click.echo("local IoT Hub stopped")
+
+
+@hub.group("c2d")
+def c2d_group() -> None:
+    """Cloud-to-device messages (AMQP, as the service SDKs send them)."""
+
+
+@c2d_group.command("send")
+@click.argument("device_id")
+@click.argument("body")
+@click.option("--props", "props", multiple=True, metavar="KEY=VALUE", help="Application property (repeatable).")
+@click.option("--ack", type=click.Choice(["none", "positive", "negative", "full"]), default="none",
+              show_default=True, help="Feedback to ask for (read it on /messages/servicebound/feedback).")
+@click.option("--message-id", default=None, help="Message id (default: a new UUID).")
+@click.option("--correlation-id", default=None)
+@click.option("--content-type", default=None, help="e.g. application/json")
+@click.option("--content-encoding", default=None, help="e.g. utf-8")
+@click.option("--ttl", type=click.FloatRange(min=1), default=None, help="Seconds the message may wait (default 3600).")
+@_hub_options
+@output_option(("text", "json", "yaml"))
+def c2d_send(device_id: str, body: str, props: tuple[str, ...], ack: str, message_id: str | None,
+             correlation_id: str | None, content_type: str | None, content_encoding: str | None,
+             ttl: float | None, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    """Queue BODY for DEVICE_ID, e.g. edgegen hub c2d send dev1 '{"cmd":"on"}' --props level=7 --ack full."""
+    from edgegen.hub.c2d import send_c2d
+    from edgegen.hub.connection import resolve_hub
+
+    properties = {}
+    for item in props:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--props")
+        properties[key] = value
+    target = resolve_hub(hub_cs, state_dir=state_dir)
+    sent = send_c2d(target, device_id, body.encode(), properties=properties, ack=ack, message_id=message_id,
+                    correlation_id=correlation_id, content_type=content_type, content_encoding=content_encoding,
+                    ttl=ttl)
+    emit({"deviceId": device_id, "messageId": sent, "ack": ack}, output_format,
+         f"queued message {sent} for {device_id}")
+
+
+@hub.group("consumer-group")
+def consumer_group() -> None:
+    """Consumer groups of the local hub's Event Hub-compatible endpoint ($Default always exists)."""
+
+
+@consumer_group.command("list")
+@_hub_options
+@output_option(("text", "json", "yaml"))
+def consumer_group_list(hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    from edgegen.hub.c2d import consumer_groups
+    from edgegen.hub.connection import resolve_hub
+
+    groups = consumer_groups(resolve_hub(hub_cs, state_dir=state_dir))
+    emit(groups, output_format, "\n".join(groups))
+
+
+@consumer_group.command("create")
+@click.argument("name")
+@_hub_options
+@output_option(("text", "json", "yaml"))
+def consumer_group_create(name: str, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    from edgegen.hub.c2d import consumer_groups
+    from edgegen.hub.connection import resolve_hub
+
+    groups = consumer_groups(resolve_hub(hub_cs, state_dir=state_dir), "PUT", name)
+    emit(groups, output_format, f"created consumer group {name}")
+
+
+@consumer_group.command("delete")
+@click.argument("name")
+@_hub_options
+@output_option(("text", "json", "yaml"))
+def consumer_group_delete(name: str, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    from edgegen.hub.c2d import consumer_groups
+    from edgegen.hub.connection import resolve_hub
+
+    groups = consumer_groups(resolve_hub(hub_cs, state_dir=state_dir), "DELETE", name)
+    emit(groups, output_format, f"deleted consumer group {name}")
 
 
 @hub.group("device")
@@ -207,12 +297,16 @@ def _load_or_report(path: Path, *, validate: bool, layered: bool) -> Any:
 @click.option("--count", "--mc", "count", type=int, default=None, help="Stop after this many messages.")
 @click.option("--content-type", "--ct", "content_type", default=None,
               help="Decode payloads as this content type (application/json).")
-@click.option("--from-start", is_flag=True, help="Also show stored messages from before now (local hub).")
+@click.option("--from-start", is_flag=True, help="Also show stored messages from before now.")
+@click.option("--eventhub-connection-string", "eventhub_cs", default=None, metavar="CS",
+              help="Read the Event Hub-compatible endpoint with azure-eventhub (else "
+                   "IOTHUB_EVENTHUB_CONNECTION_STRING; always for an Azure hub).")
+@click.option("--consumer-group", "--cg", "group", default="$Default", show_default=True)
 @_hub_options
 @output_option(("json", "yaml", "table"), default="json")
 def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple[str, ...], timeout: float,
-            count: int | None, content_type: str | None, from_start: bool, hub_cs: str | None,
-            state_dir: Path | None, output_format: str) -> None:
+            count: int | None, content_type: str | None, from_start: bool, eventhub_cs: str | None, group: str,
+            hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
     """Show device-to-cloud messages as they arrive (like az iot hub monitor-events)."""
     from edgegen.hub.connection import resolve_hub
     from edgegen.hub.monitor import MonitorFilter, run_monitor
@@ -222,7 +316,8 @@ def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple
     click.echo(f"Starting event monitor on {target.host_name}{what}, use ctrl-c to stop...", err=True)
     filt = MonitorFilter(device_pattern, module_pattern, set(props), content_type)
     printed = run_monitor(target, filt, timeout=timeout or None, count=count, from_start=from_start,
-                          output_format=output_format, echo=click.echo)
+                          output_format=output_format, echo=click.echo, eventhub_connection_string=eventhub_cs,
+                          consumer_group=group)
     if printed == 0:
         raise EdgegenError(
             f"no messages arrived within {timeout:g} s"

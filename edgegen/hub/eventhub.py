@@ -3,7 +3,9 @@
 The service SDK cannot read device-to-cloud messages; Azure exposes them on the built-in endpoint
 ``messages/events`` (consumer group ``$Default``). Its connection string is the hub's "Event Hub-compatible
 endpoint" (Azure portal: IoT Hub → Built-in endpoints), given as ``IOTHUB_EVENTHUB_CONNECTION_STRING``
-in the environment or ``.env``. Not exercised by the test suite (it needs Azure).
+in the environment or ``.env``. The local stand-in serves the same endpoint (``edgegen hub serve`` prints its
+connection string), which is how the test suite exercises this path; the stand-in's CA (``target.ca_file``)
+is then what the client trusts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any
 
 from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
-from edgegen.hub.events import FeedMessage, MonitorFilter, format_event, render_event
 
 __all__ = ["monitor_eventhub"]
 
@@ -35,14 +36,19 @@ def _endpoint() -> str:
     return value
 
 
-def monitor_eventhub(target: HubTarget, filt: MonitorFilter, *, timeout: float | None, count: int | None,
-                     output_format: str, echo: Callable[[str], None]) -> int:
+def monitor_eventhub(target: HubTarget, filt: Any, *, timeout: float | None, count: int | None,
+                     output_format: str, echo: Callable[[str], None], connection_string: str | None = None,
+                     consumer_group: str = "$Default", from_start: bool = False) -> int:
     try:
         from azure.eventhub import EventHubConsumerClient
     except ImportError:
         raise HubClientError("monitoring Azure needs the optional package azure-eventhub",
                              hint="pip install 'edgegen[eventhub]'") from None
-    client = EventHubConsumerClient.from_connection_string(_endpoint(), consumer_group="$Default")
+    from edgegen.hub.events import FeedMessage, format_event, render_event
+
+    options: dict[str, Any] = {"connection_verify": target.ca_file} if target.ca_file else {}
+    client = EventHubConsumerClient.from_connection_string(connection_string or _endpoint(),
+                                                           consumer_group=consumer_group, **options)
     shown = 0
     done = threading.Event()
 
@@ -54,6 +60,10 @@ def monitor_eventhub(target: HubTarget, filt: MonitorFilter, *, timeout: float |
             return
         sysprops = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else v)
                     for k, v in (event.system_properties or {}).items()}
+        for amqp_name, name in (("content-type", "content_type"), ("content-encoding", "content_encoding"),
+                                ("message-id", "message_id"), ("correlation-id", "correlation_id")):
+            if amqp_name in sysprops:
+                sysprops[name] = sysprops.pop(amqp_name)
         app = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
                for k, v in (event.properties or {}).items()}
         message = FeedMessage(0, str(sysprops.get("iothub-connection-device-id", "")),
@@ -68,5 +78,6 @@ def monitor_eventhub(target: HubTarget, filt: MonitorFilter, *, timeout: float |
             client.close()
 
     with client:
-        client.receive(on_event=on_event, starting_position="@latest", max_wait_time=timeout)
+        client.receive(on_event=on_event, starting_position="-1" if from_start else "@latest",
+                       max_wait_time=timeout)
     return shown

@@ -119,13 +119,22 @@ class LocalFeed:
 
 
 def run_monitor(target: HubTarget, filt: MonitorFilter, *, timeout: float | None, count: int | None,
-                from_start: bool, output_format: str, echo: Callable[[str], None]) -> int:
-    """Print events until ``count`` or ``timeout`` seconds pass with nothing new; return how many were shown."""
-    if not target.is_local and not target.host_name.startswith("127."):
+                from_start: bool, output_format: str, echo: Callable[[str], None],
+                eventhub_connection_string: str | None = None, consumer_group: str = "$Default") -> int:
+    """Print events until ``count`` or ``timeout`` seconds pass with nothing new; return how many were shown.
+
+    An Azure hub, or any hub given an Event Hub-compatible connection string (argument or
+    ``IOTHUB_EVENTHUB_CONNECTION_STRING``), is read with azure-eventhub; the local stand-in otherwise through
+    its live feed (the fast path)."""
+    import os
+
+    eventhub_cs = eventhub_connection_string or os.environ.get("IOTHUB_EVENTHUB_CONNECTION_STRING")
+    if eventhub_cs or (not target.is_local and not target.host_name.startswith("127.")):
         from edgegen.hub.eventhub import monitor_eventhub
 
         return monitor_eventhub(target, filt, timeout=timeout, count=count, output_format=output_format,
-                                echo=echo)
+                                echo=echo, connection_string=eventhub_cs, consumer_group=consumer_group,
+                                from_start=from_start)
     shown = 0
     with LocalFeed(target, from_start=from_start) as feed:
         feed.wait_ready()

@@ -41,8 +41,8 @@ class RunningHub:
 
 
 class HubThread:
-    def __init__(self, state_dir: Path, address: str, port: int, mqtt: bool = False) -> None:
-        self.standin = HubStandIn(state_dir, address, port, mqtt=mqtt)
+    def __init__(self, state_dir: Path, address: str, port: int, mqtt: bool = False, amqp: bool = False) -> None:
+        self.standin = HubStandIn(state_dir, address, port, mqtt=mqtt, amqp=amqp)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -82,9 +82,9 @@ def hub_factory(tmp_path: Path) -> Iterator:
     started: list[HubThread] = []
 
     def start(state_dir: Path | None = None, address: str | None = None, port: int | None = None,
-              mqtt: bool = False) -> tuple[RunningHub, HubThread]:
+              mqtt: bool = False, amqp: bool = False) -> tuple[RunningHub, HubThread]:
         addr = address or free_loopback_address()
-        thread = HubThread(state_dir or tmp_path / "hub", addr, port or free_port(addr), mqtt=mqtt)
+        thread = HubThread(state_dir or tmp_path / "hub", addr, port or free_port(addr), mqtt=mqtt, amqp=amqp)
         started.append(thread)
         return thread.start(), thread
 

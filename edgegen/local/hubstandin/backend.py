@@ -15,11 +15,13 @@ import base64
 import copy
 import datetime as _dt
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from edgegen.common.sas import generate_key
+from edgegen.local.hubstandin.c2d import CloudToDevice
 from edgegen.local.hubstandin.configurations import DeploymentsMixin
 from edgegen.local.hubstandin.deployments import Configuration, check_etag, diff_patch, merge_patch
 from edgegen.local.hubstandin.errors import AlreadyExists, DeviceNotOnline, InvalidArgument, NotFound
@@ -43,6 +45,14 @@ MessageListener = Callable[[StoredMessage], None]
 #: (device, module, method, payload, response timeout, connect timeout) -> (status, payload)
 MethodInvoker = Callable[[str, str | None, str, Any, float, float], Awaitable[tuple[int, Any]]]
 SYSTEM_MODULES = ("$edgeAgent", "$edgeHub")
+DEFAULT_PARTITIONS = 4  # IoT Hub's default for the built-in endpoint
+DEFAULT_CONSUMER_GROUP = "$Default"
+EVENT_HUB_NAME = "edgegen-local-hub"  # the Event Hub-compatible name (EntityPath)
+
+
+def partition_for(device_id: str, partitions: int) -> int:
+    """A device's messages all go to one partition (stable across restarts and processes)."""
+    return zlib.crc32(device_id.encode()) % partitions
 
 
 def _twin_key(device_id: str, module_id: str | None) -> str:
@@ -84,9 +94,19 @@ class HubBackend(DeploymentsMixin):
             self.policies = {name: {"primaryKey": generate_key(), "secondaryKey": generate_key()}
                              for name in ("iothubowner", "service", "registryReadWrite")}
             store.put("meta", "policies", self.policies)
+        self.partition_count = int(meta.get("partitions") or DEFAULT_PARTITIONS)
+        store.put("meta", "partitions", self.partition_count)
+        self.consumer_groups: list[str] = list(meta.get("consumerGroups") or [DEFAULT_CONSUMER_GROUP])
+        self.event_hub_name = EVENT_HUB_NAME
+        self.created_at = float(meta.get("createdAt") or clock())
+        store.put("meta", "createdAt", self.created_at)
         self.desired_listeners: list[DesiredListener] = []
         self.message_listeners: list[MessageListener] = []
         self.method_invoker: MethodInvoker | None = None
+        self.c2d = CloudToDevice(store, self._generation_id, clock)
+
+    def _generation_id(self, device_id: str) -> str:
+        return str(self.get_device(device_id)["generationId"])
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _now(self) -> str:
@@ -103,6 +123,31 @@ class HubBackend(DeploymentsMixin):
     def connection_string(self, policy: str = "iothubowner") -> str:
         key = self.policies[policy]["primaryKey"]
         return f"HostName={self.host_name};SharedAccessKeyName={policy};SharedAccessKey={key}"
+
+    def event_hub_connection_string(self, address: str, policy: str = "iothubowner") -> str:
+        """What the portal shows as the built-in endpoint's "Event Hub-compatible endpoint" (AMQP on 5671)."""
+        key = self.policies[policy]["primaryKey"]
+        return (f"Endpoint=sb://{address}/;SharedAccessKeyName={policy};SharedAccessKey={key};"
+                f"EntityPath={self.event_hub_name}")
+
+    # ---- consumer groups of the built-in endpoint ---------------------------------------------------------
+    def create_consumer_group(self, name: str) -> list[str]:
+        if not name or len(name) > 50 or not all(c.isalnum() or c in "-._$" for c in name):
+            raise InvalidArgument(f"consumer group name {name!r} is not valid",
+                                  hint="use up to 50 letters, digits, '-', '.' or '_'")
+        if name in self.consumer_groups:
+            raise AlreadyExists(f"consumer group {name!r} already exists")
+        self.consumer_groups.append(name)
+        self.store.put("meta", "consumerGroups", self.consumer_groups)
+        return list(self.consumer_groups)
+
+    def delete_consumer_group(self, name: str) -> None:
+        if name == DEFAULT_CONSUMER_GROUP:
+            raise InvalidArgument("the $Default consumer group cannot be deleted")
+        if name not in self.consumer_groups:
+            raise NotFound(f"consumer group {name!r} not found")
+        self.consumer_groups.remove(name)
+        self.store.put("meta", "consumerGroups", self.consumer_groups)
 
     # ---- registry: devices ---------------------------------------------------------------------------
     def get_device(self, device_id: str) -> dict[str, Any]:
@@ -358,13 +403,15 @@ class HubBackend(DeploymentsMixin):
     # ---- device-to-cloud messages and methods --------------------------------------------------------
     def record_message(self, device_id: str, module_id: str | None, properties: Mapping[str, str],
                        system_properties: Mapping[str, Any], body: bytes) -> StoredMessage:
-        now = self._now()
+        ts = self.clock()
+        now = _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         sysprops = {**system_properties, "iothub-connection-device-id": device_id,
                     "iothub-enqueuedtime": now, "iothub-connection-auth-method": '{"scope":"module","type":"sas"}'}
         if module_id:
             sysprops["iothub-connection-module-id"] = module_id
         stored = self.store.append_message(
-            StoredMessage(0, device_id, module_id, now, sysprops, dict(properties), bytes(body)))
+            StoredMessage(0, device_id, module_id, now, sysprops, dict(properties), bytes(body),
+                          partition=partition_for(device_id, self.partition_count), enqueued_ms=int(ts * 1000)))
         for listener in self.message_listeners:
             listener(stored)
         return stored

@@ -19,6 +19,7 @@ __all__ = [
     "MethodTimeout",
     "NotFound",
     "PreconditionFailed",
+    "QueueFull",
     "TooLarge",
     "Unauthorized",
 ]
@@ -102,3 +103,9 @@ class MethodNotAllowed(HubError):
 
 class TooLarge(HubError):
     default_code = "RequestEntityTooLarge"
+
+
+class QueueFull(HubError):
+    """A device's cloud-to-device queue holds its maximum (50) of messages."""
+
+    default_code = "DeviceMaximumQueueDepthExceeded"

@@ -30,6 +30,7 @@ from edgegen.local.hubstandin.errors import (
     MethodTimeout,
     NotFound,
     PreconditionFailed,
+    QueueFull,
     TooLarge,
     Unauthorized,
 )
@@ -39,6 +40,7 @@ __all__ = ["ERROR_STATUS", "make_app"]
 ERROR_STATUS: dict[type[HubError], int] = {
     InvalidArgument: 400,
     Unauthorized: 401,
+    QueueFull: 403,
     NotFound: 404,
     DeviceNotOnline: 404,
     MethodNotAllowed: 405,
@@ -322,4 +324,23 @@ def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
     r.add_delete("/configurations/{id}", delete_configuration)
     r.add_get("/statistics/devices", statistics_devices)
     r.add_get("/statistics/service", statistics_service)
+    # the built-in endpoint's consumer groups (ARM in Azure; here, on the stand-in's own REST API)
+    r.add_get("/eventHubEndpoints/events/ConsumerGroups", list_consumer_groups)
+    r.add_put("/eventHubEndpoints/events/ConsumerGroups/{name}", put_consumer_group)
+    r.add_delete("/eventHubEndpoints/events/ConsumerGroups/{name}", delete_consumer_group)
     return app
+
+
+async def list_consumer_groups(request: web.Request) -> web.Response:
+    return web.json_response({"value": [{"name": n} for n in _backend(request).consumer_groups]})
+
+
+async def put_consumer_group(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    _backend(request).create_consumer_group(name)
+    return web.json_response({"name": name}, status=201)
+
+
+async def delete_consumer_group(request: web.Request) -> web.Response:
+    _backend(request).delete_consumer_group(request.match_info["name"])
+    return web.Response(status=204)

@@ -25,6 +25,8 @@ class HubInfo:
     ca_file: str
     mqtt_port: int | None
     pid: int
+    amqp_port: int | None = None
+    event_hub_connection_string: str | None = None
 
     @property
     def device_host_name(self) -> str:
@@ -34,7 +36,8 @@ class HubInfo:
     def to_dict(self) -> dict[str, Any]:
         return {"hostName": self.host_name, "address": self.address, "port": self.port,
                 "connectionString": self.connection_string, "caFile": self.ca_file,
-                "mqttPort": self.mqtt_port, "pid": self.pid}
+                "mqttPort": self.mqtt_port, "pid": self.pid, "amqpPort": self.amqp_port,
+                "eventHubConnectionString": self.event_hub_connection_string}
 
 
 def read_hub_info(state_dir: Path) -> HubInfo | None:
@@ -42,6 +45,7 @@ def read_hub_info(state_dir: Path) -> HubInfo | None:
     try:
         d = json.loads(path.read_text())
         return HubInfo(d["hostName"], d["address"], int(d["port"]), d["connectionString"], d["caFile"],
-                       d.get("mqttPort"), int(d.get("pid") or 0))
+                       d.get("mqttPort"), int(d.get("pid") or 0), d.get("amqpPort"),
+                       d.get("eventHubConnectionString"))
     except (OSError, ValueError, KeyError):
         return None

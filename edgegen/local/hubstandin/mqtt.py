@@ -10,16 +10,21 @@
 - The live feed (its contract for clients is ``edgegen.local.hubstandin.feed``): a monitor connects as module
   ``{FEED_DEVICE}/{session}`` signing with a *service policy* key and subscribes to its own ``inputs/#``; every
   stored message is delivered to input ``events`` as a JSON envelope.
+- Cloud-to-device messages stay in the hub's queue (``c2d.py``); a device connected and subscribed to
+  ``devices/{id}/messages/devicebound/#`` gets them locked and sent (QoS 1, not kept in its MQTT session); its
+  PUBACK completes the message, a disconnect first releases the lock so it is delivered again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 from pathlib import Path
 from typing import Any
 
 from edgegen.local.hubstandin.backend import HubBackend
-from edgegen.local.hubstandin.errors import DeviceNotOnline, MethodTimeout
+from edgegen.local.hubstandin.c2d import C2DMessage
+from edgegen.local.hubstandin.errors import DeviceNotOnline, MethodTimeout, NotFound
 from edgegen.local.hubstandin.feed import FEED_DEVICE, FEED_INPUT, MQTT_PORT, feed_envelope, feed_start
 from edgegen.local.hubstandin.store import StoredMessage
 from edgegen.local.mqtt import (
@@ -43,6 +48,23 @@ _SYSTEM_NAMES = {"$.mid": "message_id", "$.cid": "correlation_id", "$.uid": "use
                  "$.ce": "content_encoding", "$.exp": "absolute_expiry_time", "$.ifid": "dt-dataschema"}
 
 
+def c2d_properties(message: C2DMessage) -> dict[str, str]:
+    """The property bag IoT Hub puts on a devicebound topic: system properties, ``iothub-ack``, then the
+    application properties."""
+    bag = {"$.mid": message.message_id, "$.to": message.system.get("to") or
+           f"/devices/{message.device_id}/messages/devicebound"}
+    for key, name in (("correlation_id", "$.cid"), ("user_id", "$.uid"), ("content_type", "$.ct"),
+                      ("content_encoding", "$.ce")):
+        if message.system.get(key):
+            bag[name] = message.system[key]
+    bag["$.exp"] = _dt.datetime.fromtimestamp(message.expiry, _dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+    bag["iothub-ack"] = message.ack
+    bag.update(message.properties)
+    return bag
+
+
+
 class HubGateway(BaseGatewayHandler):
     def __init__(self, backend: HubBackend, device_host: str, state_dir: Path) -> None:
         self.backend = backend
@@ -56,6 +78,7 @@ class HubGateway(BaseGatewayHandler):
         backend.desired_listeners.append(self._push_desired)
         backend.message_listeners.append(self._fan_out)
         backend.method_invoker = self._invoke
+        backend.c2d.enqueued_listeners.append(self._deliver_c2d)
 
     # ---- authentication ------------------------------------------------------------------------------
     def _keys(self, identity: Identity) -> list[str] | None:
@@ -73,12 +96,32 @@ class HubGateway(BaseGatewayHandler):
     async def on_connect(self, identity: Identity) -> None:
         if identity.device_id != FEED_DEVICE:
             self.backend.set_connection_state(identity.device_id, identity.module_id, True)
+            if identity.module_id is None:  # a persistent session may already hold the C2D subscription
+                self._deliver_c2d(identity.device_id)
 
     async def on_disconnect(self, identity: Identity) -> None:
         if identity.device_id != FEED_DEVICE:
             self.backend.set_connection_state(identity.device_id, identity.module_id, False)
+            if identity.module_id is None:
+                self.backend.c2d.release_locks(identity.device_id)
+
+    def on_delivered(self, identity: Identity, tag: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.backend.c2d.complete(identity.device_id, tag)
+
+    def _deliver_c2d(self, device_id: str) -> None:
+        identity = Identity(device_id, None)
+        probe = f"devices/{device_id}/messages/devicebound/"
+        if not self.gateway.is_connected(identity) or not self.gateway.is_subscribed(identity, probe):
+            return
+        for message in self.backend.c2d.lock_next(device_id):
+            self.gateway.deliver_c2d(identity, c2d_properties(message), message.body, qos=1,
+                                     tag=message.lock_token)
 
     async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
+        if identity.device_id != FEED_DEVICE and identity.module_id is None:
+            self._deliver_c2d(identity.device_id)
+            return
         if identity.device_id != FEED_DEVICE or identity.module_id is None:
             return
         key = identity.module_id

@@ -8,12 +8,19 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from edgegen.local.hubstandin.server import HubInfo, HubStandIn
+from edgegen.local.hubstandin.server import (
+    DEFAULT_RETENTION_BYTES,
+    DEFAULT_RETENTION_DAYS,
+    HubInfo,
+    HubStandIn,
+)
 
 __all__ = ["run_hub"]
 
 
-async def run_hub(state_dir: Path, address: str, port: int, *, mqtt: bool = True, duration: float | None = None,
+async def run_hub(state_dir: Path, address: str, port: int, *, mqtt: bool = True, amqp: bool = True,
+                  duration: float | None = None, retention_days: float = DEFAULT_RETENTION_DAYS,
+                  retention_bytes: int = DEFAULT_RETENTION_BYTES,
                   on_ready: Callable[[HubInfo], None] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -21,7 +28,8 @@ async def run_hub(state_dir: Path, address: str, port: int, *, mqtt: bool = True
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        async with HubStandIn(state_dir, address, port, mqtt=mqtt) as standin:
+        async with HubStandIn(state_dir, address, port, mqtt=mqtt, amqp=amqp, retention_days=retention_days,
+                              retention_bytes=retention_bytes) as standin:
             assert standin.info is not None
             if on_ready is not None:
                 on_ready(standin.info)

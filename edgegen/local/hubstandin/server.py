@@ -6,6 +6,10 @@ State directory layout (default ``.state/hub``)::
     ca.pem          the local CA (clients trust it: REQUESTS_CA_BUNDLE / EdgeModuleCACertificateFile)
     server.pem      server certificate for the hub's address (SAN localhost + the IP), key 0600
     hub.json        how to reach the running hub: connection string, addresses, CA path, pid
+
+Listeners on the address: HTTPS (REST, ``port``), MQTT 8883 (devices), AMQP 5671 (service side: the
+Event Hub-compatible stream, cloud-to-device messages and feedback). The device-to-cloud stream's retention
+(``retention_days``, ``retention_bytes``) is applied at start and every minute.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import json
 import os
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,9 @@ from edgegen.local.hubstandin.store import SqliteHubStore
 __all__ = ["HubInfo", "HubStandIn", "read_hub_info"]
 
 DEFAULT_PORT = 8443
+DEFAULT_RETENTION_DAYS = 1.0  # IoT Hub's default for the built-in endpoint
+DEFAULT_RETENTION_BYTES = 256 * 1024 * 1024
+RETENTION_INTERVAL = 60.0
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -44,7 +52,8 @@ class HubStandIn:
     """``async with HubStandIn(state_dir, address) as hub:`` serves until the block ends."""
 
     def __init__(self, state_dir: Path, address: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 mqtt: bool = True) -> None:
+                 mqtt: bool = True, amqp: bool = True, retention_days: float = DEFAULT_RETENTION_DAYS,
+                 retention_bytes: int = DEFAULT_RETENTION_BYTES) -> None:
         if not address.startswith("127."):
             from edgegen.local.hubstandin.errors import InvalidArgument
 
@@ -54,8 +63,12 @@ class HubStandIn:
         self.address = address
         self.port = port
         self.want_mqtt = mqtt
-        # on 443 the host name is the bare address, as IoT Hub's are: then every SDK and the Azure CLI can use
-        # the connection strings as they are (they all read HostName as a host name, without a port)
+        self.want_amqp = amqp
+        self.retention_days = retention_days
+        self.retention_bytes = retention_bytes
+        self._amqp: Any = None
+        self._retention: asyncio.Task[None] | None = None
+        # on 443 the host name is the bare address, as IoT Hub's are
         self.host_name = address if port == 443 else f"{address}:{port}"
         self.backend: HubBackend | None = None
         self._runner: web.AppRunner | None = None
@@ -83,6 +96,17 @@ class HubStandIn:
             if self.want_mqtt:
                 where = f"{self.address}:8883"
                 mqtt_port = await self._start_mqtt(ctx_files=(str(cert.cert_path), str(cert.key_path)))
+            amqp_port = None
+            if self.want_amqp:
+                from edgegen.local.hubstandin.amqp.endpoint import AMQP_PORT, AmqpEndpoint
+                from edgegen.local.mqtt import server_ssl_context
+
+                where = f"{self.address}:{AMQP_PORT}"
+                scopes = (self.address, self.host_name)
+                self._amqp = AmqpEndpoint(self.backend, self.address,
+                                          server_ssl_context(str(cert.cert_path), str(cert.key_path)), scopes)
+                await self._amqp.start()
+                amqp_port = AMQP_PORT
         except OSError as exc:
             await self._close()
             from edgegen.local.hubstandin.errors import HubError
@@ -93,8 +117,11 @@ class HubStandIn:
         except BaseException:
             await self._close()
             raise
+        self.prune()
+        self._retention = asyncio.create_task(self._prune_every(RETENTION_INTERVAL))
+        eh_cs = self.backend.event_hub_connection_string(self.address) if amqp_port else None
         self.info = HubInfo(self.host_name, self.address, self.port, self.backend.connection_string(),
-                            str(ca.cert_path), mqtt_port, os.getpid())
+                            str(ca.cert_path), mqtt_port, os.getpid(), amqp_port, eh_cs)
         _write_atomic(self.state_dir / "hub.json", json.dumps(self.info.to_dict(), indent=2))
         return self
 
@@ -103,7 +130,24 @@ class HubStandIn:
         self._mqtt = await start_hub_gateway(self.backend, self.address, ctx_files, self.state_dir)
         return MQTT_PORT
 
+    def prune(self) -> int:
+        """Apply the stream's retention now; return how many messages went."""
+        assert self._store is not None
+        cutoff = int((time.time() - self.retention_days * 86400) * 1000)
+        return self._store.prune(cutoff, self.retention_bytes)
+
+    async def _prune_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.prune()
+
     async def _close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            self._retention = None
+        if self._amqp is not None:
+            await self._amqp.close()
+            self._amqp = None
         if self._mqtt is not None:
             await self._mqtt.close()
             self._mqtt = None

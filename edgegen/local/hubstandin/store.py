@@ -2,6 +2,12 @@
 
 ``SqliteHubStore`` (WAL, one file) survives restarts; ``MemoryHubStore`` is for unit tests. Both satisfy
 ``HubStore``; the backend only talks to that Protocol.
+
+The message log is also the Event Hub-compatible stream: each message has a global ``seq`` (the live feed's
+cursor and the Event Hub offset), a ``partition`` and a per-partition sequence number ``pseq`` that counts on
+from 0 for the life of the hub (counters in ``partitions``, so retention never reuses a number), and its
+enqueued time in milliseconds. ``prune`` applies retention: older than a cut-off, or oldest first until the log
+fits a byte budget (body plus properties).
 """
 
 from __future__ import annotations
@@ -29,6 +35,13 @@ class StoredMessage:
     system_properties: dict[str, Any]
     properties: dict[str, str]  # application properties
     body: bytes
+    partition: int = 0
+    pseq: int = 0  # sequence number within the partition
+    enqueued_ms: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(json.dumps(self.properties)) + len(json.dumps(self.system_properties))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +58,10 @@ class HubStore(Protocol):
     def batch(self) -> Any: ...  # context manager: writes inside commit together
     def append_message(self, message: StoredMessage) -> StoredMessage: ...
     def messages(self, after_seq: int = 0, limit: int = 1000) -> list[StoredMessage]: ...
+    def partition_messages(self, partition: int, from_pseq: int, limit: int) -> list[StoredMessage]: ...
+    def partition_info(self, partition: int) -> tuple[int, StoredMessage | None]: ...
+    def first_pseq(self, partition: int, *, after_seq: int | None = None, after_ms: int | None = None) -> int: ...
+    def prune(self, older_than_ms: int, max_bytes: int) -> int: ...
     def close(self) -> None: ...
 
 
@@ -52,6 +69,8 @@ class MemoryHubStore:
     def __init__(self) -> None:
         self._docs: dict[tuple[str, str], str] = {}
         self._messages: list[StoredMessage] = []
+        self._seq = 0
+        self._next_pseq: dict[int, int] = {}
 
     def load(self, kind: str) -> dict[str, Any]:
         return {k: json.loads(v) for (kd, k), v in self._docs.items() if kd == kind}
@@ -67,12 +86,39 @@ class MemoryHubStore:
         yield
 
     def append_message(self, message: StoredMessage) -> StoredMessage:
-        stored = StoredMessage(len(self._messages) + 1, *_fields(message)[1:])
+        self._seq += 1
+        pseq = self._next_pseq.get(message.partition, 0)
+        self._next_pseq[message.partition] = pseq + 1
+        stored = StoredMessage(self._seq, *_fields(message)[1:], partition=message.partition, pseq=pseq,
+                               enqueued_ms=message.enqueued_ms)
         self._messages.append(stored)
         return stored
 
     def messages(self, after_seq: int = 0, limit: int = 1000) -> list[StoredMessage]:
         return [m for m in self._messages if m.seq > after_seq][:limit]
+
+    def partition_messages(self, partition: int, from_pseq: int, limit: int) -> list[StoredMessage]:
+        return [m for m in self._messages if m.partition == partition and m.pseq >= from_pseq][:limit]
+
+    def partition_info(self, partition: int) -> tuple[int, StoredMessage | None]:
+        mine = [m for m in self._messages if m.partition == partition]
+        return (mine[0].pseq if mine else self._next_pseq.get(partition, 0)), (mine[-1] if mine else None)
+
+    def first_pseq(self, partition: int, *, after_seq: int | None = None, after_ms: int | None = None) -> int:
+        for m in self._messages:
+            if m.partition == partition and (after_seq is None or m.seq > after_seq) and (
+                    after_ms is None or m.enqueued_ms > after_ms):
+                return m.pseq
+        return self._next_pseq.get(partition, 0)
+
+    def prune(self, older_than_ms: int, max_bytes: int) -> int:
+        before = len(self._messages)
+        kept = [m for m in self._messages if m.enqueued_ms >= older_than_ms]
+        total = sum(m.size for m in kept)
+        while kept and total > max_bytes:
+            total -= kept.pop(0).size
+        self._messages = kept
+        return before - len(kept)
 
     def close(self) -> None:
         pass
@@ -87,7 +133,23 @@ CREATE TABLE IF NOT EXISTS docs (kind TEXT NOT NULL, key TEXT NOT NULL, value TE
 CREATE TABLE IF NOT EXISTS messages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, module_id TEXT, enqueued_time TEXT NOT NULL,
   system_properties TEXT NOT NULL, properties TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS partitions (partition INTEGER PRIMARY KEY, next_pseq INTEGER NOT NULL);
 """
+_COLUMNS = "seq, device_id, module_id, enqueued_time, system_properties, properties, body, partition, pseq, enqueued_ms"
+
+
+def _row(r: Any) -> StoredMessage:
+    return StoredMessage(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), bytes(r[6]), int(r[7]),
+                         int(r[8]), int(r[9]))
+
+
+def _iso_ms(text: str) -> int:
+    import datetime as dt
+
+    try:
+        return int(dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return 0
 
 
 class SqliteHubStore:
@@ -101,6 +163,27 @@ class SqliteHubStore:
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._depth = 0
+        self._migrate()
+        self._next_pseq: dict[int, int] = dict(self._db.execute("SELECT partition, next_pseq FROM partitions"))
+        self._bytes = int(self._db.execute(
+            "SELECT COALESCE(SUM(LENGTH(body) + LENGTH(properties) + LENGTH(system_properties)), 0) FROM messages"
+        ).fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Stores written before the stream had partitions: everything so far is partition 0, in order."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
+        if "partition" in columns:
+            return
+        with self.batch():
+            self._db.execute("ALTER TABLE messages ADD COLUMN partition INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("ALTER TABLE messages ADD COLUMN pseq INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("ALTER TABLE messages ADD COLUMN enqueued_ms INTEGER NOT NULL DEFAULT 0")
+            rows = self._db.execute("SELECT seq, enqueued_time FROM messages ORDER BY seq").fetchall()
+            self._db.executemany("UPDATE messages SET pseq = ?, enqueued_ms = ? WHERE seq = ?",
+                                 [(i, _iso_ms(t), seq) for i, (seq, t) in enumerate(rows)])
+            if rows:
+                self._db.execute("INSERT OR REPLACE INTO partitions VALUES (0, ?)", (len(rows),))
+        self._db.execute("CREATE INDEX IF NOT EXISTS messages_partition ON messages (partition, pseq)")
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -138,23 +221,85 @@ class SqliteHubStore:
             self._db.execute("DELETE FROM docs WHERE kind = ? AND key = ?", (kind, key))
 
     def append_message(self, message: StoredMessage) -> StoredMessage:
+        sysprops, props = json.dumps(message.system_properties), json.dumps(message.properties)
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO messages (device_id, module_id, enqueued_time, system_properties, properties, body) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (message.device_id, message.module_id, message.enqueued_time,
-                 json.dumps(message.system_properties), json.dumps(message.properties), message.body),
-            )
+            partition = message.partition
+            pseq = self._next_pseq.get(partition, 0)
+            with self.batch():
+                cur = self._db.execute(
+                    "INSERT INTO messages (device_id, module_id, enqueued_time, system_properties, properties, body, "
+                    "partition, pseq, enqueued_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (message.device_id, message.module_id, message.enqueued_time, sysprops, props, message.body,
+                     partition, pseq, message.enqueued_ms),
+                )
+                self._db.execute("INSERT OR REPLACE INTO partitions VALUES (?, ?)", (partition, pseq + 1))
+            self._next_pseq[partition] = pseq + 1
+            self._bytes += len(message.body) + len(sysprops) + len(props)
             seq = int(cur.lastrowid or 0)
-        return StoredMessage(seq, *_fields(message)[1:])
+        return StoredMessage(seq, *_fields(message)[1:], partition=partition, pseq=pseq,
+                             enqueued_ms=message.enqueued_ms)
 
     def messages(self, after_seq: int = 0, limit: int = 1000) -> list[StoredMessage]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, device_id, module_id, enqueued_time, system_properties, properties, body "
-                "FROM messages WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit),
+                f"SELECT {_COLUMNS} FROM messages WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit),
             ).fetchall()
-        return [StoredMessage(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), bytes(r[6])) for r in rows]
+        return [_row(r) for r in rows]
+
+    def partition_messages(self, partition: int, from_pseq: int, limit: int) -> list[StoredMessage]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE partition = ? AND pseq >= ? ORDER BY pseq LIMIT ?",
+                (partition, from_pseq, limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    def partition_info(self, partition: int) -> tuple[int, StoredMessage | None]:
+        """(first retained sequence number, last message) of a partition."""
+        with self._lock:
+            first = self._db.execute("SELECT MIN(pseq) FROM messages WHERE partition = ?", (partition,)).fetchone()
+            last = self._db.execute(f"SELECT {_COLUMNS} FROM messages WHERE partition = ? ORDER BY pseq DESC "
+                                    "LIMIT 1", (partition,)).fetchone()
+        begin = first[0] if first and first[0] is not None else self._next_pseq.get(partition, 0)
+        return int(begin), (_row(last) if last else None)
+
+    def first_pseq(self, partition: int, *, after_seq: int | None = None, after_ms: int | None = None) -> int:
+        """The first sequence number of ``partition`` past an offset (global seq) or an enqueued time."""
+        where, args = ["partition = ?"], [partition]
+        if after_seq is not None:
+            where.append("seq > ?")
+            args.append(after_seq)
+        if after_ms is not None:
+            where.append("enqueued_ms > ?")
+            args.append(after_ms)
+        with self._lock:
+            row = self._db.execute(f"SELECT MIN(pseq) FROM messages WHERE {' AND '.join(where)}", args).fetchone()
+        return int(row[0]) if row and row[0] is not None else self._next_pseq.get(partition, 0)
+
+    def prune(self, older_than_ms: int, max_bytes: int) -> int:
+        """Drop messages enqueued before ``older_than_ms``, then the oldest until the log fits ``max_bytes``."""
+        size = "LENGTH(body) + LENGTH(properties) + LENGTH(system_properties)"
+        removed = 0
+        with self._lock, self.batch():
+            row = self._db.execute(f"SELECT COUNT(*), COALESCE(SUM({size}), 0) FROM messages WHERE enqueued_ms < ?",
+                                   (older_than_ms,)).fetchone()
+            if row[0]:
+                self._db.execute("DELETE FROM messages WHERE enqueued_ms < ?", (older_than_ms,))
+                removed += int(row[0])
+                self._bytes -= int(row[1])
+            while self._bytes > max_bytes:
+                rows = self._db.execute(f"SELECT seq, {size} FROM messages ORDER BY seq LIMIT 500").fetchall()
+                if not rows:
+                    self._bytes = 0
+                    break
+                cut, freed = rows[-1][0], 0
+                for seq, n in rows:
+                    freed += n
+                    if self._bytes - freed <= max_bytes:
+                        cut = seq
+                        break
+                removed += self._db.execute("DELETE FROM messages WHERE seq <= ?", (cut,)).rowcount
+                self._bytes -= freed
+        return removed
 
     def close(self) -> None:
         with self._lock:

@@ -140,6 +140,11 @@ class MqttGateway:
     def is_connected(self, identity: Identity) -> bool:
         return identity.client_id in self._online
 
+    def is_subscribed(self, identity: Identity, topic: str) -> bool:
+        """Whether ``identity``'s session has a subscription matching ``topic``."""
+        session = self._session(identity)
+        return session is not None and session.granted_qos(topic) is not None
+
     def connected_identities(self) -> list[Identity]:
         return [conn.context.identity for conn in self._online.values()]
 
@@ -169,12 +174,18 @@ class MqttGateway:
         topic = prefix + encode_property_bag(properties).encode() if properties else prefix
         return self._send(identity, topic, payload, qos)
 
-    def deliver_c2d(self, identity: Identity, properties: Mapping[str, str], payload: bytes, qos: int = 1) -> bool:
-        """Send a cloud-to-device message to a device (hub mode); same return value as ``deliver_input``."""
+    def deliver_c2d(self, identity: Identity, properties: Mapping[str, str], payload: bytes, qos: int = 1,
+                    tag: str | None = None) -> bool:
+        """Send a cloud-to-device message to a device (hub mode); same return value as ``deliver_input``.
+
+        With a ``tag`` the message is the hub's, not the session's: sent only to a connected device that
+        subscribed, never stored, and ``handler.on_delivered(identity, tag)`` is called on its PUBACK."""
         if identity.module_id is not None:
             raise GatewayError(f"{identity} is a module; cloud-to-device messages go to devices", 400)
         topic = f"{identity.topic_base}/messages/devicebound/{encode_property_bag(in_sdk_order(properties))}"
-        return self._send(identity, topic.encode(), payload, qos)
+        if tag is not None and identity.client_id not in self._online:
+            return False
+        return self._send(identity, topic.encode(), payload, qos, tag)
 
     def push_desired_patch(self, identity: Identity, patch: Mapping[str, Any], version: int) -> bool:
         """Send a desired-properties patch (``$version`` added) to this identity only; queued while offline."""
@@ -234,7 +245,7 @@ class MqttGateway:
             raise GatewayError(f"{identity} is not connected", 404, hint="start it and try again")
         return conn
 
-    def _send(self, identity: Identity, topic: bytes, payload: bytes, qos: int) -> bool:
+    def _send(self, identity: Identity, topic: bytes, payload: bytes, qos: int, tag: str | None = None) -> bool:
         session = self._session(identity)
         if session is None or session.state is SessionState.ENDED:
             return False
@@ -255,7 +266,7 @@ class MqttGateway:
         conn = self._online.get(identity.client_id)
         if conn is None and not (qos and session.persistent):
             return False  # nobody to send a QoS 0 message to, and no session to keep it
-        if not session.enqueue(topic, payload, qos):
+        if not session.enqueue(topic, payload, qos, tag):
             return False
         if conn is not None and conn.writable:
             self._pump(conn, session)
@@ -304,10 +315,13 @@ class MqttGateway:
         if isinstance(packet, Publish):
             await self._on_publish(conn, client, packet)
         elif isinstance(packet, Puback):
-            if client.session.ack(packet.packet_id):
+            acked = client.session.ack(packet.packet_id)
+            if acked is not None:
                 if conn.writable:
                     self._pump(conn, client.session)
                 self._schedule_flush()
+                if acked.tag is not None:
+                    self.handler.on_delivered(client.identity, acked.tag)
         elif isinstance(packet, Subscribe):
             await self._on_subscribe(conn, client, packet)
         elif isinstance(packet, Unsubscribe):

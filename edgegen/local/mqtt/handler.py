@@ -42,6 +42,7 @@ class GatewayHandler(Protocol):
     async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None: ...
     async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]: ...
     async def on_twin_reported(self, identity: Identity, patch: dict[str, Any]) -> tuple[int, int | None]: ...
+    def on_delivered(self, identity: Identity, tag: str) -> None: ...
 
 
 class BaseGatewayHandler:
@@ -58,4 +59,8 @@ class BaseGatewayHandler:
 
     async def on_session_resumed(self, identity: Identity, topic_filters: list[str]) -> None:
         """A client reconnected to its persistent session, whose subscriptions still hold (it sends no SUBSCRIBE)."""
+        return None
+
+    def on_delivered(self, identity: Identity, tag: str) -> None:
+        """A tagged (transient) message was acknowledged by the client."""
         return None

@@ -109,13 +109,16 @@ class Session:
 
     # ------------------------------------------------------------------ outgoing messages
 
-    def enqueue(self, topic: bytes, payload: bytes, qos: int) -> bool:
-        """Queue a message for this client; QoS 1 ones of a persistent session go to the store. False when full."""
+    def enqueue(self, topic: bytes, payload: bytes, qos: int, tag: str | None = None) -> bool:
+        """Queue a message for this client; QoS 1 ones of a persistent session go to the store. False when full.
+
+        A ``tag``ged message is transient: never stored, dropped when the connection goes (its owner keeps it
+        and sends it again), and reported by ``ack``."""
         if len(self.queue) >= self.max_queued:
             return False
-        message = StoredMessage(self._next_seq, topic, payload, qos)
+        message = StoredMessage(self._next_seq, topic, payload, qos, tag=tag)
         self._next_seq += 1
-        if qos and self.persistent:
+        if qos and self.persistent and tag is None:
             self.store.add_message(self.client_id, message)
         self.queue.append(message)
         return True
@@ -134,20 +137,23 @@ class Session:
             else:
                 yield message, None
 
-    def ack(self, packet_id: int) -> bool:
+    def ack(self, packet_id: int) -> StoredMessage | None:
+        """The acknowledged message, or None for an unknown packet id."""
         message = self.inflight.pop(packet_id, None)
         if message is None:
-            return False
-        if self.persistent:
+            return None
+        if self.persistent and message.tag is None:
             self.store.remove_message(self.client_id, message.seq)
-        return True
+        return message
 
     def detach(self) -> None:
         """The connection is gone: unacknowledged messages go back to the front of the queue, in order."""
         if self.inflight:
-            pending = sorted(self.inflight.values(), key=lambda m: m.seq)
+            pending = sorted((m for m in self.inflight.values() if m.tag is None), key=lambda m: m.seq)
             self.inflight.clear()
             self.queue.extendleft(reversed(pending))
+        if any(m.tag is not None for m in self.queue):
+            self.queue = deque(m for m in self.queue if m.tag is None)
         if self.persistent:
             self.state = SessionState.OFFLINE
             self.offline_since = time.monotonic()

@@ -28,6 +28,7 @@ class StoredMessage:
     payload: bytes
     qos: int
     attempts: int = 0  # sends so far in this process (not stored); > 1 means a redelivery (DUP)
+    tag: str | None = None  # a transient delivery the handler tracks (never stored; dropped with the connection)
 
 
 @dataclass(slots=True)
