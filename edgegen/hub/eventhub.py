@@ -10,8 +10,9 @@ is then what the client trusts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
 
-__all__ = ["monitor_eventhub"]
+__all__ = ["feed_message", "monitor_eventhub"]
 
 
 def _endpoint() -> str:
@@ -39,45 +40,87 @@ def _endpoint() -> str:
 def monitor_eventhub(target: HubTarget, filt: Any, *, timeout: float | None, count: int | None,
                      output_format: str, echo: Callable[[str], None], connection_string: str | None = None,
                      consumer_group: str = "$Default", from_start: bool = False) -> int:
+    """Print events until ``count`` or ``timeout`` seconds pass with nothing new on any partition.
+
+    The asyncio client of azure-eventhub reads every partition in a task of its own. Its synchronous client
+    polls the partitions in turn from one thread, waiting its 0.2 s socket timeout on each partition with
+    nothing to read before it hands over the next event of a busy one: with three idle partitions of four
+    that is about 1.6 events/s, against IoT Hub as against the stand-in (Azure/azure-sdk-for-python#27314)."""
     try:
-        from azure.eventhub import EventHubConsumerClient
+        from azure.eventhub.aio import EventHubConsumerClient
     except ImportError:
         raise HubClientError("monitoring Azure needs the optional package azure-eventhub",
                              hint="pip install 'edgegen[eventhub]'") from None
-    from edgegen.hub.events import FeedMessage, format_event, render_event
-
     options: dict[str, Any] = {"connection_verify": target.ca_file} if target.ca_file else {}
     client = EventHubConsumerClient.from_connection_string(connection_string or _endpoint(),
                                                            consumer_group=consumer_group, **options)
-    shown = 0
-    done = threading.Event()
+    return asyncio.run(_monitor(client, filt, timeout=timeout, count=count, output_format=output_format,
+                                echo=echo, from_start=from_start))
 
-    def on_event(partition_context: Any, event: Any) -> None:
-        nonlocal shown
-        if event is None:  # max_wait_time passed with nothing new
-            done.set()
-            client.close()
+
+async def _monitor(client: Any, filt: Any, *, timeout: float | None, count: int | None, output_format: str,
+                   echo: Callable[[str], None], from_start: bool) -> int:
+    from edgegen.hub.events import format_event, render_event
+
+    loop = asyncio.get_running_loop()
+    shown = 0
+    last = loop.time()
+    done = asyncio.Event()
+    failure: list[BaseException] = []
+
+    async def on_event(partition_context: Any, event: Any) -> None:
+        nonlocal shown, last
+        last = loop.time()
+        if event is None or done.is_set():
             return
-        sysprops = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else v)
-                    for k, v in (event.system_properties or {}).items()}
-        for amqp_name, name in (("content-type", "content_type"), ("content-encoding", "content_encoding"),
-                                ("message-id", "message_id"), ("correlation-id", "correlation_id")):
-            if amqp_name in sysprops:
-                sysprops[name] = sysprops.pop(amqp_name)
-        app = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
-               for k, v in (event.properties or {}).items()}
-        message = FeedMessage(0, str(sysprops.get("iothub-connection-device-id", "")),
-                              sysprops.get("iothub-connection-module-id"), str(sysprops.get("iothub-enqueuedtime", "")),
-                              sysprops, app, b"".join(event.body) if not isinstance(event.body, bytes) else event.body)
+        message = feed_message(event)
         if not filt.matches(message):
             return
         echo(render_event(format_event(message, filt), output_format))
         shown += 1
         if count is not None and shown >= count:
             done.set()
-            client.close()
 
-    with client:
-        client.receive(on_event=on_event, starting_position="-1" if from_start else "@latest",
-                       max_wait_time=timeout)
+    async def on_error(partition_context: Any, error: Exception) -> None:
+        # called once the client's own retries are spent (a refused token, an unknown consumer group …)
+        failure.append(error)
+        done.set()
+
+    async with client:
+        receiving = asyncio.create_task(client.receive(
+            on_event=on_event, on_error=on_error, starting_position="-1" if from_start else "@latest"))
+        try:
+            while not done.is_set() and not receiving.done():
+                wait = None if timeout is None else max(0.0, last + timeout - loop.time())
+                if wait == 0.0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), min(wait, 1.0) if wait is not None else 1.0)
+        finally:
+            await client.close()
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiving
+    if failure:
+        raise HubClientError(f"reading the Event Hub-compatible endpoint failed: {failure[0]}",
+                             hint="check the connection string (a policy with ServiceConnect), the consumer "
+                                  "group and, for the local stand-in, its CA") from None
     return shown
+
+
+def feed_message(event: Any) -> Any:
+    """An ``EventData`` as the monitor's ``FeedMessage`` (IoT Hub's names for the system properties)."""
+    from edgegen.hub.events import FeedMessage
+
+    sysprops = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else v)
+                for k, v in (event.system_properties or {}).items()}
+    for amqp_name, name in (("content-type", "content_type"), ("content-encoding", "content_encoding"),
+                            ("message-id", "message_id"), ("correlation-id", "correlation_id")):
+        if amqp_name in sysprops:
+            sysprops[name] = sysprops.pop(amqp_name)
+    app = {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+           for k, v in (event.properties or {}).items()}
+    body = event.body if isinstance(event.body, bytes) else b"".join(event.body)
+    return FeedMessage(0, str(sysprops.get("iothub-connection-device-id", "")),
+                       sysprops.get("iothub-connection-module-id"), str(sysprops.get("iothub-enqueuedtime", "")),
+                       sysprops, app, body)

@@ -48,11 +48,6 @@ class FrameCompleter:
         self._header = 8  # proton writes the AMQP protocol header first
 
     def feed(self, data: bytes) -> bytes:
-        return b"".join(self.frames(data))
-
-    def frames(self, data: bytes) -> list[bytes]:
-        """Like ``feed``, one item per frame (each goes out as its own TLS record: ``azure-eventhub`` waits on
-        the socket between frames and does not see a second frame already decrypted in the same record)."""
         buffer = self._buffer + data
         out = []
         if self._header:
@@ -67,4 +62,4 @@ class FrameCompleter:
             out.append(complete_frame(buffer[:size]))
             buffer = buffer[size:]
         self._buffer = buffer
-        return out
+        return b"".join(out)

@@ -169,8 +169,7 @@ class AmqpConnection(asyncio.Protocol):
                 break
             out = self.transport.peek(pending)
             self.transport.pop(len(out))
-            for frame in self.completer.frames(out):
-                self.io.write(frame)
+            self.io.write(self.completer.feed(out))
         deadline = self.transport.tick(time.monotonic())
         if deadline:
             if self._timer is not None:
