@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from proton import Collector, Condition, Connection, Event, Transport, symbol
@@ -59,6 +60,7 @@ class AmqpConnection(asyncio.Protocol):
         self.completer = FrameCompleter()
         self._busy = False
         self._again = False
+        self._deferred: list[Callable[[], None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.peer = "?"
@@ -148,6 +150,12 @@ class AmqpConnection(asyncio.Protocol):
         finally:
             self._busy = False
 
+    def after_flush(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once what the engine has to say now is written (an answer after the settlement of
+        its request: proton batches accepted dispositions and writes them after transfers, and uamqp's
+        management client fails an operation whose answer comes before the request's disposition)."""
+        self._deferred.append(action)
+
     def _process(self) -> None:
         while (event := self.collector.peek()) is not None:
             try:
@@ -156,6 +164,14 @@ class AmqpConnection(asyncio.Protocol):
                 log.exception("AMQP %s: handling %s failed", self.peer, event.type)
             self.collector.pop()
         self._flush()
+        if self._deferred and not self.closed:
+            deferred, self._deferred = self._deferred, []
+            for action in deferred:
+                try:
+                    action()
+                except Exception:
+                    log.exception("AMQP %s: a deferred action failed", self.peer)
+            self._again = True
 
     def _flush(self) -> None:
         if self.io is None or self.closed:

@@ -2,6 +2,10 @@
 answers on a link *from* it; an answer goes to the link whose target is the request's ``reply-to`` (else any
 reply link of that node on the connection), with ``correlation-id`` = the request's ``message-id`` (its AMQP
 type kept: ``uamqp`` matches a ulong) and ``status-code``/``status-description`` application properties.
+
+The request is settled (accepted) first and the answer sent once that disposition is written: uamqp's
+management client (``amqp_management.c``) fails an operation with "did not receive send confirmation" when
+the answer arrives before the request's disposition, and reports it as a failed put-token with status 200.
 """
 
 from __future__ import annotations
@@ -9,9 +13,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from proton import Message, int32
+from proton import Delivery, Message, int32
 
-from edgegen.local.hubstandin.amqp.links import ACCEPTED, InboundLink, OutboundLink
+from edgegen.local.hubstandin.amqp.links import InboundLink, OutboundLink
 from edgegen.local.hubstandin.errors import HubError, InvalidArgument, NotFound, Unauthorized
 
 if TYPE_CHECKING:
@@ -57,8 +61,9 @@ class RequestNode(InboundLink):
             status, description, body = self.handle(props, message)
         except HubError as exc:
             status, description, body = status_of(exc), exc.message, None
-        self.respond(message, status, description, body)
-        return ACCEPTED
+        self._settle(delivery, Delivery.ACCEPTED)
+        self.conn.after_flush(lambda: self.respond(message, status, description, body))
+        return None
 
     def handle(self, props: dict[str, Any], message: Message) -> tuple[int, str, Any]:
         raise NotImplementedError
