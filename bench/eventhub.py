@@ -31,11 +31,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edgegen.common.sas import generate_sas_token
 from edgegen.hub.connection import resolve_hub
 from edgegen.hub.monitor import LocalFeed
 from edgegen.local.hubstandin.backend import partition_for
 from edgegen.local.hubstandin.server import read_hub_info
-from edgegen.local.sas import generate_sas_token
 from tests.support.net import free_loopback_address, free_port
 
 

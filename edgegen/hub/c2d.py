@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from edgegen.common.sas import generate_sas_token, parse_connection_string
 from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
-from edgegen.local.sas import generate_sas_token, parse_connection_string
 
 __all__ = ["consumer_groups", "send_c2d"]
 

@@ -45,7 +45,7 @@ def device_client(running, device: str = "dev1") -> IoTHubDeviceClient:
 
 def feedback_records(running, want: int, timeout: float = 15.0) -> list[dict]:
     """Read feedback like ``az iot hub monitor-feedback``: uamqp, SASL PLAIN with a SAS token, accept each."""
-    from edgegen.local.sas import generate_sas_token
+    from edgegen.common.sas import generate_sas_token
 
     backend = running.standin.backend
     host = running.info.host_name

@@ -15,11 +15,11 @@ from typing import Any
 
 from proton import Connection, Data, Message, Transport, ulong
 
+from edgegen.common.sas import generate_sas_token
 from edgegen.local.hubstandin.amqp.connection import AmqpConnection
 from edgegen.local.hubstandin.amqp.endpoint import AmqpEndpoint
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.store import MemoryHubStore
-from edgegen.local.sas import generate_sas_token
 
 HOST = "127.0.0.9"
 TRANSFER, DISPOSITION = 0x14, 0x15

@@ -2,8 +2,9 @@
 sans-I/O — bytes are pushed into a ``proton.Transport``, events read from its ``Collector``, output popped back
 to the socket — so every link handler runs on the event loop, beside the rest of the stand-in.
 
-Links are handed to handlers (``links.py``) chosen by ``Router.open_link``; a refused link is attached and
-detached at once with an error condition, as the service does.
+Links are handed to handlers (``links.py``) chosen by the endpoint's router; a refused link is attached and
+detached at once with an error condition, as the service does. What the connection needs of the endpoint, its
+router and the handlers is written here as protocols, so that this module imports none of them.
 """
 
 from __future__ import annotations
@@ -12,21 +13,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from proton import Collector, Condition, Connection, Event, Transport, symbol
 
-from edgegen.local.hubstandin.amqp.claims import ConnectionClaims
+from edgegen.local.hubstandin.amqp.claims import ClaimsVerifier, ConnectionClaims
 from edgegen.local.hubstandin.amqp.completer import FrameCompleter
 from edgegen.local.hubstandin.amqp.sasl import SaslFailure, SaslInit, SaslServer
+from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.errors import Unauthorized
 
-if TYPE_CHECKING:
-    from edgegen.local.hubstandin.amqp.endpoint import AmqpEndpoint
-    from edgegen.local.hubstandin.amqp.links import LinkHandler
-    from edgegen.local.hubstandin.amqp.requests import ReplyLink
-
-__all__ = ["AmqpConnection", "LinkRefused"]
+__all__ = ["AmqpConnection", "Endpoint", "LinkEvents", "LinkRefused", "ReplyTarget", "Router"]
 
 log = logging.getLogger(__name__)
 IDLE_TIMEOUT = 240.0  # seconds; proton sends empty frames to keep the peer's own idle timer happy
@@ -43,8 +40,45 @@ class LinkRefused(Exception):
         self.info = info
 
 
+class LinkEvents(Protocol):
+    """What happens on an accepted link (``links.py`` has the implementations)."""
+
+    def on_open(self) -> None: ...
+    def on_flow(self) -> None: ...
+    def on_delivery(self, delivery: Any) -> None: ...
+    def on_close(self) -> None: ...
+
+
+class ReplyTarget(Protocol):
+    """A link the peer reads ``$cbs``/``$management`` answers on (``requests.ReplyLink``)."""
+
+    node: str
+    address: str
+
+    def send(self, message: Any, on_outcome: Any = None) -> None: ...
+    def pump(self) -> None: ...
+
+
+class Router(Protocol):
+    def open_link(self, conn: AmqpConnection, link: Any) -> LinkEvents: ...
+
+
+class Endpoint(Protocol):
+    """The listener's state the connection and its link handlers share (``endpoint.AmqpEndpoint``)."""
+
+    backend: HubBackend
+    address: str
+    port: int
+    clock: Callable[[], float]
+    verifier: ClaimsVerifier
+    router: Router
+    connections: set[AmqpConnection]
+    readers: dict[int, set[Any]]
+    feedback_readers: set[Any]
+
+
 class AmqpConnection(asyncio.Protocol):
-    def __init__(self, endpoint: AmqpEndpoint) -> None:
+    def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.claims = ConnectionClaims(clock=endpoint.clock)
         self.sasl = SaslServer(self._authenticate)
@@ -55,8 +89,8 @@ class AmqpConnection(asyncio.Protocol):
         self.collector = Collector()
         self.conn.collect(self.collector)
         self.transport.bind(self.conn)
-        self.handlers: list[LinkHandler] = []
-        self.reply_links: list[ReplyLink] = []
+        self.handlers: list[LinkEvents] = []
+        self.reply_links: list[ReplyTarget] = []
         self.completer = FrameCompleter()
         self._busy = False
         self._again = False
@@ -256,7 +290,7 @@ class AmqpConnection(asyncio.Protocol):
         link.open()
         handler.on_open()
 
-    def _drop(self, handler: LinkHandler) -> None:
+    def _drop(self, handler: LinkEvents) -> None:
         if handler in self.handlers:
             self.handlers.remove(handler)
             try:
