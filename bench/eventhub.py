@@ -36,13 +36,13 @@ from edgegen.hub.connection import resolve_hub
 from edgegen.hub.monitor import LocalFeed
 from edgegen.local.hubstandin.backend import partition_for
 from edgegen.local.hubstandin.server import read_hub_info
-from tests.support.net import free_loopback_address, free_port
+from tests.support.net import free_loopback_address
 
 
 def start_hub(state: Path) -> tuple[subprocess.Popen, object]:
     address = free_loopback_address()
     proc = subprocess.Popen([sys.executable, "-m", "edgegen", "hub", "serve", "--state-dir", str(state),
-                             "--address", address, "--port", str(free_port(address))],
+                             "--address", address],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while (info := read_hub_info(state)) is None:

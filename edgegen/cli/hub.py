@@ -51,7 +51,9 @@ def hub() -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".state/hub"),
               show_default=True, help="Where the hub keeps its SQLite store, CA and hub.json.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Loopback address to bind (127.x).")
-@click.option("--port", default=8443, show_default=True, type=int, help="HTTPS port of the REST API.")
+@click.option("--port", default=None, type=int,
+              help="HTTPS port of the REST API [default: 443 as IoT Hub, so HostName is the bare address; 8443 "
+                   "when 443 cannot be bound].")
 @click.option("--no-mqtt", is_flag=True, help="Serve no device side (MQTT 8883).")
 @click.option("--no-amqp", is_flag=True, help="Serve no AMQP side (5671: Event Hub-compatible stream, C2D).")
 @click.option("--retention-days", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
@@ -59,9 +61,9 @@ def hub() -> None:
 @click.option("--retention-mb", type=click.FloatRange(min=0.01), default=256.0, show_default=True,
               help="Keep at most this many MB of device-to-cloud messages (oldest go first).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def serve(state_dir: Path, address: str, port: int, no_mqtt: bool, no_amqp: bool, retention_days: float,
+def serve(state_dir: Path, address: str, port: int | None, no_mqtt: bool, no_amqp: bool, retention_days: float,
           retention_mb: float, duration: float | None) -> None:
-    """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:PORT, MQTT on 8883, AMQP on 5671)."""
+    """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:443, MQTT on 8883, AMQP on 5671)."""
     import asyncio
 
     from edgegen.local.hubstandin.runner import run_hub
@@ -78,7 +80,7 @@ def serve(state_dir: Path, address: str, port: int, no_mqtt: bool, no_amqp: bool
 
     asyncio.run(run_hub(state_dir, address, port, mqtt=not no_mqtt, amqp=not no_amqp, duration=duration,
                         retention_days=retention_days, retention_bytes=int(retention_mb * 1024 * 1024),
-                        on_ready=announce))
+                        on_ready=announce, on_note=lambda note: click.echo(f"note: {note}", err=True)))
     click.echo("local IoT Hub stopped")
 
 

@@ -17,13 +17,14 @@ __all__ = ["up"]
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".state/up"),
               show_default=True, help="Hub and device state (SQLite stores, certificates, logs, venvs).")
 @click.option("-P", "--platform", default=None, help="Platform to render for [default: from .env or amd64].")
-@click.option("--hub-port", type=int, default=8443, show_default=True, help="HTTPS port of the local hub.")
+@click.option("--hub-port", type=int, default=None,
+              help="HTTPS port of the local hub [default: 443 as IoT Hub, 8443 when 443 cannot be bound].")
 @click.option("--plain", is_flag=True, help="Plain lines only (no live panel), also when on a terminal.")
 @click.option("--engine", type=click.Choice(["auto", "docker", "process"]), default="auto", show_default=True,
               help="docker: build the module images, push them to the registries .env names, run them as "
               "containers (Docker API at DOCKER_HOST); process: run main.py of each module folder; auto: docker "
               "when an engine answers, else process.")
-def up(duration: float | None, device_id: str, state_dir: Path, platform: str | None, hub_port: int,
+def up(duration: float | None, device_id: str, state_dir: Path, platform: str | None, hub_port: int | None,
        plain: bool, engine: str) -> None:
     """The whole demo: render this solution, start a local IoT Hub and an edge device, deploy, stream results.
 

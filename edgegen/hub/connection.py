@@ -24,7 +24,7 @@ DEFAULT_STATE_DIR = Path(".state/hub")
 @dataclass(frozen=True)
 class HubTarget:
     connection_string: str
-    host_name: str  # REST host, may carry a port (the stand-in: "127.0.0.1:8443")
+    host_name: str  # REST host as HostName has it: "myhub.azure-devices.net", "127.0.0.5" (443), "127.0.0.5:8443"
     ca_file: str | None  # None: the system trust store (Azure)
     source: str  # "--hub-connection-string", "IOTHUB_CONNECTION_STRING", ".env", "local stand-in"
     state_dir: Path | None = None  # the stand-in's state dir when local
@@ -54,7 +54,9 @@ def _parse(cs: str, source: str) -> dict[str, str]:
 
 
 def _listening(host_name: str) -> bool:
-    host, _, port = host_name.rpartition(":")
+    host, sep, port = host_name.rpartition(":")
+    if not sep:
+        host, port = host_name, "443"
     try:
         with socket.create_connection((host, int(port)), timeout=1.0):
             return True

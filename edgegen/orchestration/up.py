@@ -35,7 +35,7 @@ class UpOptions:
     device_id: str = "edgegen-demo"
     duration: float | None = None
     platform: str | None = None
-    hub_port: int = 8443
+    hub_port: int | None = None  # None: IoT Hub's 443 (8443 when 443 cannot be bound)
     summary_interval: float = 5.0
     engine: str = "auto"  # "auto", "docker" or "process"
     engine_env: dict[str, str] | None = None  # DOCKER_HOST…; default: the environment
@@ -81,13 +81,15 @@ class UpSummary:
                 "modules": self.modules, "manifest": self.manifest, "hub": self.hub}
 
 
-def pick_hub_address(ports: tuple[int, ...] = (8883, 8443)) -> str:
-    """127.0.0.1 when its ports are free, else another 127.x address."""
+def pick_hub_address(https_port: int | None = None) -> str:
+    """127.0.0.1 when the hub's ports are free (MQTT 8883, AMQP 5671, HTTPS ``https_port`` — by default 443,
+    or 8443 where 443 cannot be bound), else another 127.x address."""
     candidates = ["127.0.0.1"] + [f"127.0.{n // 250}.{n % 250 + 2}" for n in range(1, 400)]
-    addr = first_free_address(candidates, *ports)
-    if addr is None:
-        raise HubClientError("no free 127.x address for the local hub", hint="stop other local hubs and retry")
-    return addr
+    for https in [https_port] if https_port is not None else [443, 8443]:
+        addr = first_free_address(candidates, 8883, 5671, https)
+        if addr is not None:
+            return addr
+    raise HubClientError("no free 127.x address for the local hub", hint="stop other local hubs and retry")
 
 
 def format_result(device_id: str, module_id: str | None, payload: Any) -> str:
@@ -133,11 +135,13 @@ async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], 
         from edgegen.images.publish import build_and_push
 
         await asyncio.to_thread(build_and_push, options.solution_dir, options.platform, options.engine_env, echo)
-    address = pick_hub_address((8883, options.hub_port))
+    address = pick_hub_address(options.hub_port)
     hub_state = options.state_dir / "hub"
     async with HubStandIn(hub_state, address, options.hub_port, mqtt=True) as hub:
         info = hub.info
         assert info is not None
+        if hub.port_note:
+            echo(f"note: {hub.port_note}")
         summary.hub = info.host_name
         echo(f"local IoT Hub on https://{info.host_name} (devices: mqtts://{info.address}:8883)")
         target = HubTarget(info.connection_string, info.host_name, info.ca_file, "local stand-in", hub_state)

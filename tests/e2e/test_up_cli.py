@@ -21,7 +21,7 @@ from edgegen.hub.connection import resolve_hub
 from edgegen.hub.monitor import LocalFeed
 from edgegen.local.hubstandin.server import read_hub_info
 from tests.e2e.test_up import leftovers, solution_copy
-from tests.support.net import free_loopback_address, free_port
+from tests.support.net import free_loopback_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,14 +44,13 @@ class Stack:
     sol: Path
     state: Path
     address: str
-    port: int
     hub: subprocess.Popen[str]
     device: subprocess.Popen[str] | None = None
 
     def start_hub(self) -> None:
         self.hub = subprocess.Popen(
             [sys.executable, "-m", "edgegen", "hub", "serve", "--state-dir", str(self.state), "--address",
-             self.address, "--port", str(self.port)], cwd=self.sol, env=_env(),
+             self.address], cwd=self.sol, env=_env(),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while read_hub_info(self.state) is None:
@@ -72,7 +71,7 @@ class Stack:
 def stack(tmp_path: Path) -> Iterator[Stack]:
     sol = solution_copy(tmp_path)
     address = free_loopback_address()
-    s = Stack(sol, sol / ".state" / "hub", address, free_port(address), None)  # type: ignore[arg-type]
+    s = Stack(sol, sol / ".state" / "hub", address, None)  # type: ignore[arg-type]
     s.start_hub()
     try:
         yield s

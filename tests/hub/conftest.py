@@ -12,7 +12,7 @@ import pytest
 
 from edgegen.local.hubstandin.server import HubInfo, HubStandIn
 from tests.local.device.conftest import venv_cache  # noqa: F401  (edge devices on the stand-in run modules)
-from tests.support.net import free_loopback_address, free_port
+from tests.support.net import free_loopback_address
 
 
 @dataclass
@@ -41,7 +41,8 @@ class RunningHub:
 
 
 class HubThread:
-    def __init__(self, state_dir: Path, address: str, port: int, mqtt: bool = False, amqp: bool = False) -> None:
+    def __init__(self, state_dir: Path, address: str, port: int | None, mqtt: bool = False,
+                 amqp: bool = False) -> None:
         self.standin = HubStandIn(state_dir, address, port, mqtt=mqtt, amqp=amqp)
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -84,7 +85,7 @@ def hub_factory(tmp_path: Path) -> Iterator:
     def start(state_dir: Path | None = None, address: str | None = None, port: int | None = None,
               mqtt: bool = False, amqp: bool = False) -> tuple[RunningHub, HubThread]:
         addr = address or free_loopback_address()
-        thread = HubThread(state_dir or tmp_path / "hub", addr, port or free_port(addr), mqtt=mqtt, amqp=amqp)
+        thread = HubThread(state_dir or tmp_path / "hub", addr, port, mqtt=mqtt, amqp=amqp)
         started.append(thread)
         return thread.start(), thread
 

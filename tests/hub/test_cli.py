@@ -16,7 +16,7 @@ import pytest
 from edgegen.cli import main
 from edgegen.common.sas import generate_key
 from edgegen.local.hubstandin.server import read_hub_info
-from tests.support.net import free_loopback_address, free_port
+from tests.support.net import free_loopback_address
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[su
     address = free_loopback_address()
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgegen", "hub", "serve", "--state-dir", str(state), "--address", address,
-         "--port", str(free_port(address)), "--no-mqtt"],
+         "--no-mqtt"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while read_hub_info(state) is None:

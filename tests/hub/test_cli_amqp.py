@@ -17,7 +17,7 @@ from azure.iot.device import IoTHubDeviceClient, Message
 
 from edgegen.cli import main
 from edgegen.local.hubstandin.server import read_hub_info
-from tests.support.net import free_loopback_address, free_port
+from tests.support.net import free_loopback_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -46,8 +46,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[su
     state = tmp_path / "state"
     address = free_loopback_address()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgegen", "hub", "serve", "--state-dir", str(state), "--address", address,
-         "--port", str(free_port(address))], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "edgegen", "hub", "serve", "--state-dir", str(state), "--address", address],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while read_hub_info(state) is None:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""

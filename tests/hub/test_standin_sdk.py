@@ -188,3 +188,49 @@ def test_restart_loses_nothing(hub_factory, tmp_path, monkeypatch) -> None:
     assert rm2.get_twin("edge1").tags == {"environment": "prod"}
     assert IoTHubConfigurationManager.from_connection_string(cs).get_configuration("prod").etag == etag
     assert rm2.get_module_twin("edge1", "sensor").properties.desired["interval"] == 1
+
+
+def test_host_name_is_the_bare_address_and_audiences_may_carry_the_port(hub) -> None:
+    """HTTPS on IoT Hub's 443, so HostName is what every SDK takes as a host name; a token signed for
+    ``address:443`` (tools that append the port) is as good as one for the bare address."""
+    info = hub.info
+    assert info.port == 443 and info.host_name == info.address
+    assert info.connection_string.startswith(f"HostName={info.address};")
+    rm = IoTHubRegistryManager.from_connection_string(info.connection_string)
+    rm.create_device_with_sas("d1", "", "", "enabled")
+    assert rm.get_device("d1").device_id == "d1"
+    parts = dict(p.split("=", 1) for p in info.connection_string.split(";"))
+    url = f"https://{info.address}/devices/d1?api-version=2021-04-12"
+    for audience in (info.address, f"{info.address}:443"):
+        token = generate_sas_token(audience, parts["SharedAccessKey"], ttl=60, key_name="iothubowner")
+        assert requests.get(url, headers={"Authorization": token}, timeout=10).status_code == 200, audience
+    other = generate_sas_token("127.9.9.9", parts["SharedAccessKey"], ttl=60, key_name="iothubowner")
+    response = requests.get(url, headers={"Authorization": other}, timeout=10)
+    assert response.status_code == 401 and "127.9.9.9" in response.text
+
+
+def test_port_443_taken_falls_back_to_8443_and_says_so(hub_factory, monkeypatch) -> None:
+    import socket
+
+    from tests.support.net import free_loopback_address
+
+    address = free_loopback_address()
+    squatter = socket.socket()
+    squatter.bind((address, 443))
+    squatter.listen(1)
+    try:
+        running, _ = hub_factory(address=address)
+    finally:
+        squatter.close()
+    info = running.info
+    assert info.port == 8443 and info.host_name == f"{address}:8443"
+    assert info.connection_string.startswith(f"HostName={address}:8443;")
+    note = running.standin.port_note or ""
+    assert f"{address}:443" in note and "8443" in note and f"HostName={address}" in note
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", info.ca_file)
+    rm = IoTHubRegistryManager.from_connection_string(info.connection_string)  # the Python SDK takes host:port
+    rm.create_device_with_sas("d1", "", "", "enabled")
+    parts = dict(p.split("=", 1) for p in info.connection_string.split(";"))
+    bare = generate_sas_token(address, parts["SharedAccessKey"], ttl=60, key_name="iothubowner")
+    assert requests.get(f"https://{address}:8443/devices/d1?api-version=2021-04-12",
+                        headers={"Authorization": bare}, timeout=10).status_code == 200

@@ -23,11 +23,15 @@ class ServiceCaller:
 
 
 class ServiceAuthenticator:
-    """Checks ``Authorization: SharedAccessSignature sr={host}&sig=…&se=…&skn={policy}`` against a policy's keys."""
+    """Checks ``Authorization: SharedAccessSignature sr={host}&sig=…&se=…&skn={policy}`` against a policy's keys.
 
-    def __init__(self, host_name: str, policies: Mapping[str, Mapping[str, str]],
+    ``hosts``: the audiences a token may name — the hub's address with and without its HTTPS port (IoT Hub's
+    host name has no port; tools that copy ``HostName`` from a connection string that carries one sign with it).
+    """
+
+    def __init__(self, hosts: tuple[str, ...], policies: Mapping[str, Mapping[str, str]],
                  clock: Callable[[], float] = time.time) -> None:
-        self.host_name = host_name
+        self.hosts = hosts
         self.policies = policies
         self.clock = clock
 
@@ -46,20 +50,24 @@ class ServiceAuthenticator:
         for key in (policy.get("primaryKey"), policy.get("secondaryKey")):
             if not key:
                 continue
-            try:
-                verify_sas_token(header.strip(), key, resource=self.host_name, key_name=token.key_name,
-                                 now=self.clock())
-                return ServiceCaller(token.key_name or "", token.expiry)
-            except SasError as exc:
-                errors.append(exc.message)
-        raise Unauthorized(f"SAS token rejected: {errors[0] if errors else 'no key'}")
+            for host in self.hosts:
+                try:
+                    verify_sas_token(header.strip(), key, resource=host, key_name=token.key_name,
+                                     now=self.clock())
+                    return ServiceCaller(token.key_name or "", token.expiry)
+                except SasError as exc:
+                    errors.append(exc.message)
+                    if "expired" in exc.message:
+                        raise Unauthorized(f"SAS token rejected: {exc.message}") from exc
+        best = next((e for e in errors if "is for" not in e), errors[0] if errors else "no key")
+        raise Unauthorized(f"SAS token rejected: {best}")
 
 
 class DeviceScopeAuthenticator:
     """Checks a device-scoped REST token: ``sr={host}/devices/{deviceId}``, no ``skn``, signed with that (edge)
     device's own key — what edgeAgent uses to create and read its device's module identities.
 
-    ``hosts`` are the names a token may carry (the device host name and the REST host name with its port).
+    ``hosts`` are the names a token may carry (the hub's address, with and without its HTTPS port).
     """
 
     def __init__(self, hosts: tuple[str, ...], keys_for: Callable[[str], list[str]],

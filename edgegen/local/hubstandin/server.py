@@ -7,16 +7,22 @@ State directory layout (default ``.state/hub``)::
     server.pem      server certificate for the hub's address (SAN localhost + the IP), key 0600
     hub.json        how to reach the running hub: connection string, addresses, CA path, pid
 
-Listeners on the address: HTTPS (REST, ``port``), MQTT 8883 (devices), AMQP 5671 (service side: the
-Event Hub-compatible stream, cloud-to-device messages and feedback). The device-to-cloud stream's retention
-(``retention_days``, ``retention_bytes``) is applied at start and every minute.
+Listeners on the address: HTTPS (REST) on 443 as IoT Hub has it, so that ``HostName`` is the bare address every
+SDK takes as a host name (a ``port`` given explicitly is used as is; by default, when 443 cannot be bound — not
+root, or taken — it falls back to 8443 and says so, and ``HostName`` then carries ``:8443``); MQTT 8883
+(devices); AMQP 5671 (service side: the Event Hub-compatible stream, cloud-to-device messages and feedback).
+The device-to-cloud stream's retention (``retention_days``, ``retention_bytes``) is applied at start and every
+minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import logging
 import os
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -32,9 +38,11 @@ from edgegen.local.hubstandin.info import HubInfo, read_hub_info
 from edgegen.local.hubstandin.mqtt import MQTT_PORT, start_hub_gateway
 from edgegen.local.hubstandin.store import SqliteHubStore
 
-__all__ = ["HubInfo", "HubStandIn", "read_hub_info"]
+__all__ = ["FALLBACK_PORT", "HTTPS_PORT", "HubInfo", "HubStandIn", "host_name_for", "read_hub_info"]
 
-DEFAULT_PORT = 8443
+log = logging.getLogger(__name__)
+HTTPS_PORT = 443  # IoT Hub's
+FALLBACK_PORT = 8443
 DEFAULT_RETENTION_DAYS = 1.0  # IoT Hub's default for the built-in endpoint
 DEFAULT_RETENTION_BYTES = 256 * 1024 * 1024
 RETENTION_INTERVAL = 60.0
@@ -48,10 +56,16 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class HubStandIn:
-    """``async with HubStandIn(state_dir, address) as hub:`` serves until the block ends."""
+def host_name_for(address: str, port: int) -> str:
+    """The hub's host name as connection strings carry it: the bare address on 443, ``address:port`` otherwise."""
+    return address if port == HTTPS_PORT else f"{address}:{port}"
 
-    def __init__(self, state_dir: Path, address: str = "127.0.0.1", port: int = DEFAULT_PORT,
+
+class HubStandIn:
+    """``async with HubStandIn(state_dir, address) as hub:`` serves until the block ends. ``port=None``: 443, else
+    8443 with a warning (``port_note``)."""
+
+    def __init__(self, state_dir: Path, address: str = "127.0.0.1", port: int | None = None,
                  mqtt: bool = True, amqp: bool = True, retention_days: float = DEFAULT_RETENTION_DAYS,
                  retention_bytes: int = DEFAULT_RETENTION_BYTES) -> None:
         if not address.startswith("127."):
@@ -61,34 +75,73 @@ class HubStandIn:
                                   hint="the local hub binds only to 127.x addresses")
         self.state_dir = Path(state_dir)
         self.address = address
-        self.port = port
+        self.requested_port = port
+        self.port = port if port is not None else HTTPS_PORT
+        self.port_note: str | None = None
         self.want_mqtt = mqtt
         self.want_amqp = amqp
         self.retention_days = retention_days
         self.retention_bytes = retention_bytes
         self._amqp: Any = None
         self._retention: asyncio.Task[None] | None = None
-        # on 443 the host name is the bare address, as IoT Hub's are
-        self.host_name = address if port == 443 else f"{address}:{port}"
+        self.host_name = host_name_for(address, self.port)
         self.backend: HubBackend | None = None
         self._runner: web.AppRunner | None = None
         self._store: SqliteHubStore | None = None
         self._mqtt: Any = None
         self.info: HubInfo | None = None
 
+    def _bind_https(self) -> socket.socket:
+        """Bind the REST listener's socket first: its port decides the host name everything else is built on."""
+        ports = [self.port] if self.requested_port is not None else [HTTPS_PORT, FALLBACK_PORT]
+        refused: list[str] = []
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.address, port))
+            except OSError as exc:
+                sock.close()
+                why = exc.strerror or str(exc)
+                if exc.errno == errno.EACCES:
+                    why += (" (ports below 1024 need root, CAP_NET_BIND_SERVICE or "
+                            "sysctl net.ipv4.ip_unprivileged_port_start=443)")
+                refused.append(f"{self.address}:{port}: {why}")
+                continue
+            if refused:
+                self.port_note = (
+                    f"HTTPS is on {self.address}:{port}, not on IoT Hub's port 443 ({refused[0]}). HostName is "
+                    f"{self.address}:{port} in the service connection string: the Python service SDK takes it, "
+                    f"device SDKs need HostName={self.address} (what 'edgegen hub device create' prints), and "
+                    "the Node SDKs cannot use it")
+                log.warning("%s", self.port_note)
+            self.port = port
+            self.host_name = host_name_for(self.address, port)
+            return sock
+        from edgegen.local.hubstandin.errors import HubError
+
+        raise HubError(f"cannot listen on {'; '.join(refused)}",
+                       hint="another hub or edge device may use it; pass another --address, e.g. 127.0.0.9")
+
     async def __aenter__(self) -> HubStandIn:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ca = ensure_ca(self.state_dir)
         cert = ensure_server_cert(ca, self.state_dir, "server", ("localhost", self.address))
-        self._store = SqliteHubStore(self.state_dir / "hub.sqlite")
+        sock = self._bind_https()
+        try:
+            self._store = SqliteHubStore(self.state_dir / "hub.sqlite")
+        except BaseException:
+            sock.close()
+            raise
         self.backend = HubBackend(self._store, self.host_name)
-        auth = ServiceAuthenticator(self.host_name, self.backend.policies)
-        device_scope = DeviceScopeAuthenticator((self.address, self.host_name), self.backend.device_scope_keys)
+        hosts = (self.address, f"{self.address}:{self.port}")
+        auth = ServiceAuthenticator(hosts, self.backend.policies)
+        device_scope = DeviceScopeAuthenticator(hosts, self.backend.device_scope_keys)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(cert.cert_path), str(cert.key_path))
         self._runner = web.AppRunner(make_app(self.backend, auth, device_scope), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.address, self.port, ssl_context=ctx, reuse_address=True)
+        site = web.SockSite(self._runner, sock, ssl_context=ctx)
         try:
             where = f"{self.address}:{self.port}"
             await site.start()
@@ -102,7 +155,7 @@ class HubStandIn:
                 from edgegen.local.mqtt import server_ssl_context
 
                 where = f"{self.address}:{AMQP_PORT}"
-                scopes = (self.address, self.host_name)
+                scopes = hosts
                 self._amqp = AmqpEndpoint(self.backend, self.address,
                                           server_ssl_context(str(cert.cert_path), str(cert.key_path)), scopes)
                 await self._amqp.start()
