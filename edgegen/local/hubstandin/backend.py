@@ -405,8 +405,10 @@ class HubBackend(DeploymentsMixin):
                        system_properties: Mapping[str, Any], body: bytes) -> StoredMessage:
         ts = self.clock()
         now = _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        sysprops = {**system_properties, "iothub-connection-device-id": device_id,
-                    "iothub-enqueuedtime": now, "iothub-connection-auth-method": '{"scope":"module","type":"sas"}'}
+        scope = "module" if module_id else "device"  # IoT Hub's: {"scope":"device","type":"sas","issuer":"iothub",…}
+        sysprops = {**system_properties, "iothub-connection-device-id": device_id, "iothub-enqueuedtime": now,
+                    "iothub-connection-auth-method":
+                        f'{{"scope":"{scope}","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}}'}
         if module_id:
             sysprops["iothub-connection-module-id"] = module_id
         stored = self.store.append_message(

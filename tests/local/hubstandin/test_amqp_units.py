@@ -37,11 +37,19 @@ def test_sasl_plain_then_rest_goes_to_the_engine() -> None:
     assert seen[0].plain_credentials() == ("iothubowner@sas.root.hub", "tok")
 
 
-@pytest.mark.parametrize(("first", "needle"), [(b"AMQP\x00\x01\x00\x00", "needs SASL"),
-                                               (b"GET / HTTP", "needs SASL"), (b"GET", "not an AMQP")])
+@pytest.mark.parametrize(("first", "needle"), [(b"AMQP\x00\x02\x00\x00", "speaks AMQP 1.0"),
+                                               (b"GET / HTTP", "speaks AMQP 1.0"), (b"GET", "not an AMQP")])
 def test_sasl_refuses_other_protocols(first: bytes, needle: str) -> None:
     with pytest.raises(SaslFailure, match=needle):
         SaslServer(lambda init: True).feed(first)
+
+
+def test_no_sasl_hands_everything_to_the_engine() -> None:
+    """The Node service SDK opens with the plain AMQP header (no SASL), as IoT Hub allows."""
+    server = SaslServer(lambda init: pytest.fail("no SASL exchange to authenticate"))
+    assert server.feed(b"AMQP\x00") == b"" and not server.done
+    assert server.feed(b"\x01\x00\x00" + b"\x00\x00\x00\x08") == b""
+    assert server.done and server.init is None and server.rest == b"AMQP\x00\x01\x00\x00\x00\x00\x00\x08"
 
 
 def test_sasl_refused_mechanism_and_credentials() -> None:

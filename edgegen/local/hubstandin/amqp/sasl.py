@@ -6,6 +6,10 @@ insists on ``MSSBCBS`` before claims-based security, and the CLI's C2D and feedb
 ``{policy}@sas.root.{hub}`` and a SAS token as the password. The exchange is three frames (mechanisms, init,
 outcome); their bodies are encoded and decoded with proton's ``Data`` codec, only the 8-byte frame headers are
 ours. After a successful outcome every byte (starting with the client's AMQP header) belongs to proton.
+
+A client may also skip SASL and open with the plain AMQP header, as IoT Hub allows: the Node service SDK
+(``azure-iothub``, rhea) does, and puts its token on ``$cbs`` like everyone else. Such a connection holds no
+claim until it does.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from dataclasses import dataclass
 
 from proton import UNDESCRIBED, Array, Data, Described, symbol, ubyte, ulong
 
-__all__ = ["MECHANISMS", "SASL_HEADER", "SaslFailure", "SaslInit", "SaslServer"]
+__all__ = ["AMQP_HEADER", "MECHANISMS", "SASL_HEADER", "SaslFailure", "SaslInit", "SaslServer"]
 
 SASL_HEADER = b"AMQP\x03\x01\x00\x00"
+AMQP_HEADER = b"AMQP\x00\x01\x00\x00"
 MECHANISMS = ("MSSBCBS", "ANONYMOUS", "PLAIN")
 MAX_FRAME = 65536  # SASL frames carry a token at most; anything bigger is not a client of ours
 _MECHANISMS_CODE = 0x40
@@ -95,7 +100,8 @@ class SaslServer:
     """Feed it what the client sends; it answers with bytes to write.
 
     ``authenticate(init)`` decides the outcome (True: ok). When ``done`` is set, ``rest`` holds the bytes that
-    followed the exchange (the start of the AMQP connection) and ``init`` what the client chose.
+    followed the exchange (the start of the AMQP connection) and ``init`` what the client chose (None: the
+    client skipped SASL; ``rest`` then starts with its AMQP header).
     """
 
     def __init__(self, authenticate: Callable[[SaslInit], bool]) -> None:
@@ -116,13 +122,18 @@ class SaslServer:
         out = b""
         if self._state is _State.HEADER:
             if len(self._buffer) < 8:
-                if not SASL_HEADER.startswith(self._buffer):
+                if not SASL_HEADER.startswith(self._buffer) and not AMQP_HEADER.startswith(self._buffer):
                     raise SaslFailure("not an AMQP SASL header", SASL_HEADER)
+                return out
+            if self._buffer.startswith(AMQP_HEADER):  # no SASL: proton takes it from the header on
+                self._state = _State.DONE
+                self.rest, self._buffer = self._buffer, b""
                 return out
             header, self._buffer = self._buffer[:8], self._buffer[8:]
             if header != SASL_HEADER:
                 # answer with the header we want, as the spec says, then close
-                raise SaslFailure(f"protocol header {header!r}: this endpoint needs SASL over TLS", SASL_HEADER)
+                raise SaslFailure(f"protocol header {header!r}: this endpoint speaks AMQP 1.0 (with or without "
+                                  "SASL) over TLS", SASL_HEADER)
             out += SASL_HEADER + mechanisms_frame()
             self._state = _State.INIT
         while self._state is _State.INIT and len(self._buffer) >= 8:
