@@ -4,8 +4,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients podman runc mmdebstrap docker-registry apache2-utils graphviz openssl \
-	build-essential libssl-dev pkg-config
+APT_PACKAGES := mosquitto mosquitto-clients podman runc mmdebstrap docker-registry apache2-utils graphviz openssl
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint system venv peers node-peers base-image bench clean

@@ -52,7 +52,9 @@ def az_env(config_dir: Path, bundle: Path) -> dict[str, str]:
     env.update({"AZURE_EXTENSION_DIR": str(AZ_EXT), "AZURE_CONFIG_DIR": str(config_dir),
                 "AZURE_CORE_COLLECT_TELEMETRY": "no", "AZURE_CORE_SURVEY_MESSAGE": "no",
                 "AZURE_CORE_NO_COLOR": "true", "AZURE_CORE_ONLY_SHOW_ERRORS": "true",
-                "AZURE_EXTENSION_USE_DYNAMIC_INSTALL": "no", "REQUESTS_CA_BUNDLE": str(bundle)})
+                "AZURE_EXTENSION_USE_DYNAMIC_INSTALL": "no", "REQUESTS_CA_BUNDLE": str(bundle),
+                # uamqp (monitor-events, monitor-feedback, c2d-message send) loads OpenSSL's default verify paths
+                "SSL_CERT_FILE": str(bundle)})
     return env
 
 
