@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/validation.py [--runs 15] [--modules 50]
 Builds a valid manifest with N user modules and N routes (agent 1.1, hub 1.2), then times, alternating:
   - edgegen validate_manifest (our schemas + createOptions, images, registries, names, limits, routes + lint)
   - edgegen schema check only (our schemas)
-  - the peer: the official azure-iot-edge{agent,hub}-deployment-<v>.json from ../shared/conformance/schemas,
+  - the peer: the official azure-iot-edge{agent,hub}-deployment-<v>.json from tests/conformance/schemas,
     validated with python-jsonschema exactly as azext does (schema only, no semantic checks)
   - edgegen validate_text (parse + all checks + file:line:col for every finding)
 and the wall time of `edgegen validate FILE` as a process. Prints medians and the ratios.
@@ -35,7 +35,7 @@ from edgegen.generator.validation import schema as our_schema  # noqa: E402
 from edgegen.generator.validation import validate_manifest, validate_text  # noqa: E402
 from edgegen.generator.validation.model import ManifestView  # noqa: E402
 
-SCHEMAS = REPO.parent / "shared" / "conformance" / "schemas"
+SCHEMAS = REPO / "tests" / "conformance" / "schemas"
 BASE = REPO / "tests/generator/validation/data/valid/valid-agent1.1-hub1.2.json"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+CONFORMANCE = REPO / "tests" / "conformance"  # upstream vectors and fixtures, copied with provenance (README.md)
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +16,6 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """../shared (conformance vectors and notes); tests that need it skip with a reason when absent."""
-    if not (SHARED / "conformance").is_dir():
-        pytest.skip(f"conformance vectors not found at {SHARED / 'conformance'} (the ../shared folder is absent)")
-    return SHARED
+def conformance_dir() -> Path:
+    """tests/conformance: edgeHub's routing vectors, iotedgedev's fixtures, the official schemas and payloads."""
+    return CONFORMANCE

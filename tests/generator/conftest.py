@@ -16,8 +16,8 @@ def _writable_copy(src: Path, dst: Path) -> None:
 
 
 @pytest.fixture
-def iotedgedev_dir(shared_dir: Path) -> Path:
-    return shared_dir / "conformance" / "iotedgedev"
+def iotedgedev_dir(conformance_dir: Path) -> Path:
+    return conformance_dir / "iotedgedev"
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def base_env(home: Path) -> dict[str, str]:
             "DEFAULT_PLATFORM": "amd64"}
 
 
-def solution(kind: str, shared_dir: Path, dst: Path) -> Path:
+def solution(kind: str, conformance_dir: Path, dst: Path) -> Path:
     if kind == "repo":
         dst.mkdir()
         shutil.copyfile(REPO / "deployment.template.json", dst / "deployment.template.json")
@@ -64,8 +64,8 @@ def solution(kind: str, shared_dir: Path, dst: Path) -> Path:
             shutil.copyfile(mj, dst / "modules" / mj.parent.name / "module.json")
         (dst / ".env").write_text('CONFIG_OUTPUT_DIR="config"\n')
         return dst
-    _writable_copy(shared_dir / "conformance" / "iotedgedev" / "assets", dst)
-    env_tmp = shared_dir / "conformance" / "iotedgedev" / ".env.tmp"
+    _writable_copy(conformance_dir / "iotedgedev" / "assets", dst)
+    env_tmp = conformance_dir / "iotedgedev" / ".env.tmp"
     sol = dst / kind
     shutil.copyfile(env_tmp, sol / ".env")
     return sol
@@ -73,12 +73,12 @@ def solution(kind: str, shared_dir: Path, dst: Path) -> Path:
 
 @pytest.mark.parametrize(("kind", "template", "extra", "platform"), CASES,
                          ids=[f"{k}/{t}/{p or 'amd64'}/{','.join(e)}" for k, t, e, p in CASES])
-def test_same_manifest_as_iotedgedev(shared_dir: Path, tmp_path: Path, kind: str, template: str,
+def test_same_manifest_as_iotedgedev(conformance_dir: Path, tmp_path: Path, kind: str, template: str,
                                      extra: dict[str, str], platform: str | None) -> None:
     env = base_env(tmp_path / "home") | extra
     (tmp_path / "home").mkdir()
-    theirs = solution(kind, shared_dir, tmp_path / "theirs")
-    ours = solution(kind, shared_dir, tmp_path / "ours")
+    theirs = solution(kind, conformance_dir, tmp_path / "theirs")
+    ours = solution(kind, conformance_dir, tmp_path / "ours")
     args = [str(IOTEDGEDEV), "solution", "genconfig", "-f", template] + (["-P", platform] if platform else [])
     proc = subprocess.run(args, cwd=theirs, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                           timeout=120, check=False)

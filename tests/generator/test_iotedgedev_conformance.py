@@ -1,4 +1,4 @@
-"""genconfig vs. what iotedgedev 3.3.9's own tests assert (../shared/conformance/iotedgedev/EXPECTATIONS.md).
+"""genconfig vs. what iotedgedev 3.3.9's own tests assert (tests/conformance/iotedgedev/EXPECTATIONS.md).
 
 One parametrized test; each case names the fixture and the upstream test it mirrors. Runs use the upstream CI
 set-up: cwd = the fixture folder, its ``.env.tmp`` as ``.env``, and an explicit (otherwise empty) environment.

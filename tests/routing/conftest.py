@@ -30,7 +30,7 @@ def pytest_runtest_logreport(report: Any) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _counts:
         return
-    terminalreporter.section("routing conformance (../shared/conformance/routing)")
+    terminalreporter.section("routing conformance (tests/conformance/routing)")
     for name in VECTOR_FILES.values():
         c = _counts.get(name)
         if c is None:

@@ -1,4 +1,4 @@
-"""edgeHub's own routing test suite, replayed from ../shared/conformance/routing: one parametrized test per file.
+"""edgeHub's own routing test suite, replayed from tests/conformance/routing: one parametrized test per file.
 
 Every vector must pass: true/false/undefined results, compile failures (RouteError at compile time), no-throw
 cases, source matches and valid/invalid routes.
@@ -6,8 +6,8 @@ cases, source matches and valid/invalid routes.
 
 from __future__ import annotations
 
+import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,21 +28,19 @@ from edgegen.routing import (
 )
 from edgegen.routing.route import brokered_endpoint
 from edgegen.routing.sources import is_telemetry
+from tests.conftest import CONFORMANCE
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "routing"
+VECTORS = CONFORMANCE / "routing"
 RESULT = {"true": TRUE, "false": FALSE, "undefined": UNDEFINED}
 
 
-def _load(name: str) -> dict[str, Any] | None:
-    path = VECTORS / name
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+@functools.cache
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((VECTORS / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 def _params(name: str, build: Any) -> list[Any]:
-    data = _load(name)
-    if data is None:  # the test asks for shared_dir, which skips with a reason
-        return [pytest.param(None, id="vectors-absent")]
-    return build(data)
+    return build(_load(name))
 
 
 def _message(spec: dict[str, Any]) -> Message:
@@ -64,9 +62,8 @@ def _condition_cases(d: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("case", _params("conditions.json", _condition_cases))
-def test_conditions(case: Any, shared_dir: Path) -> None:
+def test_conditions(case: Any) -> None:
     data = _load("conditions.json")
-    assert data is not None
     message = _message(data["message"])
     kind, condition, expected = case
     if kind == "error":
@@ -86,9 +83,8 @@ def _body_cases(d: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("case", _params("body_queries.json", _body_cases))
-def test_body_queries(case: dict[str, Any], shared_dir: Path) -> None:
+def test_body_queries(case: dict[str, Any]) -> None:
     data = _load("body_queries.json")
-    assert data is not None
     message = _message(data["messages"][case["message"]])
     body_query = case["flags"] == "BodyQuery"
     if case.get("error"):
@@ -106,9 +102,8 @@ def _twin_cases(d: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("case", _params("twin_change_includes.json", _twin_cases))
-def test_twin_change_includes(case: dict[str, Any], shared_dir: Path) -> None:
+def test_twin_change_includes(case: dict[str, Any]) -> None:
     data = _load("twin_change_includes.json")
-    assert data is not None
     spec = case["message"]
     message = _message(data["messages"][spec] if isinstance(spec, str) else (spec or {}))
     flag = case["flags"] == "TwinChangeIncludes"
@@ -141,7 +136,7 @@ def _source_cases(d: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("case", _params("message_sources.json", _source_cases))
-def test_message_sources(case: Any, shared_dir: Path) -> None:
+def test_message_sources(case: Any) -> None:
     kind, a, b, expected = case
     if kind == "match":
         assert source_matches(a, b) is expected
@@ -176,7 +171,7 @@ def _sink(function: str | None, address: str) -> str:
 
 
 @pytest.mark.parametrize("case", _params("routes.json", _route_cases))
-def test_routes(case: Any, shared_dir: Path) -> None:
+def test_routes(case: Any) -> None:
     kind, c = case
     if kind == "valid":
         route = parse_route(c["route"])

@@ -1,4 +1,4 @@
-"""The reference verdicts: the official azure-iot-cli-extension schemas (../shared/conformance/schemas) applied the
+"""The reference verdicts: the official azure-iot-cli-extension schemas (tests/conformance/schemas) applied the
 way azext's ``_validate_payload_schema`` does, with python-jsonschema. Test support only."""
 
 from __future__ import annotations

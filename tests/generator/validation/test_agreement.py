@@ -1,4 +1,4 @@
-"""Our schemas agree with the official ones (valid/invalid verdict per system twin) on every shared payload, every
+"""Our schemas agree with the official ones (valid/invalid verdict per system twin) on every official payload, every
 iotedgedev fixture after iotedgedev's variable expansion, and on our own manifests (one per schema rule)."""
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ from dotenv import dotenv_values
 from edgegen.generator.validation import validate_manifest
 from edgegen.generator.validation.schema import KNOWN_VERSIONS
 from edgegen.pipeline import genconfig
+from tests.conftest import CONFORMANCE
 from tests.generator.validation.official import TWINS, modules_content, official_verdicts, our_verdicts
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = json.loads((DATA / "expected.json").read_text())
-SHARED_CONFORMANCE = Path(__file__).resolve().parents[4] / "shared" / "conformance"
 
 
-def _shared_files(sub: str, pattern: str) -> list[str]:
-    base = SHARED_CONFORMANCE / sub
-    if not base.is_dir():
-        return []
+def _conformance_files(sub: str, pattern: str) -> list[str]:
+    base = CONFORMANCE / sub
     return sorted(str(p.relative_to(base)) for p in base.glob(pattern) if p.name != "module.json")
 
 
@@ -50,10 +48,10 @@ def _check_agreement(manifest: Any, schemas: Path) -> dict[str, bool | None]:
     return official
 
 
-@pytest.mark.parametrize("name", _shared_files("schemas/payloads", "*.json") or ["<absent>"])
-def test_official_payloads(shared_dir: Path, name: str) -> None:
-    manifest = json.loads((shared_dir / "conformance/schemas/payloads" / name).read_text())
-    official = _check_agreement(manifest, shared_dir / "conformance/schemas")
+@pytest.mark.parametrize("name", _conformance_files("schemas/payloads", "*.json"))
+def test_official_payloads(conformance_dir: Path, name: str) -> None:
+    manifest = json.loads((conformance_dir / "schemas/payloads" / name).read_text())
+    official = _check_agreement(manifest, conformance_dir / "schemas")
     if name == "test_edge_deployment_malformed.json":
         assert official["$edgeAgent"] is False  # the README's two errors; make sure the case is exercised
 
@@ -67,9 +65,9 @@ def _expand_like_iotedgedev(text: str, env: dict[str, str], monkeypatch: pytest.
     return os.path.expandvars(text)
 
 
-@pytest.mark.parametrize("name", _shared_files("iotedgedev/assets", "**/*.json") or ["<absent>"])
-def test_iotedgedev_fixtures_after_expansion(shared_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    conformance = shared_dir / "conformance"
+@pytest.mark.parametrize("name", _conformance_files("iotedgedev/assets", "**/*.json"))
+def test_iotedgedev_fixtures_after_expansion(conformance_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    conformance = conformance_dir
     env = {k: v or "" for k, v in dotenv_values(conformance / "iotedgedev/.env.tmp").items()}
     env["TTL"] = "7200"  # what test_gen_config_with_non_string_placeholder sets
     for key in list(os.environ):
@@ -82,9 +80,9 @@ def test_iotedgedev_fixtures_after_expansion(shared_dir: Path, name: str, monkey
 
 
 @pytest.mark.parametrize("name", EXPECTED["valid"])
-def test_own_valid_manifests(shared_dir: Path, name: str) -> None:
+def test_own_valid_manifests(conformance_dir: Path, name: str) -> None:
     manifest = json.loads((DATA / "valid" / f"{name}.json").read_text())
-    official, ours = _agree(manifest, shared_dir / "conformance/schemas")
+    official, ours = _agree(manifest, conformance_dir / "schemas")
     assert official == {"$edgeAgent": True, "$edgeHub": True}
     assert ours == official
     errors = [f for f in validate_manifest(manifest) if f.is_error]
@@ -95,10 +93,10 @@ def test_own_valid_manifests(shared_dir: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["schema"]))
-def test_own_invalid_manifests_one_per_schema_rule(shared_dir: Path, name: str) -> None:
+def test_own_invalid_manifests_one_per_schema_rule(conformance_dir: Path, name: str) -> None:
     case = EXPECTED["schema"][name]
     manifest = json.loads((DATA / "schema" / f"{name}.json").read_text())
-    official, ours = _agree(manifest, shared_dir / "conformance/schemas")
+    official, ours = _agree(manifest, conformance_dir / "schemas")
     assert False in official.values(), f"{name} ({case['description']}) is valid for the official schemas"
     assert ours == official
     expected = tuple(case["path"])
@@ -110,27 +108,27 @@ def test_own_invalid_manifests_one_per_schema_rule(shared_dir: Path, name: str) 
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["semantic"]))
-def test_semantic_cases_are_schema_valid(shared_dir: Path, name: str) -> None:
+def test_semantic_cases_are_schema_valid(conformance_dir: Path, name: str) -> None:
     """The semantic cases pass both schemas (the problem is beyond the schema), except an unknown schemaVersion."""
     manifest = json.loads((DATA / "semantic" / f"{name}.json").read_text())
-    official, ours = _agree(manifest, shared_dir / "conformance/schemas")
+    official, ours = _agree(manifest, conformance_dir / "schemas")
     if name == "unknown-schema-version":
         assert official["$edgeAgent"] is None and ours["$edgeAgent"] is None
     else:
         assert official == ours == {"$edgeAgent": True, "$edgeHub": True}
 
 
-RENDERED = [n for n in _shared_files("iotedgedev/assets", "**/*.json")
-            if "template" in n or n.startswith("deployment.manifest")] or ["<absent>"]
+RENDERED = [n for n in _conformance_files("iotedgedev/assets", "**/*.json")
+            if "template" in n or n.startswith("deployment.manifest")]
 
 
 @pytest.mark.parametrize("name", RENDERED)
-def test_iotedgedev_fixtures_rendered_by_genconfig(shared_dir: Path, tmp_path: Path, name: str) -> None:
+def test_iotedgedev_fixtures_rendered_by_genconfig(conformance_dir: Path, tmp_path: Path, name: str) -> None:
     """The same fixtures fully rendered (placeholders, createOptions chunks) by the genconfig library, with the
     .env that iotedgedev's tests copy in; allow_unresolved keeps iotedgedev's leave-in-place behaviour."""
     import shutil
 
-    conformance = shared_dir / "conformance"
+    conformance = conformance_dir
     work = tmp_path / "assets"
     shutil.copytree(conformance / "iotedgedev/assets", work)
     folder = work / Path(name).parent
@@ -160,21 +158,21 @@ HUB_12_CASES = [
 
 
 @pytest.mark.parametrize(("sub", "name"), HUB_12_CASES)
-def test_hub_1_3_equals_official_1_2_without_integrity(shared_dir: Path, sub: str, name: str) -> None:
+def test_hub_1_3_equals_official_1_2_without_integrity(conformance_dir: Path, sub: str, name: str) -> None:
     """There is no official 1.3 schema; 1.3 only adds `integrity`, so on documents without it our 1.3 verdict must
     be the official 1.2 verdict."""
     manifest = json.loads((DATA / sub / f"{name}.json").read_text())
     desired = manifest["modulesContent"]["$edgeHub"]["properties.desired"]
-    official = official_verdicts(manifest, shared_dir / "conformance/schemas")["$edgeHub"]
+    official = official_verdicts(manifest, conformance_dir / "schemas")["$edgeHub"]
     desired["schemaVersion"] = "1.3"
     assert our_verdicts(manifest, validate_manifest(manifest))["$edgeHub"] == official
 
 
-def test_documented_divergence_float_integers(shared_dir: Path) -> None:
+def test_documented_divergence_float_integers(conformance_dir: Path) -> None:
     """docs/validation.md: our schemas are draft-07, so 7200.0 is an integer; the official hub 1.1/1.2 files are
     draft-04, where it is not. No shared payload or fixture has such a value; this pins the one known difference."""
     manifest = json.loads((DATA / "valid/valid-agent1.1-hub1.2.json").read_text())
     saf = manifest["modulesContent"]["$edgeHub"]["properties.desired"]["storeAndForwardConfiguration"]
     saf["timeToLiveSecs"] = 7200.0
-    official, ours = _agree(manifest, shared_dir / "conformance/schemas")
+    official, ours = _agree(manifest, conformance_dir / "schemas")
     assert official["$edgeHub"] is False and ours["$edgeHub"] is True

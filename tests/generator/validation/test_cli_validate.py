@@ -90,8 +90,8 @@ def test_bad_output_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert code == 2 and "xml" in err
 
 
-def test_layered_deployment(shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = shared_dir / "conformance/schemas/payloads/test_edge_deployment_layered.json"
+def test_layered_deployment(conformance_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = conformance_dir / "schemas/payloads/test_edge_deployment_layered.json"
     code, out, _ = run(["validate", str(path), "--output", "json"], capsys)
     report = json.loads(out)
     assert code == 0 and report["valid"]

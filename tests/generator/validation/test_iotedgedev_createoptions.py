@@ -33,8 +33,8 @@ def _module_of(f: Finding) -> str:
 
 
 @pytest.mark.parametrize("name", ["deployment.manifest_invalid.json", "deployment.manifest_invalid_createoptions.json"])
-def test_same_create_options_warnings_as_iotedgedev(shared_dir: Path, name: str) -> None:
-    findings = _create_option_findings(shared_dir / "conformance/iotedgedev/assets" / name)
+def test_same_create_options_warnings_as_iotedgedev(conformance_dir: Path, name: str) -> None:
+    findings = _create_option_findings(conformance_dir / "iotedgedev/assets" / name)
     ours = {re.split(r" \(|: ", f.message)[0] for f in findings}
     assert ours >= IOTEDGEDEV_WARNINGS
     extra = [f for f in findings if re.split(r" \(|: ", f.message)[0] not in IOTEDGEDEV_WARNINGS]
@@ -49,9 +49,9 @@ def test_same_create_options_warnings_as_iotedgedev(shared_dir: Path, name: str)
     assert all(f.is_error for f in findings)
 
 
-def test_invalidresult_edge_agent_empty_create_options(shared_dir: Path) -> None:
+def test_invalidresult_edge_agent_empty_create_options(conformance_dir: Path) -> None:
     """template_invalidresult: "Warning: createOptions of module edgeAgent should be an object"; csharpmodule passes."""
-    text = (shared_dir / "conformance/iotedgedev/assets/deployment.template_invalidresult.json").read_text()
+    text = (conformance_dir / "iotedgedev/assets/deployment.template_invalidresult.json").read_text()
     text = text.replace("${EDGEAGENT_SCHEMA_VERSION}", "1.1").replace("${EDGEHUB_SCHEMA_VERSION}", "1.2")
     manifest = json.loads(text)
     findings = [f for f in validate_manifest(manifest) if f.rule == "create-options"]
@@ -59,9 +59,9 @@ def test_invalidresult_edge_agent_empty_create_options(shared_dir: Path) -> None
     assert findings[0].message.startswith("createOptions of module edgeAgent should be an object")
 
 
-def test_invalidresult_registry_credential_errors(shared_dir: Path) -> None:
+def test_invalidresult_registry_credential_errors(conformance_dir: Path) -> None:
     """The three schema errors iotedgedev meant to assert (EXPECTATIONS.md, template_invalidresult)."""
-    text = (shared_dir / "conformance/iotedgedev/assets/deployment.template_invalidresult.json").read_text()
+    text = (conformance_dir / "iotedgedev/assets/deployment.template_invalidresult.json").read_text()
     text = text.replace("${EDGEAGENT_SCHEMA_VERSION}", "1.1").replace("${EDGEHUB_SCHEMA_VERSION}", "1.2")
     manifest = json.loads(text.replace("$CONTAINER_REGISTRY_PASSWORD", ""))
     base = ("modulesContent", "$edgeAgent", "properties.desired", "runtime", "settings", "registryCredentials")
