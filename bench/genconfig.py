@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -26,6 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".bench-venvs" / "iotedgedev"
 IOTEDGEDEV = VENV / "bin" / "iotedgedev"
 EDGEGEN = Path(sys.executable).parent / "edgegen"
+sys.path.insert(0, str(REPO))
+
+from tests.support.iotedgedev import closed_port, offline_env  # noqa: E402
 
 
 def ensure_iotedgedev() -> str | None:
@@ -134,15 +136,14 @@ def main() -> int:
     why_not = ensure_iotedgedev()
     if why_not:
         print(f"iotedgedev: not measured ({why_not})")
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    with tempfile.TemporaryDirectory() as tmp, closed_port() as proxy_port:
+        # iotedgedev offline: telemetry off, no first-run notice, its schema download refused at once
+        env = offline_env(Path(tmp) / "home", proxy_port)
         ours = make_solution(Path(tmp) / "edgegen")
         theirs = make_solution(Path(tmp) / "iotedgedev")
         edgegen_cmd = [str(EDGEGEN), "genconfig"]
         iotedgedev_cmd = [str(IOTEDGEDEV), "solution", "genconfig"]
-        # warm-up: page cache, .pyc files, iotedgedev's first-run telemetry notice
+        # warm-up: page cache, .pyc files
         timed(edgegen_cmd, ours, env)
         if not why_not:
             try:

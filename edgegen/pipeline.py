@@ -24,11 +24,14 @@ __all__ = ["apply_image_facts", "genconfig"]
 def genconfig(template_file: str | None = None, *, platform: str | None = None, output_dir: str | None = None,
               cwd: Path | str | None = None, environ: Mapping[str, str] | None = None, chunk: bool = True,
               allow_unresolved: bool = False, validate: bool = True, fail_on_validation_error: bool = False,
-              resource_limits: bool = True, write: bool = True, registry_credentials: bool = True,
+              resource_limits: bool = True, write: bool = True, registry_credentials: bool = False,
               pin_digests: bool = False, models: ModelSource | None = None) -> GenconfigResult:
     """Render ``template_file``, apply the image facts, validate and write ``<output dir>/<name>`` (the rules are
     in ``edgegen.generator.genconfig``'s module doc). ``${MODELS.x}`` are pinned through ``models`` (callers pass
     ``edgegen.models.registry.SolutionModels`` for the solution's registry).
+
+    ``registry_credentials`` (off by default, so the output is iotedgedev's) adds ``registryCredentials`` for the
+    registries of ``CONTAINER_REGISTRY_*`` in .env that module images use.
 
     Raises ``GeneratorError`` subclasses for render failures, ``ImageError`` for ``--pin-digests`` without the
     digests of a push, and the validation package's ``ValidationError`` when ``fail_on_validation_error`` and an
@@ -43,7 +46,7 @@ def genconfig(template_file: str | None = None, *, platform: str | None = None, 
 
 
 def apply_image_facts(result: RenderResult, env: SolutionEnv, template: str, template_dir: Path, *,
-                      registry_credentials: bool = True, pin_digests: bool = False) -> None:
+                      registry_credentials: bool = False, pin_digests: bool = False) -> None:
     """Add ``registryCredentials`` for the registries (with credentials in .env) that module images use, keeping
     the template's own entries; with ``pin_digests`` replace built images by ``repository@sha256:…`` of the last
     ``edgegen push`` (``<template dir>/.state/images/digests.json``). Imported lazily: no Docker SDK here."""
@@ -56,6 +59,11 @@ def apply_image_facts(result: RenderResult, env: SolutionEnv, template: str, tem
         added = sorted(_credential_names(result.manifest) - before)
         if added:
             result.notes.append(f"registryCredentials from .env (CONTAINER_REGISTRY_*): {', '.join(added)}")
+        for reg in registries:
+            if not reg.host and reg.has_credentials:
+                result.notes.append(f"{reg.env_names[1]}/{reg.env_names[2]} have no {reg.env_names[0]}: no "
+                                    "registryCredentials entry from them (name the address in the template, or set "
+                                    f"{reg.env_names[0]})")
     if pin_digests:
         from edgegen.images.digests import default_digest_file, load_digests, pin_manifest
 

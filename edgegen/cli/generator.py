@@ -107,15 +107,16 @@ def _add_inference(name: str, entry_script: str | None, models: tuple[str, ...],
 @click.option("--no-validate", is_flag=True, help="Skip the offline validation of the generated manifest.")
 @click.option("--pin-digests", is_flag=True,
               help="Pin module images to repository@sha256:... of the last `edgegen push` (reproducible deployments).")
-@click.option("--no-registry-credentials", is_flag=True,
-              help="Do not add registryCredentials from CONTAINER_REGISTRY_* in .env (iotedgedev's output).")
+@click.option("--registry-credentials/--no-registry-credentials", default=False, show_default=True,
+              help="Also add registryCredentials for the registries of CONTAINER_REGISTRY_* in .env that module "
+                   "images use (off: the manifest is iotedgedev's, the template's own entries only).")
 @click.option("--fleet", "fleet_file", default=None, metavar="FLEET_YAML", type=click.Path(dir_okay=False),
               help="Render one manifest per device group / device of FLEET_YAML into DIR "
                    "[default: <output dir>/fleet], plus fleet-index.json.")
 @output_option(("text", "json"))
 def genconfig(template_file: str | None, platform: str | None, output_dir: str | None,
               fail_on_validation_error: bool, no_chunk: bool, allow_unresolved: bool, no_validate: bool,
-              pin_digests: bool, no_registry_credentials: bool, fleet_file: str | None, output_format: str) -> None:
+              pin_digests: bool, registry_credentials: bool, fleet_file: str | None, output_format: str) -> None:
     """Render a deployment template into a manifest, like `iotedgedev solution genconfig`.
 
     Expands $VARS from .env and the environment, ${MODULES.x} image placeholders from modules/*/module.json,
@@ -123,9 +124,9 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
     deploymentconfig.json, then splits createOptions into 512-character chunks and validates the result.
     """
     if fleet_file is not None:
-        if template_file or platform or no_chunk or allow_unresolved or pin_digests or no_registry_credentials:
+        if template_file or platform or no_chunk or allow_unresolved or pin_digests or registry_credentials:
             raise click.UsageError("--fleet takes the template and platform from the fleet file; -f, -P, --no-chunk, "
-                                   "--allow-unresolved, --pin-digests and --no-registry-credentials do not apply")
+                                   "--allow-unresolved, --pin-digests and --registry-credentials do not apply")
         _genconfig_fleet(fleet_file, output_dir, validate=not no_validate,
                          fail_on_validation_error=fail_on_validation_error, output_format=output_format)
         return
@@ -138,7 +139,7 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
         result = run(template_file, platform=platform, output_dir=output_dir, chunk=not no_chunk,
                      allow_unresolved=allow_unresolved, validate=not no_validate,
                      fail_on_validation_error=fail_on_validation_error,
-                     registry_credentials=not no_registry_credentials, pin_digests=pin_digests,
+                     registry_credentials=registry_credentials, pin_digests=pin_digests,
                      models=SolutionModels(Path.cwd()))
     except Exception as exc:
         findings = getattr(exc, "findings", None)

@@ -9,7 +9,7 @@ template, every module.json and deploymentconfig.json, and serializes an output 
 - module.json files read once; a ``ModuleSpec`` reused when the module.json expands to the same text with no
   unresolved variable (the spec is a function of that text), else loaded as ``DiskModules`` does;
 - ``deploymentconfig.json`` resource limits read once per module folder;
-- genconfig's image facts (``edgegen.pipeline``) only when ``CONTAINER_REGISTRY_*`` names a registry (else a copy);
+- no image facts: genconfig's default adds no registryCredentials (its --registry-credentials is not a fleet option);
 - ``.env`` parsed once. A variable that is not ``DOTENV_FILE`` or a defaulted setting, and whose name occurs
   in the ``.env`` text only as the key of its own lines (so no value can interpolate it; python-dotenv expands
   ``${NAME}`` only as written), changes that parse in one way only: its own line no longer applies (the
@@ -33,9 +33,8 @@ from edgegen.generator.expand import expand
 from edgegen.generator.modulejson import ModuleSpec
 from edgegen.generator.render import RenderOptions, render
 from edgegen.generator.solution import DEFAULTS, DiskModules, SolutionEnv, find_template, load_env, parse_dotenv
-from edgegen.images.registries import registries_from_env
 from edgegen.models.registry import SolutionModels
-from edgegen.pipeline import apply_image_facts, genconfig
+from edgegen.pipeline import genconfig
 
 __all__ = ["FleetRenderer"]
 
@@ -171,8 +170,4 @@ class FleetRenderer:
         source = _SharedModules(self._files, Path(os.path.dirname(path)), env.modules_path, env.values)
         options = RenderOptions(platform=self.platform or env.platform, container_tag=env.container_tag)
         result = render(text, file=template, env=env.values, source=source, options=options, models=self.models)
-        # genconfig's image facts (registryCredentials from CONTAINER_REGISTRY_* in .env). With no registry in
-        # the environment they change nothing (but copy the manifest): then they are skipped.
-        if registries_from_env(env.values, source=str(env.dotenv_path or ".env")):
-            apply_image_facts(result, env, template, Path(os.path.dirname(path)))
         return result.manifest

@@ -16,9 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgegen.errors import Location
-from edgegen.images.errors import ImageError
-
 __all__ = [
     "Masker",
     "Registry",
@@ -72,7 +69,15 @@ def _normalize(server: str) -> str:
 
 
 def registries_from_env(env: Mapping[str, str], source: str = ".env") -> list[Registry]:
-    """All registries named in ``env`` (sorted: main registry first, then by suffix)."""
+    """All registries named in ``env`` (sorted: main registry first, then by suffix), as iotedgedev reads them.
+
+    A user name or password without the matching ``CONTAINER_REGISTRY_SERVER<suffix>`` is kept with an empty
+    server, exactly like iotedgedev's registry map: it never matches an image (pushes to it are anonymous, no
+    ``registryCredentials`` entry comes from it) but its password is still known, so it is masked. This is the
+    VS Code extension's layout (``CONTAINER_REGISTRY_USERNAME_myacr`` with the address written in the template).
+    ``source`` is kept for callers that name the file in messages.
+    """
+    del source
     parts: dict[str, dict[str, str]] = {}
     for key, value in env.items():
         for prefix, slot in ((_SERVER, "server"), (_USER, "username"), (_PASSWORD, "password")):
@@ -82,16 +87,9 @@ def registries_from_env(env: Mapping[str, str], source: str = ".env") -> list[Re
     result = []
     for suffix in sorted(parts, key=lambda s: (s != "", s)):
         p = parts[suffix]
-        server = p.get("server", "")
-        if not server:
-            if p.get("username") or p.get("password"):
-                raise ImageError(
-                    f"{_USER}{suffix} / {_PASSWORD}{suffix} are set but {_SERVER}{suffix} is not",
-                    location=Location(file=source),
-                    hint=f"add {_SERVER}{suffix}=<registry host[:port]> or remove the other two",
-                )
+        if not (p.get("server") or p.get("username") or p.get("password")):
             continue
-        result.append(Registry(server, p.get("username", ""), p.get("password", ""), suffix))
+        result.append(Registry(p.get("server", ""), p.get("username", ""), p.get("password", ""), suffix))
     return result
 
 
@@ -106,7 +104,7 @@ def image_registry(image: str) -> str:
 def find_registry(image: str, registries: Iterable[Registry]) -> Registry | None:
     host = image_registry(image)
     for reg in registries:
-        if reg.host == host:
+        if reg.host and reg.host == host:
             return reg
     return None
 
@@ -131,14 +129,14 @@ def registry_credentials_for_manifest(
 ) -> dict[str, dict[str, str]]:
     """``registryCredentials`` for ``$edgeAgent``: ``{name: {username, password, address}}``.
 
-    Only registries with both a user name and a password; when ``images`` is given, only those an image uses.
+    Only registries with a server, a user name and a password; when ``images`` is given, only those an image uses.
     Names are the registry host's first label (``myacr`` for ``myacr.azurecr.io``), unique, safe as twin keys.
     """
     used = {image_registry(i) for i in images} if images is not None else None
     out: dict[str, dict[str, str]] = {}
     taken: set[str] = set()
     for reg in registries:
-        if not reg.has_credentials or (used is not None and reg.host not in used):
+        if not reg.host or not reg.has_credentials or (used is not None and reg.host not in used):
             continue
         out[_credential_name(reg, taken)] = {"username": reg.username, "password": reg.password, "address": reg.server}
     return out

@@ -120,18 +120,15 @@ def test_solution_env_equals_load_env(solution: Path) -> None:
     assert not dotenv.only_as_key("REGISTRY") and not dotenv.only_as_key("DEFAULT_PLATFORM")
 
 
-def test_registry_credentials_from_env_like_genconfig(solution: Path) -> None:
+def test_registry_credentials_in_env_render_like_genconfig(solution: Path) -> None:
+    # genconfig's default adds no registryCredentials (iotedgedev's output), and a user name without a server
+    # (the VS Code extension's layout) is no error: the fleet renders exactly the same
     (solution / ".env").write_text("REGISTRY=localhost:5000\nVER=0.1.0\nCONTAINER_REGISTRY_SERVER=localhost:5000\n"
-                                   "CONTAINER_REGISTRY_USERNAME=u\nCONTAINER_REGISTRY_PASSWORD=p\n")
+                                   "CONTAINER_REGISTRY_USERNAME=u\nCONTAINER_REGISTRY_PASSWORD=p\n"
+                                   "CONTAINER_REGISTRY_USERNAME_2=x\n")
     renderer = FleetRenderer(solution, None, None, {})
     for variables in ({"SEND_INTERVAL": "1"}, {"SEND_INTERVAL": "2"}, {"SEND_INTERVAL": "3", "REGISTRY": "elsewhere"}):
         expected = _genconfig(solution, environ=variables, write=False, validate=False).manifest
         assert renderer.render(variables) == expected
-    creds = expected["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
-    assert "registryCredentials" in creds
-    bad = {"SEND_INTERVAL": "1", "CONTAINER_REGISTRY_USERNAME_2": "x"}
-    with pytest.raises(Exception) as want:
-        _genconfig(solution, environ=bad, write=False, validate=False)
-    with pytest.raises(type(want.value)) as got:
-        renderer.render(bad)
-    assert str(got.value) == str(want.value)
+    settings = expected["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
+    assert not settings.get("registryCredentials")

@@ -117,7 +117,8 @@ def test_genconfig_pins_pushed_digests_and_fills_registry_credentials(
 
     code, _out, err = _run(["push", "b"], capsys)
     assert code == 0, err
-    code, out, err = _run(["genconfig", "--pin-digests", "-o", "out", "--output", "json"], capsys)
+    code, out, err = _run(["genconfig", "--pin-digests", "-o", "out", "--output", "json", "--registry-credentials"],
+                          capsys)
     assert code == 0, err
     recorded = load_digests(default_digest_file(solution.parent))
     manifest = json.loads((solution.parent / "out" / "deployment.amd64.json").read_text())
@@ -132,10 +133,11 @@ def test_genconfig_pins_pushed_digests_and_fills_registry_credentials(
     assert registry.password not in out + err
 
 
-def test_genconfig_without_credentials_flag_keeps_iotedgedev_output(
-    solution: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("flags", [[], ["--no-registry-credentials"]])
+def test_genconfig_by_default_keeps_iotedgedev_output(
+    solution: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
 ) -> None:
-    code, _out, err = _run(["genconfig", "--no-registry-credentials", "-o", "out"], capsys)
+    code, _out, err = _run(["genconfig", "-o", "out", *flags], capsys)
     assert code == 0, err
     manifest = json.loads((solution.parent / "out" / "deployment.amd64.json").read_text())
     assert manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"] == {

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from edgegen.images.errors import ImageError
 from edgegen.images.registries import (
     Masker,
     Registry,
@@ -48,12 +47,16 @@ def test_password_never_in_repr() -> None:
     assert "topsecret" not in repr(reg)
 
 
-def test_credentials_without_server_is_an_error_naming_the_variables() -> None:
-    with pytest.raises(ImageError) as info:
-        registries_from_env({"CONTAINER_REGISTRY_USERNAME_3": "x", "CONTAINER_REGISTRY_PASSWORD_3": "y"}, "sol/.env")
-    assert "CONTAINER_REGISTRY_SERVER_3" in info.value.message
-    assert info.value.location is not None and info.value.location.file == "sol/.env"
-    assert "y" not in info.value.message.replace("CONTAINER_REGISTRY", "")
+def test_credentials_without_server_are_kept_like_iotedgedev_but_never_used() -> None:
+    # the VS Code extension's .env: user name and password per registry, the address only in the template
+    env = {"CONTAINER_REGISTRY_USERNAME_myacr": "x", "CONTAINER_REGISTRY_PASSWORD_myacr": "s3cret-y",
+           "CONTAINER_REGISTRY_SERVER": "localhost:5000"}
+    regs = registries_from_env(env, "sol/.env")
+    assert [(r.suffix, r.server, r.username) for r in regs] == [("", "localhost:5000", ""), ("_myacr", "", "x")]
+    assert find_registry("myacr.azurecr.io/m:1", regs) is None
+    assert find_registry("m:1", regs) is None  # an empty server is not docker.io either
+    assert registry_credentials_for_manifest(regs) == {}
+    assert Masker.for_registries(regs)("password s3cret-y") == "password ****"
 
 
 @pytest.mark.parametrize(
