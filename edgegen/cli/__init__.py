@@ -14,8 +14,6 @@ from typing import Any
 
 import click
 
-from edgegen.errors import EdgegenError
-
 __all__ = ["COMMANDS", "ExitStatus", "cli", "main"]
 
 
@@ -113,8 +111,10 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(ExitStatus.INTERRUPTED)
-    except EdgegenError as exc:
-        if show_traceback:
+    except Exception as exc:
+        # edgegen.errors is imported by whatever raised an EdgegenError; not importing it here keeps --help fast
+        errors = sys.modules.get("edgegen.errors")
+        if show_traceback or errors is None or not isinstance(exc, errors.EdgegenError):
             raise
         click.echo(f"error: {exc.render()}", err=True)
         sys.exit(ExitStatus.FAILURE)

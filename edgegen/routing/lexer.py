@@ -69,9 +69,10 @@ class Token(NamedTuple):
 _ESC = r"""\\(?:["'\\]|u[0-9a-fA-F]{4})"""
 _NAME_EXCLUDED = r"()<>@,;:\\\"/?={} \t\n\r"
 
-# Order is priority for equal-length matches (the order of edgeHub's lexer, implicit literals first).
-_RULES: list[tuple[TokenKind, re.Pattern[str]]] = [
-    (kind, re.compile(pattern, re.DOTALL))
+# Order is priority for equal-length matches (the order of edgeHub's lexer, implicit literals first). Each
+# pattern is compiled the first time a character that can start it is seen (see _candidates).
+_RULES: list[tuple[TokenKind, str]] = [
+    (kind, pattern)
     for kind, pattern in [
         (TokenKind.LBRACE, r"\{"),
         (TokenKind.RBRACE, r"\}"),
@@ -138,10 +139,20 @@ _FIRST: dict[TokenKind, str | None] = {
 _BY_FIRST: dict[str, list[tuple[TokenKind, re.Pattern[str]]]] = {}
 
 
+_COMPILED: dict[TokenKind, re.Pattern[str]] = {}
+
+
+def _compiled(kind: TokenKind, pattern: str) -> re.Pattern[str]:
+    found = _COMPILED.get(kind)
+    if found is None:
+        found = _COMPILED[kind] = re.compile(pattern, re.DOTALL)
+    return found
+
+
 def _candidates(char: str) -> list[tuple[TokenKind, re.Pattern[str]]]:
     rules = _BY_FIRST.get(char)
     if rules is None:
-        rules = [(k, p) for k, p in _RULES if (first := _FIRST[k]) is None or char in first]
+        rules = [(k, _compiled(k, p)) for k, p in _RULES if (first := _FIRST[k]) is None or char in first]
         if len(_BY_FIRST) < 4096:
             _BY_FIRST[char] = rules
     return rules

@@ -6,13 +6,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgegen.routing.condition import Condition, compile_parsed
 from edgegen.routing.errors import RouteError
-from edgegen.routing.message import Message
 from edgegen.routing.route import Endpoint, Route, parse_route
 from edgegen.routing.values import TRUE, Bool
+
+if TYPE_CHECKING:  # the condition compiler is imported only for a route that has a WHERE clause
+    from edgegen.routing.condition import Condition
+    from edgegen.routing.message import Message
 
 __all__ = ["DEFAULT_PRIORITY", "CompiledRoute", "Delivery", "RouteResult", "RouteTable", "route_spec"]
 
@@ -97,6 +99,8 @@ def _compile(text: str) -> tuple[Route, Condition | None]:
     route = parse_route(text)
     condition = None
     if route.condition_ast is not None and route.condition is not None:
+        from edgegen.routing.condition import compile_parsed
+
         condition = compile_parsed(route.condition, route.condition_ast, body_query=True,
                                    twin_change_includes=True, source=route.source, span_text=text)
     return route, condition

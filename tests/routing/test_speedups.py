@@ -1,7 +1,10 @@
-"""The performance paths of edgegen.routing change nothing: the lexer's first-character filter gives the tokens
+"""The performance paths of edgegen.routing change nothing: the lexer's first-character filter (and its patterns
+compiled on first need) gives the tokens
 of the plain longest-match loop, and cached parses/compiles equal fresh ones (errors are never cached)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +23,7 @@ def reference_tokenize(text: str) -> list[Token]:
     while pos < n:
         best_kind, best_end = TokenKind.UNKNOWN, pos
         for kind, pattern in _RULES:
-            m = pattern.match(text, pos)
+            m = re.compile(pattern, re.DOTALL).match(text, pos)
             if m is not None and m.end() > best_end:
                 best_kind, best_end = kind, m.end()
         tokens.append(Token(best_kind, text[pos:best_end], pos, best_end))

@@ -5,29 +5,31 @@ An unknown version gives a warning and skips the schema check. Layered fragments
 (``properties.desired.modules.x``, ``properties.desired.routes.r``, …) are checked against the schema's
 named definitions. Every jsonschema error becomes a Finding with rule ``schema``; the hints come from the
 ``x-hint`` keywords in our schema files.
+
+A whole twin is first checked by the same schema compiled to plain Python (``fast/``, see ``fastgen.py``): when it
+is valid, which is the usual case, there is nothing to report and jsonschema is not even imported (it costs more
+than the rest of ``genconfig``). Only a twin that fails there goes through jsonschema, the reference, which gives
+the findings.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
-from typing import Any
-
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import ValidationError as JsonSchemaError
-from jsonschema.exceptions import best_match
-from jsonschema.validators import extend
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from edgegen.generator.validation.findings import ERROR, INFO, WARNING, Finding
 from edgegen.generator.validation.model import AGENT, DESIRED, HUB, Fragment, ManifestView, Ptr
 
-__all__ = ["KNOWN_VERSIONS", "check", "clear_caches", "load_schema", "validator"]
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError as JsonSchemaError
+
+__all__ = ["KNOWN_VERSIONS", "check", "clear_caches", "fast_valid", "load_schema", "validator"]
 
 KNOWN_VERSIONS: dict[str, tuple[str, ...]] = {
     AGENT: ("1.0", "1.1"),
@@ -65,6 +67,8 @@ _FRAGMENT_DEFS: dict[str, dict[tuple[str | None, ...], str]] = {
 @cache
 def load_schema(twin: str, version: str) -> dict[str, Any]:
     """Our schema for ``$edgeAgent``/``$edgeHub`` twin content at a desired ``schemaVersion``."""
+    from importlib import resources
+
     name = f"{_FILE_PREFIX[twin]}-{version}.json"
     text = resources.files("edgegen.generator.validation").joinpath("schemas", name).read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
@@ -81,7 +85,22 @@ def validator(twin: str, version: str, definition: str | None = None) -> Any:
     schema = load_schema(twin, version)
     definitions = schema["definitions"]
     root = definitions[definition] if definition is not None else schema
-    return _Validator(_inline(root, definitions))
+    return _validator_class()(_inline(root, definitions))
+
+
+@cache
+def _fast(twin: str, version: str) -> Any:
+    name = f"{_FILE_PREFIX[twin]}_{version.replace('.', '_')}"
+    return import_module(f"edgegen.generator.validation.fast.{name}").validate
+
+
+def fast_valid(twin: str, version: str, content: Any) -> bool:
+    """Whether the compiled schema accepts ``content`` (a whole twin's content). False means: ask jsonschema."""
+    try:
+        _fast(twin, version)(content)
+    except Exception:  # its JsonSchemaValueException, or a value it did not foresee: let the reference decide
+        return False
+    return True
 
 
 # Object members found clean before (modules, system modules, env variables, runtime, routes, …) are not
@@ -145,7 +164,13 @@ def _pattern_properties(validator: Any, pattern_properties: Any, instance: Any, 
                 yield from _descend_remembering(validator, v, subschema, k, pattern)
 
 
-_Validator = extend(Draft7Validator, {"properties": _properties, "patternProperties": _pattern_properties})
+@cache
+def _validator_class() -> Any:
+    """jsonschema's Draft 7 validator with the remembering keywords above (imported on first use)."""
+    from jsonschema import Draft7Validator
+    from jsonschema.validators import extend
+
+    return extend(Draft7Validator, {"properties": _properties, "patternProperties": _pattern_properties})
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:
@@ -228,12 +253,15 @@ def _twin_findings(content: Any, twin_ptr: Ptr, twin: str, version: str) -> Iter
         if cached is not None:
             yield from cached
             return
-    _PLAIN_ROOT.active = key is not None  # every member of a plain twin is plain: no need to check again
-    try:
-        found = tuple(f for err in validator(twin, version).iter_errors(content)
-                      for f in _to_findings(err, twin_ptr, twin, version))
-    finally:
-        _PLAIN_ROOT.active = False
+    if fast_valid(twin, version, content):
+        found: tuple[Finding, ...] = ()
+    else:
+        _PLAIN_ROOT.active = key is not None  # every member of a plain twin is plain: no need to check again
+        try:
+            found = tuple(f for err in validator(twin, version).iter_errors(content)
+                          for f in _to_findings(err, twin_ptr, twin, version))
+        finally:
+            _PLAIN_ROOT.active = False
     if key is not None:
         with _TWIN_LOCK:
             _TWIN_CACHE[key] = found
@@ -303,6 +331,8 @@ def _valid_name(twin: str, version: str, definition: str, name: str) -> bool:
 # -- jsonschema errors → findings -------------------------------------------------------------------------
 
 def _to_findings(err: JsonSchemaError, base: Ptr, twin: str, version: str) -> Iterator[Finding]:
+    import difflib
+
     ptr: Ptr = (*base, *err.absolute_path)
     hint = _hint(err)
     kind = err.validator
@@ -353,6 +383,8 @@ def _to_findings(err: JsonSchemaError, base: Ptr, twin: str, version: str) -> It
         wrong_type = {e.relative_schema_path[0] for e in err.context
                       if e.validator == "type" and len(e.relative_path) == 0}
         fitting = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
+        from jsonschema.exceptions import best_match
+
         for sub in fitting or [best_match(err.context)]:
             yield from _to_findings(sub, base, twin, version)
     else:
