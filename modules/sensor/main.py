@@ -45,6 +45,10 @@ class Sensor:
         self.count = count
         self.sent = 0
         self.failed = 0
+        # A message whose send failed is sent again as it was (same messageId, same reading): the hub may have
+        # stored it before the connection broke (a lost PUBACK), and a receiver must be able to tell a resend
+        # from a new reading. A new Message would make one reading count twice.
+        self.unsent: Message | None = None
         self.send_data = True
         self.batch_id = str(uuid.uuid4())
         self.stop = asyncio.Event()
@@ -101,18 +105,22 @@ class Sensor:
             log.warning("could not report twin properties: %s", exc)
 
     async def send_one(self) -> None:
-        reading = self.sim.step()
-        body = json.dumps(reading.body(datetime.now(UTC)))
-        msg = Message(body, content_encoding="utf-8", content_type="application/json")
-        msg.message_id = str(uuid.uuid4())
-        msg.custom_properties["sequenceNumber"] = str(self.sent + 1)
-        msg.custom_properties["batchId"] = self.batch_id
+        msg = self.unsent
+        if msg is None or msg.custom_properties.get("batchId") != self.batch_id:
+            body = json.dumps(self.sim.step().body(datetime.now(UTC)))
+            msg = Message(body, content_encoding="utf-8", content_type="application/json")
+            msg.message_id = str(uuid.uuid4())
+            msg.custom_properties["sequenceNumber"] = str(self.sent + 1)
+            msg.custom_properties["batchId"] = self.batch_id
         try:
             await self.client.send_message_to_output(msg, OUTPUT)
         except Exception as exc:
             self.failed += 1
-            log.error("message %d not sent: %s", self.sent + 1, exc)
+            self.unsent = msg
+            log.error("message %d not sent (sent again next time, same messageId): %s", self.sent + 1, exc)
             return
+        self.unsent = None
+        body = msg.data
         self.sent += 1
         log.info("sent message %d: %s", self.sent, body)
         if self.count and self.sent == self.count:
