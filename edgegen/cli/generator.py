@@ -264,12 +264,14 @@ def _fleet_findings(plan: Any, out: Any, output_format: str, *, errors_only: boo
 
 @click.command("validate")
 @click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1): for CI.")
 @output_option(("text", "json"))
-def validate(manifest: str, output_format: str) -> None:
+def validate(manifest: str, strict: bool, output_format: str) -> None:
     """Validate a deployment manifest offline (rendered, or a layered deployment).
 
     Checks our JSON schemas for $edgeAgent/$edgeHub (by schemaVersion), routes, createOptions chunks,
-    images, registry credentials, names and size limits. Exit 1 when any error is found.
+    images, registry credentials, leftover ${VAR} placeholders, names and size limits. Exit 1 when any error
+    is found (with --strict: any error or warning; infos never fail).
     """
     from edgegen.generator.validation import validate_file
     from edgegen.generator.validation.report import summary, to_json, to_text
@@ -279,7 +281,10 @@ def validate(manifest: str, output_format: str) -> None:
         emit(to_json(manifest, findings), "json")
     else:
         emit(None, "text", to_text(manifest, findings))
-    if summary(findings)["error"]:
+    counts = summary(findings)
+    if counts["error"] or (strict and counts["warning"]):
+        if strict and not counts["error"]:
+            click.echo(f"--strict: {counts['warning']} warning(s) fail the validation", err=True)
         from edgegen.cli import ExitStatus
 
         # sys.exit, not ctx.exit: main() runs click with standalone_mode=False, which swallows Exit codes

@@ -43,6 +43,8 @@ class RenderedSolution:
     platform: str
     env: SolutionEnv
     render: RenderResult
+    source: DiskModules | None = None  # the module.json files it rendered from
+    rendered_images: dict[str, str] = field(default_factory=dict)  # module -> image as rendered (before pinning)
 
 
 @dataclass
@@ -61,9 +63,12 @@ class GenconfigResult:
         return self.render.manifest
 
 
-def run_validation(manifest: dict[str, Any], text: str, file: str) -> list[validation.Finding]:
-    """Findings from ``edgegen.generator.validation``, located in ``text`` (the manifest as written)."""
-    return validation.locate(validation.validate_manifest(manifest, file=file), text, file, manifest)
+def run_validation(manifest: dict[str, Any], text: str, file: str,
+                   messaging: Mapping[str, bool] | None = None) -> list[validation.Finding]:
+    """Findings from ``edgegen.generator.validation``, located in ``text`` (the manifest as written).
+    ``messaging``: which modules' code uses edgeHub messaging (see ``edgegen.generator.messaging``)."""
+    return validation.locate(validation.validate_manifest(manifest, file=file, messaging=messaging), text, file,
+                             manifest)
 
 
 def render_solution(template_file: str | None = None, *, platform: str | None = None, cwd: Path | str | None = None,
@@ -102,7 +107,7 @@ def render_solution(template_file: str | None = None, *, platform: str | None = 
                             allow_unresolved=allow_unresolved, resource_limits=resource_limits)
     result = render(text, file=template, env=env.values, source=source, options=options, models=models)
     result.unresolved.extend(source.unresolved)
-    return RenderedSolution(base, template, template_dir, plat, env, result)
+    return RenderedSolution(base, template, template_dir, plat, env, result, source, dict(result.images))
 
 
 def write_manifest(rendered: RenderedSolution, *, output_dir: str | None = None, validate: bool = True,
@@ -121,10 +126,27 @@ def write_manifest(rendered: RenderedSolution, *, output_dir: str | None = None,
     gen = GenconfigResult(template, out_path, out_text, result, env, notes=list(result.notes))
 
     if validate:
-        gen.findings = run_validation(result.manifest, out_text, str(out_path))
+        gen.findings = run_validation(result.manifest, out_text, str(out_path), _messaging(rendered))
         if fail_on_validation_error and any(f.severity == "error" for f in gen.findings):
             raise validation.ValidationError(gen.findings, file=str(out_path))
     if write:
         write_text_atomic(full_out, out_text)
         gen.written = True
     return gen
+
+
+def _messaging(rendered: RenderedSolution) -> dict[str, bool]:
+    """Which user modules built from this solution's folders use edgeHub messaging in their code."""
+    from edgegen.generator.messaging import messaging_of
+
+    source = rendered.source
+    if source is None:
+        return {}
+    folders = []
+    for name in source.folders():
+        try:
+            spec = source.load_folder(name)
+        except GeneratorError:
+            continue  # a broken module.json that no image used: rendering did not need it either
+        folders.append((spec.folder, [spec.image(p, rendered.env.container_tag) for p in spec.platforms]))
+    return messaging_of(rendered.rendered_images, folders)

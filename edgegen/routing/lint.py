@@ -110,11 +110,15 @@ def _env_content_type(content: Mapping[str, Any], module: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def lint_routes(manifest: Mapping[str, Any], *, content_types: Mapping[str, str] | None = None) -> list[LintFinding]:
+def lint_routes(manifest: Mapping[str, Any], *, content_types: Mapping[str, str] | None = None,
+                messaging: Mapping[str, bool] | None = None) -> list[LintFinding]:
     """Findings about a manifest's routes.
 
     ``content_types`` declares what a module sends: keys ``"module"`` or ``"module/output"``, values a MIME type.
     A module's ``env.CONTENT_TYPE.value`` in the manifest counts as a declaration too.
+    ``messaging`` says, per module, whether its code sends or receives edgeHub messages (when the caller can
+    see the code): a module that does, with no route to or from it, is a warning; otherwise that is only an info
+    (many modules never use edgeHub messaging: HTTP servers, databases, brokers, agents).
     """
     info = manifest_routes(manifest)
     findings = list(info.errors)
@@ -137,8 +141,10 @@ def lint_routes(manifest: Mapping[str, Any], *, content_types: Mapping[str, str]
             routed.add(sink.module.lower())
             if sink.module not in modules:
                 near = f" (did you mean {lower[sink.module.lower()]!r}?)" if sink.module.lower() in lower else ""
-                findings.append(LintFinding("error", path, f"route delivers to module {sink.module!r}, which does not "
-                                            f"exist in {AGENT}.modules{near}",
+                # edgeHub accepts it (messages wait in its store until their time-to-live): a warning, as in
+                # `edgegen validate`, so one finding has one severity everywhere
+                findings.append(LintFinding("warning", path, f"route delivers to module {sink.module!r}, which does "
+                                            f"not exist in {AGENT}.modules{near}",
                                             "module names are case-sensitive; fix the BrokeredEndpoint address"))
         if "*" in r.route.source_text.rstrip("*"):
             findings.append(LintFinding("warning", path, f"FROM {r.route.source_text} has '*' before the end: it "
@@ -164,12 +170,28 @@ def lint_routes(manifest: Mapping[str, Any], *, content_types: Mapping[str, str]
                                             "never fires"))
 
     findings += _duplicates(info.compiled)
+    sources = [normalize_source(r.route.source).lower() for r in info.compiled.values()]
     for m in info.modules:
-        if m.lower() not in routed:
+        if m.lower() in routed or _wildcard_covers(sources, m):
+            continue
+        uses = (messaging or {}).get(m)
+        if uses:
             findings.append(LintFinding("warning", f"{AGENT}.modules.{m}",
-                                        f"module {m!r} has no route to or from it",
-                                        "its messages go nowhere and nothing reaches its inputs; add a route"))
+                                        f"module {m!r} has no route to or from it, but its code sends or receives "
+                                        "edgeHub messages", "its messages go nowhere and nothing reaches its "
+                                        "inputs; add a route"))
+        else:
+            findings.append(LintFinding("info", f"{AGENT}.modules.{m}", f"module {m!r} has no route to or from it",
+                                        "fine for a module that does not use edgeHub messaging; otherwise add a "
+                                        "route"))
     return findings
+
+
+def _wildcard_covers(sources: list[str], module: str) -> bool:
+    """Whether a route's FROM takes this module's outputs without naming it (``/messages/*``, ``/messages``,
+    ``/messages/modules/*``): edgeHub matches a normalized FROM path as a prefix of the message source."""
+    outputs = f"/messages/modules/{module.lower()}/outputs/"
+    return any(outputs.startswith(src) for src in sources)
 
 
 def _is_defined_on_body(node: Node) -> bool:

@@ -408,3 +408,15 @@ def test_moduledir_without_module_json_points_at_the_template(sol: Path) -> None
         assert exc.value.searched == (str(sol / "elsewhere" / "module.json"),)
         assert exc.value.location is not None and exc.value.location.file == "deployment.template.json"
         assert "${MODULEDIR<./elsewhere>" in (exc.value.location.source_line or "")
+
+
+def test_no_route_is_a_warning_only_for_modules_whose_code_uses_messaging(sol: Path) -> None:
+    module_json(sol / "modules" / "web", "web")
+    (sol / "modules" / "filter" / "main.py").write_text("client.send_message_to_output(msg, 'out')\n")
+    (sol / "modules" / "web" / "main.py").write_text("from http.server import HTTPServer\n")
+    write(sol, template({"filter": user_module("${MODULES.filter}"), "web": user_module("${MODULES.web}"),
+                         "sensor": user_module("mcr.microsoft.com/azureiotedge-simulated-temperature-sensor:1.0")},
+                        routes={"r": "FROM /messages/modules/sensor/* INTO $upstream"}))
+    res = gen(sol, validate=True)
+    lonely = {f.path.rsplit(".", 1)[-1]: f.severity for f in res.findings if "no route to or from it" in f.message}
+    assert lonely == {"filter": "warning", "web": "info"}

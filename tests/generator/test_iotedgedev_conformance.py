@@ -147,7 +147,10 @@ def _invalidresult(assets: Path, ie: Path) -> None:
     assert findings_at(res, f"{creds}.test")  # 'address' is a required property
     assert findings_at(res, f"{creds}.test.username")  # 1 is not of type 'string'
     assert findings_at(res, f"{creds}.test2.address")  # '' does not match '^[^\s]+$'
-    assert findings_at(res, "systemModules.edgeAgent.settings.createOptions")  # should be an object
+    # iotedgedev warns "createOptions of module edgeAgent should be an object" for its "": edgeAgent and the
+    # official schema accept it, so edgegen says so as an info (docs/validation.md, deliberate differences)
+    empty = [f for f in res.findings if f.path.endswith("systemModules.edgeAgent.settings.createOptions")]
+    assert [(f.severity, f.rule) for f in empty] == [("info", "create-options")]
     assert not findings_at(res, "modules.csharpmodule.settings.createOptions")  # validation passed
 
 

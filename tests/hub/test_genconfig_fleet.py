@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +44,9 @@ def solution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / ".models", sol / ".models")  # the registry behind ${MODELS.sensor-anomaly}
     for mj in (REPO / "modules").glob("*/module.json"):
         (sol / "modules" / mj.parent.name).mkdir(parents=True)
-        shutil.copy(mj, sol / "modules" / mj.parent.name / "module.json")
+        # a private registry with no registryCredentials: one true warning per module in every deployment
+        text = mj.read_text().replace("localhost:5000/", "myacr.azurecr.io/")
+        (sol / "modules" / mj.parent.name / "module.json").write_text(text)
     (sol / ".env").write_text("POLICY=always\n")
     (sol / "fleet.yaml").write_text(FLEET)
     for key in ("CONFIG_OUTPUT_DIR", "SEND_INTERVAL", "POLICY", "DOTENV_FILE"):
@@ -76,7 +77,8 @@ def test_fleet_writes_a_manifest_per_deployment(solution: Path, capsys: pytest.C
     text = capsys.readouterr().out
     assert "3 deployments (2 groups, 1 devices with their own variables) for 4 listed devices" in text
     assert "3 renders, 3 validations, 0 error(s), 9 warning(s) (3 distinct findings shown)" in text
-    assert text.count("private registry localhost:5000") == 3 and "in 3 deployment(s): prod, prod-cam-001, dev" in text
+    assert text.count("private registry myacr.azurecr.io") == 3
+    assert "in 3 deployment(s): prod, prod-cam-001, dev" in text
     assert f"Wrote 3 manifests and fleet-index.json to {Path('manifests') / 'fleet'}" in text
     assert not list(out.glob(".*.tmp"))
 

@@ -101,4 +101,4 @@ def test_routes_text_includes_lint(tmp_path: Path, capsys: pytest.CaptureFixture
     }}))
     code, out, _ = run(["routes", str(m)], capsys)
     assert code == 0
-    assert "lint:" in out and "error: modulesContent.$edgeHub.properties.desired.routes.r" in out
+    assert "lint:" in out and "warning: modulesContent.$edgeHub.properties.desired.routes.r" in out

@@ -51,7 +51,8 @@ def test_syntax_error_is_an_error_with_caret_and_path() -> None:
 def test_route_to_a_missing_module() -> None:
     bad = "FROM /messages/modules/a/* INTO BrokeredEndpoint('/modules/B/inputs/i')"
     f = only(lint_routes(manifest({**OK, "x": bad})), "does not exist")
-    assert f.severity == "error" and "did you mean 'b'" in f.message
+    # edgeHub accepts it (messages wait until their TTL): a warning, as edgegen validate says too
+    assert f.severity == "warning" and "did you mean 'b'" in f.message
 
 
 def test_route_from_a_missing_module() -> None:
@@ -62,6 +63,23 @@ def test_route_from_a_missing_module() -> None:
 def test_module_nothing_routes_to_or_from() -> None:
     f = only(lint_routes(manifest(OK, modules=("a", "b", "lonely"))), "no route to or from it")
     assert f.path == "modulesContent.$edgeAgent.properties.desired.modules.lonely"
+    assert f.severity == "info"  # many modules never use edgeHub messaging
+    f = only(lint_routes(manifest(OK, modules=("a", "b", "lonely")), messaging={"lonely": True}),
+             "no route to or from it")
+    assert f.severity == "warning" and "its code sends or receives" in f.message
+
+
+@pytest.mark.parametrize("source", ["/messages/*", "/messages", "/messages/modules/*", "/MESSAGES/Modules/*"])
+def test_a_wildcard_route_covers_every_module(source: str) -> None:
+    routes = {"all": f"FROM {source} INTO $upstream"}
+    found = lint_routes(manifest(routes, modules=("a", "lonely")), messaging={"lonely": True, "a": True})
+    assert not [f for f in found if "no route to or from it" in f.message]
+
+
+def test_a_route_from_another_module_does_not_cover() -> None:
+    routes = {"r": "FROM /messages/modules/a/* INTO $upstream"}
+    f = only(lint_routes(manifest(routes, modules=("a", "b"))), "no route to or from it")
+    assert "'b'" in f.message
 
 
 def test_duplicate_deliveries_are_explained() -> None:

@@ -48,11 +48,14 @@ __all__ = [
 ]
 
 
-def validate_manifest(manifest: Mapping[str, Any], *, file: str | None = None) -> list[Finding]:
+def validate_manifest(manifest: Mapping[str, Any], *, file: str | None = None,
+                      messaging: Mapping[str, bool] | None = None) -> list[Finding]:
     """All findings for a parsed manifest (``{"modulesContent": …}`` or a deployment ``{"content": …}``).
 
     Findings come in document order of the checks: schema first, then semantic rules. ``file`` is only
-    recorded on each finding (use ``validate_text`` / ``locate`` for line and column).
+    recorded on each finding (use ``validate_text`` / ``locate`` for line and column). ``messaging`` (module →
+    whether its code uses edgeHub messaging, from ``edgegen.generator.messaging``) makes "no route to or from
+    it" a warning for the modules that do; without it that is an info.
     """
     from edgegen.generator.validation import schema, semantic
 
@@ -67,7 +70,7 @@ def validate_manifest(manifest: Mapping[str, Any], *, file: str | None = None) -
             )
         ]
     else:
-        view = ManifestView(manifest)
+        view = ManifestView(manifest, messaging)
         if view.root is None:
             findings = [
                 Finding.at(

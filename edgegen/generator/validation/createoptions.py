@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from edgegen.generator.validation.findings import ERROR, WARNING, Finding
+from edgegen.generator.validation.findings import ERROR, INFO, WARNING, Finding
 from edgegen.generator.validation.model import Ptr
 
 __all__ = ["CHUNK_SIZE", "MAX_CHUNKS", "check_module"]
@@ -59,13 +59,14 @@ def check_module(name: str, module_ptr: Ptr, module: Mapping[str, Any]) -> Itera
     yield from _stray_keys(name, sptr, settings)
     merged = "".join(v if isinstance(v, str) else json.dumps(v) for _, v in chunks).strip()
     ptr = (*sptr, "createOptions")
+    if merged == "":
+        # edgeAgent and the official schema accept it (read as {}); iotedgedev warns "should be an object"
+        yield Finding.at(INFO, ptr, f"createOptions of module {name} is empty: edgeAgent reads it as {{}}",
+                         "nothing to do; iotedgedev warns about it, edgeAgent does not mind", rule="create-options")
+        return
     if not merged.startswith("{"):
-        empty = merged == ""
         yield Finding.at(
-            WARNING if empty else ERROR, ptr,
-            f"createOptions of module {name} should be an object"
-            + (" (it is empty)" if empty else f" (it starts with {merged[:20]!r})"),
-            "leave createOptions out, or write \"{}\"" if empty else
+            ERROR, ptr, f"createOptions of module {name} should be an object (it starts with {merged[:20]!r})",
             "createOptions is a Docker create-options JSON object, e.g. {\"HostConfig\": {…}}",
             rule="create-options",
         )

@@ -34,8 +34,9 @@ class Fragment:
 
 
 class ManifestView:
-    def __init__(self, manifest: Mapping[str, Any]) -> None:
+    def __init__(self, manifest: Mapping[str, Any], messaging: Mapping[str, bool] | None = None) -> None:
         self.manifest = manifest
+        self.messaging = messaging  # module -> whether its code uses edgeHub messaging (when the caller knows)
         self.root: Ptr | None = None
         self.modules_content: Mapping[str, Any] = {}
         if isinstance(manifest.get("modulesContent"), Mapping):

@@ -63,7 +63,7 @@ def check(view: ManifestView) -> Iterator[Finding]:
     targets = {p[:depth]: module for p, module in missing.items()}
     for f in _lint(view):
         at = f.pointer[:depth] if f.pointer is not None and depth else None
-        if at is not None and f.is_error and (at in syntax or (at in targets and targets[at] in f.message)):
+        if at is not None and ((f.is_error and at in syntax) or (at in targets and targets[at] in f.message)):
             continue
         yield f
 
@@ -82,7 +82,7 @@ def _brokered_module(route: Route) -> str | None:
 
 
 def _lint(view: ManifestView) -> Iterator[Finding]:
-    for item in lint_routes(view.manifest):
+    for item in lint_routes(view.manifest, messaging=view.messaging):
         path = item.path
         if view.root == ("content", "modulesContent") and path.startswith("modulesContent"):
             path = "content." + path  # the lint names paths from modulesContent

@@ -29,13 +29,16 @@ MODULE_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 ENV_NAME = re.compile(r"^[^+#$\s.]+$")
 MAX_MODULES = 50
 MAX_TWIN_DESIRED_BYTES = 32 * 1024
-PUBLIC_REGISTRIES = frozenset({"mcr.microsoft.com", "docker.io", "index.docker.io", "registry-1.docker.io"})
+# registries whose images are mostly public: an image from them with no registryCredentials is the norm
+PUBLIC_REGISTRIES = frozenset({"mcr.microsoft.com", "docker.io", "index.docker.io", "registry-1.docker.io",
+                               "ghcr.io", "quay.io", "public.ecr.aws", "gcr.io", "registry.k8s.io", "k8s.gcr.io",
+                               "nvcr.io", "registry.gitlab.com"})
 
 
 def check(view: ManifestView) -> list[Finding]:
     findings: list[Finding] = []
     for rule in (_module_count, _module_names, _images, _registries, _env_names, _create_options,
-                 _twins, routes.check):
+                 _twins, _placeholders, routes.check):
         findings.extend(rule(view))
     return findings
 
@@ -128,18 +131,71 @@ def _registries(view: ManifestView) -> Iterator[Finding]:
         if not isinstance(image, str) or "$" in image or not image.strip():
             continue
         host = registry_host(image)
-        if host in PUBLIC_REGISTRIES or host in known:
-            continue
-        local = host.split(":")[0] in ("localhost", "127.0.0.1")
+        if host in PUBLIC_REGISTRIES or host in known or _is_loopback(host):
+            continue  # public images, and a registry on the device itself (usually without authentication)
         severity = INFO if partial else WARNING
         yield Finding.at(
             severity, (*ptr, "settings", "image"),
             f"module {name} pulls from the private registry {host}, which has no registryCredentials entry",
             (f"add runtime.settings.registryCredentials.<name> {{username, password, address: \"{host}\"}}"
-             + (" (a local registry without authentication needs none)" if local else "")
+             " (a registry that allows anonymous pulls needs none)"
              + ("; in a layered deployment the base deployment may hold them" if partial else "")),
             rule="registry-credentials",
         )
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    return name == "localhost" or name.startswith("127.") or name == "::1"
+
+
+# ${NAME} / $NAME left in a value: a variable genconfig could not expand (--allow-unresolved, iotedgedev, or a
+# hand-written manifest). $NAME only when it looks like an environment variable (upper case), so system names
+# ($edgeAgent, $upstream, $body, $connectionModuleId) and shell text are not reported.
+_BRACED = re.compile(r"\$\{[^}\s]{1,200}\}")
+_BARE = re.compile(r"(?<![\w$])\$[A-Z_][A-Z0-9_]{1,100}(?![\w.])")
+
+
+def _placeholders(view: ManifestView) -> Iterator[Finding]:
+    route_ptrs = {ptr for ptr, _ in view.routes().values()}
+    stack: list[tuple[Ptr, Any]] = [((*view.twin_pointer(t),), c) for t, _, c in view.twins()]
+    while stack:
+        ptr, value = stack.pop()
+        if isinstance(value, Mapping):
+            if ptr and isinstance(ptr[-1], str) and ptr[-1] == "settings" and "createOptions" in value:
+                yield from _placeholders_in_create_options(ptr, value)
+                value = {k: v for k, v in value.items() if not str(k).startswith("createOptions")}
+            stack.extend(((*ptr, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*ptr, i), v) for i, v in enumerate(value))
+        elif isinstance(value, str) and "$" in value and ptr not in route_ptrs and (*ptr[:-1],) not in route_ptrs:
+            if ptr[-1] == "schemaVersion" or (ptr[-2:] == ("settings", "image") and "${" in value):
+                continue  # reported by the schema and images rules
+            found = _BRACED.search(value) or _BARE.search(value)
+            if found:
+                yield _placeholder_finding(ptr, found.group(0))
+
+
+def _placeholders_in_create_options(settings_ptr: Ptr, settings: Mapping[str, Any]) -> Iterator[Finding]:
+    parts = []
+    for i in range(createoptions.MAX_CHUNKS):  # the chunks edgeAgent joins (a placeholder may span two)
+        chunk = settings.get(createoptions.chunk_key(i))
+        if not isinstance(chunk, str):
+            break
+        parts.append(chunk)
+    joined = "".join(parts)
+    found = _BRACED.search(joined) or _BARE.search(joined)
+    if found:
+        yield _placeholder_finding((*settings_ptr, "createOptions"), found.group(0))
+
+
+def _placeholder_finding(ptr: Ptr, placeholder: str) -> Finding:
+    return Finding.at(
+        WARNING, ptr, f"{placeholder} was left in the manifest unexpanded",
+        "a variable that was not set when the template was rendered: set it in .env or the environment and run "
+        "`edgegen genconfig` again (without --allow-unresolved it is an error there)", rule="placeholders",
+    )
 
 
 def _create_options(view: ManifestView) -> Iterator[Finding]:

@@ -109,3 +109,18 @@ def test_layered_deployment(conformance_dir: Path, tmp_path: Path, capsys: pytes
     rp = "content.modulesContent.$edgeAgent.properties.desired.modules.mymodule0.restartPolicy"
     assert errors[rp]["line"] is not None and "sometimes" in errors[rp]["message"]
     assert "content.modulesContent.$edgeAgent.properties.desired.modules.bad#name" in errors
+
+
+def test_strict_fails_on_warnings_but_not_on_infos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads((DATA / "valid/valid-agent1.1-hub1.2.json").read_text())
+    agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
+    agent["systemModules"]["edgeAgent"]["settings"]["createOptions"] = ""  # an info only
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    assert run(["validate", "--strict", str(path)], capsys)[0] == 0
+    agent["modules"]["monitor"]["env"] = {"LEVEL": {"value": "${LOG_LEVEL}"}}  # a warning: left unexpanded
+    path.write_text(json.dumps(manifest, indent=2))
+    assert run(["validate", str(path)], capsys)[0] == 0
+    code, out, err = run(["validate", "--strict", str(path)], capsys)
+    assert code == 1 and "${LOG_LEVEL} was left in the manifest unexpanded" in out
+    assert "--strict: 1 warning(s) fail the validation" in err

@@ -90,11 +90,20 @@ def test_registry_credentials_match_by_host_and_ignore_public_registries() -> No
     assert "myacr.azurecr.io" in hits[0].message
 
 
-def test_local_registry_hint_mentions_no_auth() -> None:
+@pytest.mark.parametrize("image", ["localhost:5000/monitor:1", "127.0.0.1:5000/m:1", "127.0.3.9/m:1",
+                                   "[::1]:5000/m:1", "ghcr.io/org/m:1", "quay.io/org/m:1", "busybox:1",
+                                   "mcr.microsoft.com/azureiotedge-simulated-temperature-sensor:1.0"])
+def test_no_credential_warning_for_loopback_and_public_registries(image: str) -> None:
     m = _base()
-    _agent(m)["modules"]["monitor"]["settings"]["image"] = "localhost:5000/monitor:0.1.0-amd64"
+    _agent(m)["modules"]["monitor"]["settings"]["image"] = image
+    assert [f for f in validate_manifest(m) if f.rule == "registry-credentials"] == []
+
+
+def test_private_registry_without_credentials_is_a_warning() -> None:
+    m = _base()
+    _agent(m)["modules"]["monitor"]["settings"]["image"] = "other.azurecr.io/monitor:1"
     (hit,) = [f for f in validate_manifest(m) if f.rule == "registry-credentials"]
-    assert "localhost:5000" in hit.message and "without authentication" in (hit.hint or "")
+    assert hit.severity == "warning" and "other.azurecr.io" in hit.message
 
 
 def test_fifty_modules_is_fine_fifty_one_is_not() -> None:
@@ -215,3 +224,32 @@ def test_unrendered_create_options_hint_points_to_genconfig() -> None:
     (hit,) = [f for f in findings if f.rule == "schema"]
     assert "genconfig" in (hit.hint or "")
     assert not [f for f in findings if f.rule == "create-options"]  # not double-reported
+
+
+def test_placeholders_left_in_values_are_reported_once_each() -> None:
+    m = _base()
+    agent = _agent(m)
+    agent["runtime"]["settings"]["registryCredentials"] = {"acr": {
+        "username": "$CONTAINER_REGISTRY_USERNAME", "password": "${CONTAINER_REGISTRY_PASSWORD}",
+        "address": "myacr.azurecr.io"}}
+    agent["modules"]["monitor"]["env"] = {"LEVEL": {"value": "${LOG_LEVEL}"}, "SHELL_TEXT": {"value": "echo $home"},
+                                          "PRICE": {"value": "costs $5"}}
+    # a placeholder cut in two by the 512-character chunking of createOptions
+    long_env = "X" * 505
+    options = json.dumps({"Env": [long_env + "${SECRET_KEY}"]})
+    settings = agent["modules"]["monitor"]["settings"]
+    settings["createOptions"], settings["createOptions01"] = options[:512], options[512:]
+    hits = {f.path.rsplit(".", 1)[-1]: f for f in validate_manifest(m) if f.rule == "placeholders"}
+    assert set(hits) == {"username", "password", "value", "createOptions"}, hits
+    assert "$CONTAINER_REGISTRY_USERNAME" in hits["username"].message and hits["username"].severity == "warning"
+    assert "${SECRET_KEY}" in hits["createOptions"].message
+    # routes and system names are not placeholders
+    _hub(m)["routes"]["x"] = "FROM /messages/* WHERE $connectionModuleId = 'a' INTO $upstream"
+    assert {f.path.rsplit(".", 1)[-1] for f in validate_manifest(m) if f.rule == "placeholders"} == set(hits)
+
+
+def test_empty_create_options_is_only_a_note() -> None:
+    m = _base()
+    _agent(m)["systemModules"]["edgeAgent"]["settings"]["createOptions"] = ""
+    (hit,) = [f for f in validate_manifest(m) if f.rule == "create-options"]
+    assert hit.severity == "info" and "edgeAgent reads it as {}" in hit.message
