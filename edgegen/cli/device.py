@@ -35,7 +35,8 @@ def device() -> None:
 
 @device.command()
 @click.option("--manifest", "-m", type=click.Path(dir_okay=False, path_type=Path),
-              help="A deployment manifest (edgegen genconfig writes them under manifests/).")
+              help="A deployment manifest [default: render this solution's template first, like edgegen "
+              "genconfig, into CONFIG_OUTPUT_DIR (config/ in a new solution) or manifests/].")
 @click.option("--connection-string", "device_cs", metavar="CS",
               help="Instead of --manifest: join an IoT Hub as this edge device (deployment from its twins, "
               "$upstream to the hub); see 'edgegen hub device run'.")
@@ -59,14 +60,24 @@ def device() -> None:
 def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca_file: str | None, state_dir: Path,
         address: str | None, solution: Path | None, device_id: str, reuse_site_packages: bool,
         venv_dir: Path | None, backoff_unit: float, engine: str, fast_ack: bool) -> None:
-    """Start the edge hub and every module of MANIFEST; Ctrl-C or SIGTERM stops everything."""
+    """Start the edge hub and every module of a manifest; Ctrl-C or SIGTERM stops everything.
+
+    Without --manifest (and --connection-string), renders the solution in the current folder first, as
+    `edgegen genconfig` does, and runs what it wrote.
+    """
     import asyncio
     import logging
 
     from edgegen.cli.runloop import stop_on_signals
 
-    if (manifest is None) == (device_cs is None):
-        raise click.UsageError("give either --manifest FILE or --connection-string CS")
+    if manifest is not None and device_cs is not None:
+        raise click.UsageError("give either --manifest FILE or --connection-string CS, not both")
+    if manifest is None and device_cs is None:
+        from edgegen.generator.genconfig import genconfig
+
+        rendered = genconfig(fail_on_validation_error=True)
+        manifest = Path(rendered.output_path)
+        click.echo(f"rendered {manifest} (edgegen genconfig)", err=True)
     if device_cs is not None:
         from edgegen.cli.hub import device_run
 

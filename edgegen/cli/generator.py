@@ -56,7 +56,9 @@ def add(name: str, module_template: str, entry_script: str | None, models: tuple
 
     Creates <MODULES_PATH>/NAME (module.json, Dockerfiles for amd64, amd64.debug, arm64v8, arm32v7, main.py,
     requirements.txt) and adds the module (${MODULES.NAME} / ${MODULES.NAME.debug}) and a route NAMEToIoTHub
-    to deployment.template.json and deployment.debug.template.json.
+    to deployment.template.json and deployment.debug.template.json. For the inference and monitor templates it
+    also routes the inputs their code reads from a module that sends them (the sample sensor's
+    temperatureOutput to inference's input1; inference's output1 and errors to monitor's scored and errors).
 
     \b
     From what a data scientist already has (models from `edgegen model register`):
@@ -72,6 +74,11 @@ def add(name: str, module_template: str, entry_script: str | None, models: tuple
     click.echo(f"Added module {name} ({module_template}) in {result.module_dir}")
     for template in result.templates:
         click.echo(f"  updated {template}")
+    for route in result.routes:
+        click.echo(f"  route {route} feeds its input")
+    for input_name in result.unfed:
+        click.echo(f"note: nothing routes to input {input_name!r} of {name} yet: add a route FROM <module output> "
+                   f'INTO BrokeredEndpoint("/modules/{name}/inputs/{input_name}")')
 
 
 def _add_inference(name: str, entry_script: str | None, models: tuple[str, ...], requirements: str | None,

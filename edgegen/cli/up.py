@@ -47,7 +47,8 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
         else:
             summary = await run_up(options, stop, lambda line: click.echo(line))
         click.echo(summary.line(final=True))
-        click.echo(f"per module: {dict(summary.by_module)}; state kept in {state_dir}")
+        per_module = ", ".join(f"{name} {count}" for name, count in sorted(summary.by_module.items())) or "none"
+        click.echo(f"results per module: {per_module}; state kept in {state_dir}")
 
     asyncio.run(main())
 

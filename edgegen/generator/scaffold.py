@@ -6,6 +6,7 @@ Names and messages follow iotedgedev 3.3.9 (``Modules.add``, ``Solution.create``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -37,6 +38,13 @@ _DESCRIPTIONS = {
     "inference": "scores input1 with an Azure ML entry script (outputs output1, errors)",
     "monitor": "summarizes inputs scored and errors (output upstream)",
 }
+# What feeds the inputs each template reads: input -> (template of the sending module, its output). A module of
+# that template already in the deployment template gets a route to the new module's input.
+_FEEDS: dict[str, dict[str, tuple[str, str]]] = {
+    "inference": {"input1": ("sensor", "temperatureOutput")},
+    "monitor": {"scored": ("inference", "output1"), "errors": ("inference", "errors")},
+}
+_SIMULATED_SENSOR = "mcr.microsoft.com/azureiotedge-simulated-temperature-sensor"
 # createOptions of the module in deployment.debug.template.json (iotedgedev: python -> debugger port 5678)
 DEBUG_CREATE_OPTIONS: dict[str, Any] = {"ExposedPorts": {"5678/tcp": {}},
                                         "HostConfig": {"PortBindings": {"5678/tcp": [{"HostPort": "5678"}]}}}
@@ -87,6 +95,8 @@ class AddResult:
     module_dir: Path
     files: list[Path] = field(default_factory=list)
     templates: list[Path] = field(default_factory=list)  # deployment templates that got the module
+    routes: list[str] = field(default_factory=list)  # routes added to feed its inputs
+    unfed: list[str] = field(default_factory=list)  # inputs its code reads that no module of the template feeds
 
 
 def module_files(name: str, template: str) -> dict[str, str]:
@@ -137,12 +147,53 @@ def add_module(solution_dir: Path | str, name: str, template: str = "python", *,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     result = AddResult(target, [target / f for f in files])
-    add_module_to_template(main_template, name)
+    feeds = _input_routes(main_template, modules_dir, name, template)
+    result.routes = list(feeds)
+    result.unfed = [i for i in _FEEDS.get(template, {}) if not any(r.endswith(f"/inputs/{i}\")") for r in
+                                                                   feeds.values())]
+    add_module_to_template(main_template, name, input_routes=feeds)
     result.templates.append(main_template)
     if has_debug:
-        add_module_to_template(debug_template, name, DEBUG_CREATE_OPTIONS, is_debug=True)
+        add_module_to_template(debug_template, name, DEBUG_CREATE_OPTIONS, is_debug=True, input_routes=feeds)
         result.templates.append(debug_template)
     return result
+
+
+def _template_of(module: dict[str, Any], modules_dir: Path) -> str | None:
+    """Which edgegen module template a module of the deployment template was made from, if any."""
+    image = (module.get("settings") or {}).get("image") if isinstance(module, dict) else None
+    if not isinstance(image, str):
+        return None
+    if image.startswith(_SIMULATED_SENSOR):
+        return "sensor"
+    m = re.fullmatch(r"\$\{MODULES\.([^.}]+)(?:\.[^}]*)?\}", image)
+    if m is None:
+        return None
+    try:
+        description = json.loads((modules_dir / m.group(1) / "module.json").read_text()).get("description")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return next((k for k, d in _DESCRIPTIONS.items() if d == description), None)
+
+
+def _input_routes(template_file: Path, modules_dir: Path, name: str, template: str) -> dict[str, str]:
+    """Routes from modules already in the template to the inputs the new module's code reads."""
+    feeds = _FEEDS.get(template)
+    if not feeds:
+        return {}
+    data, _, _ = load_for_edit(template_file)
+    content = data.get("modulesContent") if isinstance(data, dict) else None
+    agent = (content or {}).get("$edgeAgent", {}).get("properties.desired", {}) if isinstance(content, dict) else {}
+    modules = agent.get("modules") if isinstance(agent, dict) else None
+    kinds = {m: _template_of(v, modules_dir) for m, v in sorted((modules or {}).items())}
+    routes = {}
+    for input_name, (kind, output) in feeds.items():
+        source = next((m for m, k in kinds.items() if k == kind and m != name), None)
+        if source is not None:
+            routes[f"{source}To{name}" + ("" if len(feeds) == 1 else f"_{input_name}")] = (
+                f'FROM /messages/modules/{source}/outputs/{output} INTO BrokeredEndpoint("/modules/{name}/inputs/'
+                f'{input_name}")')
+    return routes
 
 
 def new_solution(path: Path | str, *, module: str | None = "filtermodule", template: str = "python",

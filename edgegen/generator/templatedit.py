@@ -119,13 +119,16 @@ def load_for_edit(path: Path) -> tuple[Any, str, list[str]]:
 
 
 def add_module_to_template(path: Path | str, name: str, create_options: dict[str, Any] | None = None,
-                           is_debug: bool = False) -> None:
-    """Add module ``name`` (image ``${MODULES.name[.debug]}``) and route ``<name>ToIoTHub`` to a template file."""
+                           is_debug: bool = False, input_routes: dict[str, str] | None = None) -> None:
+    """Add module ``name`` (image ``${MODULES.name[.debug]}``), the ``input_routes`` (name → route) that feed its
+    inputs, and route ``<name>ToIoTHub`` to a template file."""
     path = Path(path)
     data, kind, raws = load_for_edit(path)
     content = _content(data, str(path))
     _nested_set(content, ["$edgeAgent", "properties.desired", "modules", name],
                 module_entry(name, create_options, is_debug), str(path))
+    for route_name, route in (input_routes or {}).items():
+        _nested_set(content, ["$edgeHub", "properties.desired", "routes", route_name], route, str(path))
     _nested_set(content, ["$edgeHub", "properties.desired", "routes", f"{name}ToIoTHub"],
                 f"FROM /messages/modules/{name}/outputs/* INTO $upstream", str(path))
     if kind == "yaml":

@@ -3,6 +3,15 @@
 An image such as ``localhost:5000/sensor:0.1.0-amd64`` maps to the solution folder whose ``module.json`` has
 repository ``localhost:5000/sensor`` (the tag rule is ``edgegen.generator.modulejson.image_tag``).
 
+``module.json`` variables are expanded like ``edgegen genconfig`` does: the solution's ``.env`` under the process
+environment (so ``${CONTAINER_REGISTRY_SERVER}/sensor`` matches the image genconfig rendered).
+
+Microsoft's public sample image ``mcr.microsoft.com/azureiotedge-simulated-temperature-sensor`` (the module
+``tempSensor`` of every new solution, iotedgedev's and ours) has no code in the solution. In its place the local
+device runs edgegen's simulated temperature sensor (``templates/modules/sensor``: the same output
+``temperatureOutput`` and message shape), written under ``<solution>/.state/standins/``. Any other image with no
+module folder is an error here (the runtime decides whether to skip the module).
+
 Each module gets a venv under ``<state>/venvs/<folder>-<hash>`` with its ``requirements.txt`` installed; the hash
 covers the requirements and the interpreter, so an unchanged module reuses its venv. With
 ``system_site_packages=True`` the venv sees this interpreter's packages, so requirements already satisfied here
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -26,7 +36,12 @@ from edgegen.generator.modulejson import ModuleJsonError, ModuleSpec, load_modul
 from edgegen.local.errors import DeviceError
 from edgegen.models.errors import ModelError
 
-__all__ = ["ModuleCode", "ModuleResolver", "VenvCache", "model_layout"]
+__all__ = ["STANDIN_IMAGES", "ModuleCode", "ModuleResolver", "VenvCache", "model_layout"]
+
+log = logging.getLogger(__name__)
+
+# public images with no code in a solution -> the module template that stands in for them in process mode
+STANDIN_IMAGES = {"mcr.microsoft.com/azureiotedge-simulated-temperature-sensor": "sensor"}
 
 
 @dataclass(frozen=True)
@@ -47,19 +62,34 @@ def _repository_of(image: str) -> str:
 class ModuleResolver:
     """Maps images to module folders of a solution (``<solution>/modules/*/module.json``)."""
 
-    def __init__(self, solution_dir: Path, modules_dir: str = "modules") -> None:
+    def __init__(self, solution_dir: Path, modules_dir: str = "modules", *,
+                 environ: dict[str, str] | None = None, standin_dir: Path | None = None) -> None:
         self.solution_dir = Path(solution_dir)
         self.modules_dir = self.solution_dir / modules_dir
+        self.environ = environ  # None: os.environ (under which the solution's .env is read)
+        self.standin_dir = standin_dir or self.solution_dir / ".state" / "standins"
         self._specs: list[ModuleSpec] | None = None
 
     def specs(self) -> list[ModuleSpec]:
         if self._specs is None:
+            from edgegen.generator.errors import GeneratorError
+            from edgegen.generator.expand import expand
+            from edgegen.generator.solution import load_env
+
+            try:
+                values = load_env(self.solution_dir, self.environ).values
+            except GeneratorError:
+                values = dict(os.environ if self.environ is None else self.environ)
+
+            def _expand(text: str) -> str:
+                return expand(text, values).text
+
             specs = []
             if self.modules_dir.is_dir():
                 for folder in sorted(self.modules_dir.iterdir()):
                     if (folder / "module.json").is_file():
                         try:
-                            specs.append(load_module_json(folder, expand=os.path.expandvars))
+                            specs.append(load_module_json(folder, expand=_expand))
                         except ModuleJsonError:
                             continue  # a broken module.json only matters if an image needs it; resolve() says so
             self._specs = specs
@@ -70,6 +100,10 @@ class ModuleResolver:
         repo = _repository_of(image)
         by_repo = [s for s in self.specs() if s.repository.lower() == repo]
         candidates = exact or by_repo
+        if not candidates and repo in STANDIN_IMAGES:
+            log.warning("module %s: image %s has no code in %s; running edgegen's %s module in its place (same "
+                        "outputs and messages)", module, image, self.modules_dir, STANDIN_IMAGES[repo])
+            return self._standin(STANDIN_IMAGES[repo])
         if not candidates:
             known = ", ".join(f"{s.repository} ({s.name})" for s in self.specs()) or "none"
             raise DeviceError(
@@ -87,6 +121,22 @@ class ModuleResolver:
                 hint="the local device starts 'python main.py' in the module folder",
             )
         return ModuleCode(spec.folder.resolve(), entry.resolve(), spec)
+
+
+    def _standin(self, template: str) -> ModuleCode:
+        """edgegen's module template written as a module folder (rewritten when the template changes)."""
+        from edgegen.generator.scaffold import module_files
+
+        folder = self.standin_dir / template
+        files = {n: text for n, text in module_files(f"standin_{template}", template).items()
+                 if not n.startswith("Dockerfile")}
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            path = folder / name
+            if not path.is_file() or path.read_text() != text:
+                path.write_text(text)
+        spec = load_module_json(folder, expand=lambda text: text.replace("${CONTAINER_REGISTRY_SERVER}", "local"))
+        return ModuleCode(folder.resolve(), (folder / "main.py").resolve(), spec)
 
 
 class VenvCache:

@@ -171,3 +171,26 @@ def test_generated_modules_run(tmp_path: Path) -> None:
         assert summary["scored"] >= 1 and summary["anomalies"] == 0  # type: ignore[index]
     with running(sol, "python", {}) as hub:
         assert exchange(hub, "input1", '{"x": 1}', "output1") == {"x": 1}
+
+
+def test_add_inference_and_monitor_route_the_inputs_their_code_reads(tmp_path: Path) -> None:
+    sol = new_solution(tmp_path / "sol")  # tempSensor (the simulated sensor) -> filtermodule -> $upstream
+    inference = add_module(sol, "scorer", "inference")
+    monitor = add_module(sol, "watch", "monitor")
+    assert inference.unfed == [] and monitor.unfed == []
+    for name in ("deployment.template.json", "deployment.debug.template.json"):
+        routes = json.loads((sol / name).read_text())["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]
+        assert routes["tempSensorToscorer"] == ('FROM /messages/modules/tempSensor/outputs/temperatureOutput INTO '
+                                                'BrokeredEndpoint("/modules/scorer/inputs/input1")')
+        assert routes["scorerTowatch_scored"].endswith('outputs/output1 INTO BrokeredEndpoint("/modules/watch/inputs/'
+                                                       'scored")')
+        assert routes["scorerTowatch_errors"].endswith('outputs/errors INTO BrokeredEndpoint("/modules/watch/inputs/'
+                                                       'errors")')
+    res = genconfig(cwd=sol, environ={})
+    assert not [f for f in res.findings if f.severity != "info"], res.findings
+
+
+def test_add_monitor_without_a_sender_says_what_is_unrouted(tmp_path: Path) -> None:
+    sol = new_solution(tmp_path / "sol", module=None)
+    result = add_module(sol, "watch", "monitor")
+    assert result.routes == [] and result.unfed == ["scored", "errors"]
