@@ -117,11 +117,18 @@ def status(state_dir: Path, output_format: str) -> None:
 
     data = ControlClient(state_dir).status()
     rows = [{"module": name, **m} for name, m in data["modules"].items()]
+    queues: dict[str, dict[str, int]] = {}
+    for endpoint, counts in data.get("endpoints", {}).items():  # "<module>/<input>" (and "$upstream")
+        q = queues.setdefault(endpoint.split("/", 1)[0], {"queued": 0, "delivered": 0})
+        q["queued"] += int(counts.get("pending", 0) or 0)
+        q["delivered"] += int(counts.get("delivered", 0) or 0)
     for row in rows:
         row["connected"] = "yes" if row["module"] in data.get("connected", []) else "no"
-    text = table(rows, ["module", "runtimeStatus", "exitCode", "restartCount", "connected", "lastStartTimeUtc",
-                        "statusDescription"], title=f"{data['deviceId']} ({data['address']}), edge hub "
-                 f"{data['edgeHub']}, modules as {'containers' if data.get('engine') == 'docker' else 'processes'}")
+        row.update(queues.get(row["module"], {"queued": 0, "delivered": 0}))
+    kind = "containers" if data.get("engine") == "docker" else "processes"
+    text = table(rows, ["module", "runtimeStatus", "exitCode", "restartCount", "connected", "queued", "delivered",
+                        "lastStartTimeUtc", "statusDescription"], title=f"{data['deviceId']} ({data['address']}), "
+                 f"edge hub {data['edgeHub']}, modules as {kind}")
     eps = [{"endpoint": ep, **v} for ep, v in data["endpoints"].items()]
     if eps:
         text += "\n" + table(eps, ["endpoint", "pending", "delivered", "expired"], title="store-and-forward")
@@ -132,19 +139,27 @@ def status(state_dir: Path, output_format: str) -> None:
 @click.argument("module")
 @_state_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output.")
-def logs(module: str, state_dir: Path, follow: bool) -> None:
-    """Print a module's output."""
+@output_option(("text", "json"))
+def logs(module: str, state_dir: Path, follow: bool, output_format: str) -> None:
+    """Print a module's output (--output json: one JSON object per line, {"module", "line"})."""
     from edgegen.local.control import ControlClient
 
     client = ControlClient(state_dir)
     offset = 0
     stream = click.get_binary_stream("stdout")
+    partial = b""
     while True:
         data, offset = client.logs(module, offset)
-        if data:
+        if data and output_format == "json":
+            *lines, partial = (partial + data).split(b"\n")
+            for line in lines:
+                click.echo(json.dumps({"module": module, "line": line.decode("utf-8", "replace")}))
+        elif data:
             stream.write(data)
             stream.flush()
         elif not follow:
+            if partial and output_format == "json":
+                click.echo(json.dumps({"module": module, "line": partial.decode("utf-8", "replace")}))
             return
         else:
             time.sleep(0.5)
@@ -175,20 +190,30 @@ def invoke(module: str, method: str, payload: str, timeout: float, state_dir: Pa
 @_state_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing messages as they arrive.")
 @click.option("--after", type=int, default=0, help="Only messages after this sequence number.")
-def messages(state_dir: Path, follow: bool, after: int) -> None:
-    """Print the device's $upstream messages (JSON lines, like az iot hub monitor-events)."""
+@output_option(("json", "text"), default="json")
+def messages(state_dir: Path, follow: bool, after: int, output_format: str) -> None:
+    """Print the device's $upstream messages: JSON lines like az iot hub monitor-events (--output json, the
+    default), or one readable line each (--output text)."""
     from edgegen.local.control import ControlClient
 
     client = ControlClient(state_dir)
     while True:
         batch = client.messages(after)
         for event in batch:
-            click.echo(json.dumps(event))
+            click.echo(json.dumps(event) if output_format == "json" else _message_line(event))
             after = event["seq"]
         if not batch:
             if not follow:
                 return
             time.sleep(0.5)
+
+
+def _message_line(event: dict[str, Any]) -> str:
+    inner = event.get("event", {}) if isinstance(event.get("event"), dict) else {}
+    payload = inner.get("payload")
+    text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    origin = "/".join(p for p in (inner.get("origin"), inner.get("module")) if p) or "?"
+    return f"{event.get('seq')} {origin}: {text}"
 
 
 @device.command()

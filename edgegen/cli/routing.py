@@ -54,7 +54,11 @@ def route() -> None:
 @output_option()
 def route_test(text: str, message_file: Path | None, body: str | None, props: tuple[str, ...],
                sys_props: tuple[str, ...], source: str | None, output_format: str) -> None:
-    """Evaluate a route or a WHERE condition against one message and explain the outcome."""
+    """Evaluate a route or a WHERE condition against one message and explain the outcome.
+
+    Exit status: 0 when the message is routed (the condition is true), 1 when it is not (like grep), so a
+    script can test a route; 2 for usage errors.
+    """
     from edgegen.routing import Message
     from edgegen.routing.explain import test_message
 
@@ -85,6 +89,12 @@ def route_test(text: str, message_file: Path | None, body: str | None, props: tu
     message = Message.from_dict({"properties": propd, "systemProperties": sysp, "body": data.get("body", "")})
     report = test_message(text, message, source)
     emit(report.to_dict(), output_format, _report_text(report))
+    if not report.routed:
+        import sys
+
+        from edgegen.cli import ExitStatus
+
+        sys.exit(ExitStatus.FAILURE)  # main() runs click with standalone_mode=False: ctx.exit codes are lost
 
 
 def _source_into(source: str, sysp: dict[str, Any]) -> None:
@@ -133,14 +143,28 @@ def _undefined_leaves(steps: list[Any], culprit: Any) -> list[Any]:
 @click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
               help="text for people, mermaid for Markdown, dot for Graphviz.")
-def routes(manifest: Path, fmt: str) -> None:
-    """Draw a manifest's message flow: modules, outputs, inputs, $upstream and every route as an edge."""
+@output_option(("text", "json"))
+def routes(manifest: Path, fmt: str, output_format: str) -> None:
+    """Draw a manifest's message flow: modules, outputs, inputs, $upstream and every route as an edge.
+
+    --output json gives the same flow as data (modules, ports, edges, routes that did not compile) and the lint.
+    """
     from edgegen.routing import lint_routes
     from edgegen.routing.graph import render
 
     data = _read_json(manifest, "manifest")
     if not isinstance(data, dict):
         raise EdgegenError("the manifest must hold a JSON object", location=Location(file=str(manifest)))
+    if output_format == "json":
+        from dataclasses import asdict
+
+        from edgegen.routing.graph import build_graph
+
+        graph = build_graph(data)
+        emit({"manifest": str(manifest), "modules": graph.modules,
+              "ports": [asdict(p) for p in graph.ports.values()], "edges": [asdict(e) for e in graph.edges],
+              "problems": graph.problems, "lint": [asdict(f) for f in lint_routes(data)]}, "json")
+        return
     click.echo(render(data, fmt), nl=fmt == "text")
     if fmt == "text":
         findings = lint_routes(data)

@@ -175,9 +175,17 @@ def render(text: str, *, file: str, env: Mapping[str, str], source: ModuleSource
     unresolved = _variable_errors(exp, label)
     if unresolved and not opts.allow_unresolved:
         err = unresolved[0]
-        if len(unresolved) > 1:
-            more = ", ".join(f"{e.name} (line {e.location.line})" for e in unresolved[1:6] if e.location)
-            err.hint = f"{err.hint}. Also unset: {more}" + (" ..." if len(unresolved) > 6 else "")
+        others: dict[str, list[int]] = {}  # each other name once, with the lines it is used on
+        for e in unresolved[1:]:
+            if e.name != err.name:
+                others.setdefault(e.name, [])
+                if e.location and e.location.line is not None and e.location.line not in others[e.name]:
+                    others[e.name].append(e.location.line)
+        if others:
+            shown = list(others.items())[:6]
+            more = ", ".join(f"{name} (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines[:5]))})"
+                             if lines else name for name, lines in shown)
+            err.hint = f"{err.hint}. Also unset: {more}" + (" ..." if len(others) > 6 else "")
         raise err
 
     manifest = _parse(exp, file, label)

@@ -141,7 +141,11 @@ class HubClient:
             device = self._call(f"creating device {device_id!r}", lambda: self.registry.create_device_with_sas(
                 device_id, None, None, "enabled", iot_edge=edge))
         except HubClientError as exc:
-            if exc.status != 409 or not exist_ok:
+            if exc.status == 409 and not exist_ok:
+                exc.hint = (f"device {device_id!r} is already registered: pass --exist-ok to use it as it is (its "
+                            "connection string is printed), or choose another id")
+                raise
+            if exc.status != 409:
                 raise
             device = self._call(f"reading device {device_id!r}", lambda: self.registry.get_device(device_id))
         return self._identity(device)

@@ -23,7 +23,8 @@ from edgegen.hub.errors import HubClientError
 from edgegen.hub.events import FeedMessage, MonitorFilter, format_event, render_event
 from edgegen.local.hubstandin import MQTT_PORT, feed_client_id, feed_resource, feed_session, feed_topic
 
-__all__ = ["FeedMessage", "LocalFeed", "MonitorFilter", "format_event", "run_monitor"]
+__all__ = [
+    "FeedMessage", "LocalFeed", "MonitorFilter", "format_event", "run_monitor", "show_messages"]
 
 
 class LocalFeed:
@@ -90,17 +91,27 @@ class LocalFeed:
     def messages(self, timeout: float | None) -> Iterator[FeedMessage]:
         """New messages, each once, until ``timeout`` seconds pass without one (None: forever)."""
         while True:
-            try:
-                raw = self.inbox.get(timeout=timeout)
-            except queue.Empty:
+            message = self.next_message(timeout)
+            if message is None:
                 return
+            yield message
+
+    def next_message(self, timeout: float | None) -> FeedMessage | None:
+        """The next new message, or None when ``timeout`` seconds pass without one (None: wait forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                raw = self.inbox.get(timeout=wait)
+            except queue.Empty:
+                return None
             message = FeedMessage.from_envelope(raw)
             key = message.message_id or f"seq:{message.seq}"
             if key in self.seen:
                 continue
             self.seen.add(key)
             self.last_seq = max(self.last_seq, message.seq)
-            yield message
+            return message
 
     def __exit__(self, *exc: object) -> None:
         client, self._client = self._client, None
@@ -135,14 +146,26 @@ def run_monitor(target: HubTarget, filt: MonitorFilter, *, timeout: float | None
         return monitor_eventhub(target, filt, timeout=timeout, count=count, output_format=output_format,
                                 echo=echo, connection_string=eventhub_cs, consumer_group=consumer_group,
                                 from_start=from_start)
-    shown = 0
     with LocalFeed(target, from_start=from_start) as feed:
         feed.wait_ready()
-        for message in feed.messages(timeout):
-            if not filt.matches(message):
-                continue
-            echo(render_event(format_event(message, filt), output_format))
-            shown += 1
-            if count is not None and shown >= count:
-                break
+        return show_messages(feed, filt, timeout=timeout, count=count, output_format=output_format, echo=echo)
+
+
+def show_messages(feed: Any, filt: MonitorFilter, *, timeout: float | None, count: int | None, output_format: str,
+                  echo: Callable[[str], None]) -> int:
+    """Print the feed's messages that ``filt`` keeps until ``count`` are shown or ``timeout`` seconds pass since
+    the last one shown (messages that -d/-m filter out do not extend it, as with az iot hub monitor-events)."""
+    shown = 0
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        message = feed.next_message(None if deadline is None else deadline - time.monotonic())
+        if message is None:
+            break
+        if not filt.matches(message):
+            continue
+        echo(render_event(format_event(message, filt), output_format))
+        shown += 1
+        if count is not None and shown >= count:
+            break
+        deadline = None if timeout is None else time.monotonic() + timeout
     return shown

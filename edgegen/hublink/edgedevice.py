@@ -60,9 +60,16 @@ async def run_device_on_hub(options: HubDeviceOptions, stop: asyncio.Event,
 async def _run(device: Any, options: HubDeviceOptions, link: EdgeLink, stop: asyncio.Event,
                on_ready: Callable[[Any], None] | None) -> None:
     """Start the device (it waits for the first deployment), report its status until ``stop``, then stop it."""
+    from edgegen.local.control import mark_waiting
+
+    waiting = mark_waiting(options.state_dir, link.device_id, link.host)  # `device status` says so meanwhile
     start = asyncio.create_task(device.start())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            waiting.unlink()
     if not start.done():  # stopped while waiting for the first deployment
         start.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from edgegen.local.mqtt.gateway import MqttGateway
     from edgegen.local.upstream import LocalUpstream
 
-__all__ = ["ControlApi", "ControlClient", "ControlledDevice"]
+__all__ = ["WAITING_FILE", "ControlApi", "ControlClient", "ControlledDevice", "mark_waiting"]
 
 
 class _DeviceSettings(Protocol):
@@ -128,6 +129,28 @@ class ControlApi:
         return web.json_response(self.device.agent.status().get(module, {}))
 
 
+WAITING_FILE = "waiting.json"  # a hub-joined device that has no deployment yet (no control API until it has)
+
+
+def mark_waiting(state_dir: Path, device_id: str, hub: str) -> Path:
+    """Say that a device joined to ``hub`` runs and waits for its first deployment (removed once it starts)."""
+    path = Path(state_dir) / WAITING_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{WAITING_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"deviceId": device_id, "hub": hub, "pid": os.getpid()}))
+    os.replace(tmp, path)
+    return path
+
+
+def _waiting(state: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((state / WAITING_FILE).read_text())
+        os.kill(int(info["pid"]), 0)  # a leftover of a process that is gone is not a waiting device
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 class ControlClient:
     """Talks to a running device found through ``<state>/device.json`` (blocking; for the CLI)."""
 
@@ -137,6 +160,13 @@ class ControlClient:
         try:
             self.info = json.loads(info.read_text())
         except FileNotFoundError:
+            waiting = _waiting(self.state)
+            if waiting is not None:
+                raise DeviceError(
+                    f"device {waiting.get('deviceId')!r} is joined to {waiting.get('hub')} and waiting for its first "
+                    f"deployment (pid {waiting.get('pid')}); it has no modules to show yet",
+                    location=Location(file=str(self.state / WAITING_FILE)),
+                    hint=f"deploy to it: edgegen deploy -d {waiting.get('deviceId')} -f <manifest>") from None
             raise DeviceError("no device is running with this state directory", location=Location(file=str(info)),
                               hint="start one with 'edgegen device run --manifest FILE' (same --state-dir)") from None
         self.base = f"http://127.0.0.1:{self.info['controlPort']}"

@@ -61,7 +61,7 @@ def test_device_cli_run_inspect_and_stop(tmp_path: Path, repo_root: Path, venv_c
             "sensor": "running", "inference": "running", "monitor": "running"}
         pids = [v["pid"] for v in st["modules"].values()]
         table = _cli("device", "status", *s).stdout
-        assert "sensor" in table and "running" in table
+        assert "sensor" in table and "running" in table and "queued" in table and "delivered" in table
 
         def upstream() -> list[dict[str, Any]]:
             return [json.loads(line) for line in _cli("device", "messages", *s).stdout.splitlines()]
@@ -73,6 +73,11 @@ def test_device_cli_run_inspect_and_stop(tmp_path: Path, repo_root: Path, venv_c
         assert first["module"] == "monitor" and first["properties"]["application"]["originDeviceId"]
 
         assert "sent message" in _cli("device", "logs", "sensor", *s).stdout
+        lines = [json.loads(ln) for ln in _cli("device", "logs", "sensor", *s, "--output", "json").stdout.splitlines()]
+        assert lines and {ln["module"] for ln in lines} == {"sensor"} and any("sent message" in ln["line"]
+                                                                            for ln in lines)
+        readable = _cli("device", "messages", *s, "--output", "text").stdout.splitlines()
+        assert readable and readable[0].split(" ", 1)[0].isdigit() and "/monitor: " in readable[0]
         answer = json.loads(_cli("device", "invoke", "sensor", "reset", "--payload", "{}", *s).stdout)
         assert answer["status"] == 200 and answer["payload"]["reset"] is True
         bad = _cli("device", "invoke", "sensor", "nope", *s, check=False)

@@ -420,3 +420,12 @@ def test_no_route_is_a_warning_only_for_modules_whose_code_uses_messaging(sol: P
     res = gen(sol, validate=True)
     lonely = {f.path.rsplit(".", 1)[-1]: f.severity for f in res.findings if "no route to or from it" in f.message}
     assert lonely == {"filter": "warning", "web": "info"}
+
+
+def test_also_unset_names_each_other_variable_once_with_its_lines(sol: Path) -> None:
+    write(sol, '{"modulesContent": {"$edgeAgent": {"properties.desired": {"schemaVersion": "$A",\n'
+               '"x": "$A $B",\n"y": "${C} $B $B"}}, "$edgeHub": {"properties.desired": {"schemaVersion": "1.2"}}}}')
+    with pytest.raises(UnresolvedError) as info:
+        gen(sol)
+    assert info.value.name == "A"
+    assert (info.value.hint or "").endswith("Also unset: B (lines 2, 3), C (line 3)")

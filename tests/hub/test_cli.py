@@ -60,7 +60,11 @@ def test_serve_device_create_and_deploy(served, capsys: pytest.CaptureFixture[st
     created = json.loads(capsys.readouterr().out)
     assert created["connectionString"].startswith(f"HostName={info.address};DeviceId=edge1;SharedAccessKey=")
     assert run(["hub", "device", "create", "edge1", "--edge", "--state-dir", str(state)]) == 1
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already exists" in err and "pass --exist-ok to use it" in err
+    assert run(["hub", "device", "create", "edge1", "--edge", "--state-dir", str(state), "--exist-ok",
+                "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["connectionString"] == created["connectionString"]
 
     manifest = str(DATA / "deployment.json")
     assert run(["deploy", "-d", "edge1", "-f", manifest, "--state-dir", str(state)]) == 0

@@ -34,7 +34,7 @@ def test_routed(capsys: pytest.CaptureFixture[str]) -> None:
 def test_not_routed_names_the_false_part(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["route", "test", ROUTE, "--body", '{"temp": 25}', "--prop", "units=C", "--source", SRC],
                        capsys)
-    assert code == 0
+    assert code == 1  # not routed: exit 1, like grep
     assert "NOT ROUTED: the condition is false" in out
     assert "because '$body.temp > 30' is false" in out
     assert "$body.temp  =>  25" in out
@@ -102,3 +102,13 @@ def test_routes_text_includes_lint(tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, _ = run(["routes", str(m)], capsys)
     assert code == 0
     assert "lint:" in out and "warning: modulesContent.$edgeHub.properties.desired.routes.r" in out
+
+
+def test_routes_json_output(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["routes", str(repo_root / "deployment.template.json"), "--output", "json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and {"sensor", "inference", "monitor"} <= set(data["modules"])
+    edge = next(e for e in data["edges"] if e["route"] == "sensorToInference")
+    ports = {p["id"]: p for p in data["ports"]}
+    assert ports[edge["source"]]["module"] == "sensor" and ports[edge["target"]]["label"] == "input1"
+    assert data["problems"] == [] and isinstance(data["lint"], list)
