@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +40,47 @@ def test_help_imports_no_sdk() -> None:
     )
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert err.strip().endswith("LOADED=")
+
+
+def _modules_after(args: list[str], cwd: str | None = None) -> set[str]:
+    code = (
+        "import sys\n"
+        "from edgegen.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('LOADED=' + ','.join(sorted(sys.modules)))\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd).stderr
+    return set(err.rsplit("LOADED=", 1)[1].split(","))
+
+
+def test_help_imports_only_the_command_table() -> None:
+    loaded = _modules_after(["--help"])
+    ours = sorted(m for m in loaded if m.startswith("edgegen"))
+    assert ours == ["edgegen", "edgegen.cli"], ours  # no command module, not even edgegen.errors (dataclasses)
+    assert not {"click", "dataclasses", "jsonschema", "dotenv", "jinja2", "yaml", "aiohttp"} & loaded
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_the_fast_help_text_is_clicks_own(width: int) -> None:
+    from click.testing import CliRunner
+
+    from edgegen.cli import cli, help_text
+
+    out = CliRunner().invoke(cli, ["--help"], prog_name="edgegen", terminal_width=width)
+    assert out.exit_code == 0 and out.output == help_text()
+
+
+def test_a_narrow_terminal_gets_clicks_wrapping(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    assert run(["--help"]) == 0
+    assert "Commands:" in capsys.readouterr().out  # printed by click itself (wrapped for 60 columns)
+
+
+def test_genconfig_of_a_valid_solution_never_imports_jsonschema(tmp_path: Path, repo_root: Path) -> None:
+    shutil.copy(repo_root / "deployment.template.json", tmp_path)
+    shutil.copytree(repo_root / "modules", tmp_path / "modules", ignore=shutil.ignore_patterns("__pycache__"))
+    loaded = _modules_after(["genconfig"], cwd=str(tmp_path))
+    assert (tmp_path / "manifests" / "deployment.amd64.json").is_file()
+    assert "edgegen.generator.validation.fast.edgeagent_1_1" in loaded  # validated, by the compiled schema
+    assert not {"jsonschema", "edgegen.routing.compiler", "jinja2", "yaml"} & loaded
