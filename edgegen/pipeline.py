@@ -24,14 +24,15 @@ __all__ = ["apply_image_facts", "genconfig"]
 def genconfig(template_file: str | None = None, *, platform: str | None = None, output_dir: str | None = None,
               cwd: Path | str | None = None, environ: Mapping[str, str] | None = None, chunk: bool = True,
               allow_unresolved: bool = False, validate: bool = True, fail_on_validation_error: bool = False,
-              resource_limits: bool = True, write: bool = True, registry_credentials: bool = False,
+              resource_limits: bool = False, write: bool = True, registry_credentials: bool = False,
               pin_digests: bool = False, models: ModelSource | None = None) -> GenconfigResult:
     """Render ``template_file``, apply the image facts, validate and write ``<output dir>/<name>`` (the rules are
     in ``edgegen.generator.genconfig``'s module doc). ``${MODELS.x}`` are pinned through ``models`` (callers pass
     ``edgegen.models.registry.SolutionModels`` for the solution's registry).
 
-    ``registry_credentials`` (off by default, so the output is iotedgedev's) adds ``registryCredentials`` for the
-    registries of ``CONTAINER_REGISTRY_*`` in .env that module images use.
+    By default the output is iotedgedev's. ``resource_limits`` turns each module folder's Azure ML
+    ``deploymentconfig.json`` into ``HostConfig.NanoCpus/Memory``; ``registry_credentials`` adds
+    ``registryCredentials`` for the registries of ``CONTAINER_REGISTRY_*`` in .env that module images use.
 
     Raises ``GeneratorError`` subclasses for render failures, ``ImageError`` for ``--pin-digests`` without the
     digests of a push, and the validation package's ``ValidationError`` when ``fail_on_validation_error`` and an

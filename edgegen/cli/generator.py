@@ -114,6 +114,9 @@ def _add_inference(name: str, entry_script: str | None, models: tuple[str, ...],
 @click.option("--no-validate", is_flag=True, help="Skip the offline validation of the generated manifest.")
 @click.option("--pin-digests", is_flag=True,
               help="Pin module images to repository@sha256:... of the last `edgegen push` (reproducible deployments).")
+@click.option("--resource-limits", is_flag=True,
+              help="Turn each module folder's Azure ML deploymentconfig.json (cpu, memoryInGB) into "
+                   "HostConfig.NanoCpus/Memory (off: iotedgedev's output).")
 @click.option("--registry-credentials/--no-registry-credentials", default=False, show_default=True,
               help="Also add registryCredentials for the registries of CONTAINER_REGISTRY_* in .env that module "
                    "images use (off: the manifest is iotedgedev's, the template's own entries only).")
@@ -123,17 +126,21 @@ def _add_inference(name: str, entry_script: str | None, models: tuple[str, ...],
 @output_option(("text", "json"))
 def genconfig(template_file: str | None, platform: str | None, output_dir: str | None,
               fail_on_validation_error: bool, no_chunk: bool, allow_unresolved: bool, no_validate: bool,
-              pin_digests: bool, registry_credentials: bool, fleet_file: str | None, output_format: str) -> None:
+              pin_digests: bool, resource_limits: bool, registry_credentials: bool, fleet_file: str | None,
+              output_format: str) -> None:
     """Render a deployment template into a manifest, like `iotedgedev solution genconfig`.
 
     Expands $VARS from .env and the environment, ${MODULES.x} image placeholders from modules/*/module.json,
-    Jinja2 (templates named *.j2 or starting with {# / {%), YAML templates, resource limits from
-    deploymentconfig.json, then splits createOptions into 512-character chunks and validates the result.
+    Jinja2 (templates named *.j2 or starting with {# / {%), YAML templates, then splits createOptions into
+    512-character chunks and validates the result. The output is iotedgedev's unless you opt in to more
+    (--resource-limits, --registry-credentials, --pin-digests).
     """
     if fleet_file is not None:
-        if template_file or platform or no_chunk or allow_unresolved or pin_digests or registry_credentials:
+        if template_file or platform or no_chunk or allow_unresolved or pin_digests or registry_credentials \
+                or resource_limits:
             raise click.UsageError("--fleet takes the template and platform from the fleet file; -f, -P, --no-chunk, "
-                                   "--allow-unresolved, --pin-digests and --registry-credentials do not apply")
+                                   "--allow-unresolved, --pin-digests, --registry-credentials and --resource-limits "
+                                   "do not apply")
         _genconfig_fleet(fleet_file, output_dir, validate=not no_validate,
                          fail_on_validation_error=fail_on_validation_error, output_format=output_format)
         return
@@ -147,7 +154,7 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
                      allow_unresolved=allow_unresolved, validate=not no_validate,
                      fail_on_validation_error=fail_on_validation_error,
                      registry_credentials=registry_credentials, pin_digests=pin_digests,
-                     models=SolutionModels(Path.cwd()))
+                     resource_limits=resource_limits, models=SolutionModels(Path.cwd()))
     except Exception as exc:
         findings = getattr(exc, "findings", None)
         if findings is not None:  # ValidationError: show every finding before the one-line failure

@@ -73,10 +73,12 @@ def run_validation(manifest: dict[str, Any], text: str, file: str,
 
 def render_solution(template_file: str | None = None, *, platform: str | None = None, cwd: Path | str | None = None,
                     environ: Mapping[str, str] | None = None, chunk: bool = True, allow_unresolved: bool = False,
-                    resource_limits: bool = True, models: ModelSource | None = None) -> RenderedSolution:
+                    resource_limits: bool = False, models: ModelSource | None = None) -> RenderedSolution:
     """Read ``.env`` and the template (``-f``, else the configured or a fallback name) and render it in memory.
 
     ``${MODELS.x}`` placeholders are pinned through ``models`` (the caller's registry; this package reads none).
+    ``resource_limits`` (opt-in: it changes iotedgedev's output) turns each module folder's Azure ML
+    ``deploymentconfig.json`` into ``HostConfig.NanoCpus/Memory``.
     Raises ``GeneratorError`` subclasses for a missing or unreadable template and for render failures.
     """
     base = Path(cwd) if cwd is not None else Path.cwd()

@@ -38,7 +38,7 @@ class RenderOptions:
     container_tag: str = ""
     chunk: bool = True
     allow_unresolved: bool = False
-    resource_limits: bool = True
+    resource_limits: bool = False  # deploymentconfig.json limits: opt-in, they change iotedgedev's output
 
 
 @dataclass

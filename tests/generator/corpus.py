@@ -11,7 +11,8 @@ Each solution is a folder with a ``.env``, a deployment template and ``modules/*
   Code extension's literal address with ``$CONTAINER_REGISTRY_USERNAME_<name>``, ``${CONTAINER_REGISTRY_ADDRESS}``;
 * dotenv syntax: quotes, ``export``, comments, interpolation, CRLF;
 * module.json repositories through each of those variables or literal, tags with ``${BUILD}``, platforms, debug;
-* createOptions as objects, strings and long enough to be cut into chunks; schema-template versions; file names.
+* createOptions as objects, strings and long enough to be cut into chunks; schema-template versions; file names;
+* Azure ML ``deploymentconfig.json`` files beside some module.json (valid and not).
 
 Nothing here knows what the output should be: the test compares with what iotedgedev writes.
 """
@@ -116,6 +117,10 @@ def random_solution(rng: random.Random, root: Path) -> dict[str, Any]:
             "tag": {"version": version, "platforms": {p: f"./Dockerfile.{p}" for p in plats}},
             "buildOptions": [], "contextPath": "./"}, "language": rng.choice(["python", "csharp"])}
         (folder / "module.json").write_text(json.dumps(module_json, indent=4))
+        if rng.random() < 0.2:  # an Azure ML module's deploymentconfig.json (iotedgedev ignores it), sometimes bad
+            cpu = rng.choice([0.5, 2, -1, "x"])
+            (folder / "deploymentconfig.json").write_text(json.dumps(
+                {"computeType": "ACI", "containerResourceRequirements": {"cpu": cpu, "memoryInGB": 1.5}}))
         folders.append((name, plats))
     modules: dict[str, Any] = {}
     for j in range(rng.randint(1, 5)):

@@ -242,7 +242,10 @@ def limits(sol: Path, cpu: float, mem: float) -> None:
 def test_resource_limits_become_host_config(sol: Path) -> None:
     limits(sol, 0.5, 1.5)
     write(sol, template({"filter": user_module("${MODULES.filter}", {"HostConfig": {"Privileged": True}})}))
-    res = gen(sol)
+    plain = gen(sol)  # by default: iotedgedev's output, the deploymentconfig.json is not read
+    assert json.loads(agent_modules(plain.manifest)["filter"]["settings"]["createOptions"]) == {
+        "HostConfig": {"Privileged": True}}
+    res = gen(sol, resource_limits=True)
     opts = json.loads(agent_modules(res.manifest)["filter"]["settings"]["createOptions"])
     assert opts == {"HostConfig": {"Privileged": True, "NanoCpus": 500_000_000, "Memory": int(1.5 * 1024**3)}}
     assert any("deploymentconfig.json" in n for n in res.notes)
@@ -251,15 +254,16 @@ def test_resource_limits_become_host_config(sol: Path) -> None:
 def test_explicit_create_options_win_over_resource_limits(sol: Path) -> None:
     limits(sol, 2, 4)
     write(sol, template({"filter": user_module("${MODULES.filter}", '{"HostConfig":{"Memory":1024}}')}))
-    opts = json.loads(agent_modules(gen(sol).manifest)["filter"]["settings"]["createOptions"])
+    opts = json.loads(agent_modules(gen(sol, resource_limits=True).manifest)["filter"]["settings"]["createOptions"])
     assert opts == {"HostConfig": {"Memory": 1024, "NanoCpus": 2_000_000_000}}
 
 
 def test_bad_deploymentconfig_is_an_error_with_its_path(sol: Path) -> None:
     limits(sol, -1, 1)
     write(sol, template({"filter": user_module("${MODULES.filter}")}))
+    gen(sol)  # not read by default, so not refused (iotedgedev renders it)
     with pytest.raises(RenderError) as exc:
-        gen(sol)
+        gen(sol, resource_limits=True)
     assert exc.value.location is not None
     assert exc.value.location.json_path == "containerResourceRequirements.cpu"
     assert (exc.value.location.file or "").endswith("deploymentconfig.json")

@@ -65,7 +65,8 @@ def test_same_manifests_as_genconfig(solution: Path) -> None:
         seen.add(json.dumps(got, sort_keys=True))
     assert len(seen) == 5
     mods = got["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
-    assert "NanoCpus" in mods["inference"]["settings"]["createOptions"]  # the deploymentconfig.json limits
+    # deploymentconfig.json limits are opt-in (genconfig --resource-limits); the fleet renders the default
+    assert "NanoCpus" not in mods["inference"]["settings"]["createOptions"]
     with_platform = FleetRenderer(solution, None, "arm32v7", {}).render({"SEND_INTERVAL": "1"})
     assert with_platform == _genconfig(solution, environ={"SEND_INTERVAL": "1"}, platform="arm32v7",
                                       write=False, validate=False).manifest
