@@ -73,7 +73,7 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
     if manifest is not None and device_cs is not None:
         raise click.UsageError("give either --manifest FILE or --connection-string CS, not both")
     if manifest is None and device_cs is None:
-        from edgegen.generator.genconfig import genconfig
+        from edgegen.pipeline import genconfig
 
         rendered = genconfig(fail_on_validation_error=True)
         manifest = Path(rendered.output_path)

@@ -98,10 +98,16 @@ def test_cli_reports_device_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert exc.value.code == 1 and "modulesContent" in capsys.readouterr().err
 
 
-def test_cli_run_needs_exactly_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_run_needs_at_most_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # neither: the solution in the current folder is rendered first, as genconfig does; here there is none
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEPLOYMENT_CONFIG_TEMPLATE_FILE", raising=False)
     with pytest.raises(SystemExit) as exc:
-        main(["device", "run", "--state-dir", str(tmp_path)])
-    assert exc.value.code == 2 and "--manifest" in capsys.readouterr().err
+        main(["device", "run", "--state-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and 'template file "deployment.template.json" not found' in err
+    assert "edgegen new" in err
     with pytest.raises(SystemExit) as exc:
         main(["device", "run", "--manifest", "x.json", "--connection-string", "HostName=h;DeviceId=d"])
     assert exc.value.code == 2
