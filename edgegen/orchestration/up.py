@@ -99,13 +99,14 @@ def format_result(device_id: str, module_id: str | None, payload: Any) -> str:
     return f"{time.strftime('%H:%M:%S')} {device_id}/{module_id or '-'}: {text}"
 
 
-def _render(options: UpOptions) -> tuple[Path, dict[str, Any]]:
+def _render(options: UpOptions, registry_credentials: bool = False) -> tuple[Path, dict[str, Any]]:
     from edgegen.hub.manifest import load_manifest
     from edgegen.models.registry import SolutionModels
     from edgegen.pipeline import genconfig
 
     result = genconfig(cwd=options.solution_dir, platform=options.platform, validate=True,
-                       fail_on_validation_error=True, models=SolutionModels(options.solution_dir))
+                       fail_on_validation_error=True, models=SolutionModels(options.solution_dir),
+                       registry_credentials=registry_credentials)
     path = Path(result.output_path)
     if not path.is_absolute():
         path = options.solution_dir / path
@@ -128,7 +129,8 @@ async def run_up(options: UpOptions, stop: asyncio.Event, echo: Callable[[str], 
     if choice.engine is not None:
         choice.engine.close()
     echo(choice.reason)
-    manifest, content = await asyncio.to_thread(_render, options)
+    # containers pull the images up pushes, with the .env registry credentials (genconfig --registry-credentials)
+    manifest, content = await asyncio.to_thread(_render, options, choice.kind == "docker")
     summary.manifest = str(manifest)
     echo(f"rendered {manifest}")
     if choice.kind == "docker":

@@ -158,7 +158,8 @@ def test_policy_rule_and_a_module_without_code_is_skipped(tmp_path: Path, caplog
     out = tmp_path / "out"
     out.mkdir()
     agent = _agent(tmp_path, ["a"])
-    mods = {"x": DesiredModule("x", "mcr.microsoft.com/azureiotedge-simulated-temperature-sensor:1.0"),
+    # (Microsoft's simulated temperature sensor is not an example: process mode runs edgegen's sensor in its place)
+    mods = {"x": DesiredModule("x", "mcr.microsoft.com/azureiotedge-api-proxy:1.1"),
             "a": _module("a", out)}
 
     async def main() -> dict:

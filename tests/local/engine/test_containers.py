@@ -79,7 +79,8 @@ def test_repo_solution_runs_from_pulled_images_and_a_redeploy_recreates_only_the
         for p in published:
             engine.remove_image(p.tag)
             assert engine.image(p.tag) is None
-    result = genconfig(cwd=sol, platform="amd64", models=SolutionModels(sol))
+    result = genconfig(cwd=sol, platform="amd64", models=SolutionModels(sol),
+                       registry_credentials=True)  # from .env: opt-in
     manifest = sol / result.output_path
     creds = json.loads(manifest.read_text())["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"][
         "settings"]["registryCredentials"]
