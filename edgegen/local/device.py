@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import ipaddress
 import json
@@ -62,9 +63,22 @@ API_VERSION = "2019-01-30"
 MQTT_PORT = 8883
 
 
-def pick_address(port: int = MQTT_PORT, *more_ports: int) -> str:
-    """A 127.x.y.z where ``port`` and ``more_ports`` are free (127.0.0.1 first)."""
-    candidates = ("127.0.0.1" if n == 0 else loopback_candidate(n) for n in range(500))
+def _bindable_https(c: DeviceConfig) -> tuple[int, ...]:
+    """The HTTPS port, when this process may bind it (below 1024 that takes root): it counts in picking an address."""
+    return (c.https_port,) if c.https_port and (c.https_port >= 1024 or os.geteuid() == 0) else ()
+
+
+class _AddressInUse(Exception):
+    """The edge hub's address:port was taken (carries the DeviceError to raise when no retry is allowed)."""
+
+    def __init__(self, error: DeviceError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def pick_address(port: int = MQTT_PORT, *more_ports: int, skip: tuple[str, ...] = ()) -> str:
+    """A 127.x.y.z where ``port`` and ``more_ports`` are free (127.0.0.1 first), other than ``skip``."""
+    candidates = (a for a in ("127.0.0.1" if n == 0 else loopback_candidate(n) for n in range(500)) if a not in skip)
     addr = first_free_address(candidates, port, *more_ports)
     if addr is None:
         ports = "/".join(str(p) for p in (port, *more_ports))
@@ -117,9 +131,7 @@ class Device:
             raise DeviceError("a device needs a manifest", hint="edgegen device run --manifest FILE")
         self.config = c
         self.state = Path(c.state_dir).resolve()
-        # the HTTPS port counts when this process may bind it (below 1024 that takes root)
-        https = (c.https_port,) if c.https_port and (c.https_port >= 1024 or os.geteuid() == 0) else ()
-        self.address = c.address or pick_address(c.port, *https)
+        self.address = c.address or pick_address(c.port, *_bindable_https(c))
         try:
             if not ipaddress.ip_address(self.address).is_loopback:
                 raise ValueError
@@ -187,12 +199,22 @@ class Device:
     async def _start(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         ca = ensure_ca(self.state / "certs")
-        server = ensure_server_cert(ca, self.state / "certs", "edgehub", ["localhost", self.address])
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(server.cert_path, server.key_path)
-        self._ssl = ctx
+        self._server_tls(ca)
         deployment = await self.source.current()
-        await self.start_edge_hub()
+        # An address picked here (not given) was free when picked; another process may have taken its port since
+        # (the wait for a first deployment can be long): then pick another one instead of failing.
+        for attempt in range(5):
+            try:
+                await self.start_edge_hub()
+                break
+            except _AddressInUse as exc:
+                if self.config.address is not None or attempt == 4:
+                    raise exc.error from None
+                taken = self.address
+                self.address = pick_address(self.config.port, *_bindable_https(self.config), skip=(taken,))
+                log.warning("%s:%s was taken meanwhile; the edge hub listens on %s instead", taken,
+                            self.config.port, self.address)
+                self._server_tls(ca)
         await self._start_https()
         await self.workload.start()
         if hasattr(self.runtime, "remove_leftovers"):
@@ -209,14 +231,23 @@ class Device:
         await self.apply(deployment)
         self._tasks.append(asyncio.create_task(self._watch(), name="deployment-watch"))
 
+    def _server_tls(self, ca: Any) -> None:
+        server = ensure_server_cert(ca, self.state / "certs", "edgehub", ["localhost", self.address])
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(server.cert_path, server.key_path)
+        self._ssl = ctx
+
     async def start_edge_hub(self) -> None:
         auth = SasAuthenticator(self._keys, host=self.config.hub_hostname, allow_modules=True)
         gateway = MqttGateway(auth, self.hub, self.sessions)
         try:
             await gateway.start(self.address, self.config.port, self._ssl)
         except OSError as exc:
-            raise DeviceError(f"cannot listen on {self.address}:{self.config.port}: {exc.strerror}",
-                              hint="another edge hub or broker uses it; pick another --address 127.x.y.z") from None
+            error = DeviceError(f"cannot listen on {self.address}:{self.config.port}: {exc.strerror}",
+                                hint="another edge hub or broker uses it; pick another --address 127.x.y.z")
+            if exc.errno == errno.EADDRINUSE:
+                raise _AddressInUse(error) from None
+            raise error from None
         self.gateway = gateway
         self.router.attach(gateway)
 
