@@ -7,17 +7,21 @@ import asyncio
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import edgegen.local.device as device_module
 from edgegen.local.device import Device, DeviceConfig
 from edgegen.local.errors import DeviceError
+from tests.support.net import free_loopback_address
 
 pytestmark = pytest.mark.integration
 
 MANIFEST = {"modulesContent": {
     "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1", "modules": {}}},
     "$edgeHub": {"properties.desired": {"schemaVersion": "1.2", "routes": {}}}}}
+PORT = 8883
 
 
 def _config(tmp_path: Path, address: str | None) -> DeviceConfig:
@@ -28,17 +32,33 @@ def _config(tmp_path: Path, address: str | None) -> DeviceConfig:
                         https_port=None, control_api=False)
 
 
-def _occupy(address: str, port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((address, port))
-    s.listen()
-    return s
+def _squat(port: int = PORT) -> tuple[str, socket.socket]:
+    """A 127.x address whose port this test holds (listening) for as long as it keeps the socket."""
+    for _ in range(20):
+        address = free_loopback_address(port)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((address, port))
+        except OSError:  # taken between the check and the bind by a process beside us: try another
+            s.close()
+            continue
+        s.listen()
+        return address, s
+    raise RuntimeError("no 127.x address to hold")
 
 
-def test_a_picked_address_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
+def test_a_picked_address_taken_meanwhile_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken, squatter = _squat()
+    real = device_module.pick_address
+    calls: list[tuple[Any, ...]] = []
+
+    def pick(*args: Any, **kwargs: Any) -> str:  # the first pick returns the address we hold: taken "meanwhile"
+        calls.append(kwargs.get("skip", ()))
+        return taken if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(device_module, "pick_address", pick)
     device = Device(_config(tmp_path, None))
-    picked = device.address
-    squatter = _occupy(picked, device.config.port)  # someone else takes it between the pick and the bind
+    assert device.address == taken
 
     async def main() -> str:
         async with device:
@@ -49,16 +69,14 @@ def test_a_picked_address_taken_meanwhile_is_replaced(tmp_path: Path) -> None:
         moved = asyncio.run(main())
     finally:
         squatter.close()
-    assert moved != picked and moved.startswith("127.")
+    assert moved != taken and moved.startswith("127.") and calls[1] == (taken,)
 
 
 def test_a_given_address_that_is_taken_is_an_error(tmp_path: Path) -> None:
-    probe = Device(_config(tmp_path / "probe", None))  # a free address to take
-    address = probe.address
-    squatter = _occupy(address, probe.config.port)
+    address, squatter = _squat()
     try:
         with pytest.raises(DeviceError) as info:
             asyncio.run(Device(_config(tmp_path, address)).start())
     finally:
         squatter.close()
-    assert f"cannot listen on {address}:" in info.value.message and "--address" in (info.value.hint or "")
+    assert f"cannot listen on {address}:{PORT}" in info.value.message and "--address" in (info.value.hint or "")
