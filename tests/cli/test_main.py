@@ -80,6 +80,7 @@ def test_a_narrow_terminal_gets_clicks_wrapping(monkeypatch: pytest.MonkeyPatch,
 def test_genconfig_of_a_valid_solution_never_imports_jsonschema(tmp_path: Path, repo_root: Path) -> None:
     shutil.copy(repo_root / "deployment.template.json", tmp_path)
     shutil.copytree(repo_root / "modules", tmp_path / "modules", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo_root / ".models", tmp_path / ".models")  # the registry behind ${MODELS.sensor-anomaly}
     loaded = _modules_after(["genconfig"], cwd=str(tmp_path))
     assert (tmp_path / "manifests" / "deployment.amd64.json").is_file()
     assert "edgegen.generator.validation.fast.edgeagent_1_1" in loaded  # validated, by the compiled schema
