@@ -146,7 +146,6 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
         return
     from pathlib import Path
 
-    from edgegen.models.registry import SolutionModels
     from edgegen.pipeline import genconfig as run
 
     try:
@@ -154,13 +153,29 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
                      allow_unresolved=allow_unresolved, validate=not no_validate,
                      fail_on_validation_error=fail_on_validation_error,
                      registry_credentials=registry_credentials, pin_digests=pin_digests,
-                     resource_limits=resource_limits, models=SolutionModels(Path.cwd()))
+                     resource_limits=resource_limits, models=_LazyModels(Path.cwd()))
     except Exception as exc:
         findings = getattr(exc, "findings", None)
         if findings is not None:  # ValidationError: show every finding before the one-line failure
             _print_findings(str(getattr(exc.location, "file", "") or "manifest"), findings, output_format)
         raise
     _genconfig_report(result, output_format)
+
+
+class _LazyModels:
+    """The solution's model registry (``edgegen.models.registry.SolutionModels``), imported only when the template
+    pins a model: importing it (hashlib's OpenSSL, the registry) costs more than a whole genconfig without one."""
+
+    def __init__(self, solution_dir: Any) -> None:
+        self.solution_dir = solution_dir
+        self._models: Any = None
+
+    def pin(self, name: str, version: int | None = None) -> str:
+        if self._models is None:
+            from edgegen.models.registry import SolutionModels
+
+            self._models = SolutionModels(self.solution_dir)
+        return str(self._models.pin(name, version))
 
 
 def _print_findings(file: str, findings: list[Any], output_format: str) -> None:

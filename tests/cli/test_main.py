@@ -85,3 +85,12 @@ def test_genconfig_of_a_valid_solution_never_imports_jsonschema(tmp_path: Path, 
     assert (tmp_path / "manifests" / "deployment.amd64.json").is_file()
     assert "edgegen.generator.validation.fast.edgeagent_1_1" in loaded  # validated, by the compiled schema
     assert not {"jsonschema", "edgegen.routing.compiler", "jinja2", "yaml"} & loaded
+
+
+def test_genconfig_without_model_placeholders_never_imports_the_model_registry(tmp_path: Path) -> None:
+    from edgegen.generator.scaffold import new_solution
+
+    sol = new_solution(tmp_path / "sol")
+    loaded = _modules_after(["genconfig"], cwd=str(sol))
+    assert (sol / "config" / "deployment.amd64.json").is_file()
+    assert not {"edgegen.models.registry", "hashlib", "jsonschema"} & loaded
