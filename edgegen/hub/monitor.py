@@ -34,6 +34,7 @@ class LocalFeed:
         parts = dict(p.split("=", 1) for p in target.connection_string.split(";") if "=" in p)
         self.target = target
         self.key = parts["SharedAccessKey"]
+        self.policy = parts.get("SharedAccessKeyName") or None  # the hub checks that policy's rights
         self.session = feed_session(from_start=from_start, after_seq=after_seq)
         self.inbox: queue.Queue[bytes] = queue.Queue()
         self.subscribed = queue.Queue[int]()
@@ -51,7 +52,7 @@ class LocalFeed:
         resource = feed_resource(host, self.session)
         client = mqtt.Client(client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311)
         client.username_pw_set(f"{host}/{client_id}/?api-version=2019-10-01",
-                               generate_sas_token(resource, self.key, ttl=24 * 3600))
+                               generate_sas_token(resource, self.key, ttl=24 * 3600, key_name=self.policy))
         client.tls_set_context(ssl.create_default_context(cafile=self.target.ca_file))
         client.reconnect_delay_set(0.5, 5)
 
@@ -79,7 +80,8 @@ class LocalFeed:
         while True:
             if self.connect_error:
                 raise HubClientError(f"the local hub refused the monitor: {self.connect_error}",
-                                     hint="check the connection string's key")
+                                     hint="check the connection string's key; its policy needs the ServiceConnect "
+                                     "right (iothubowner and service have it)")
             try:
                 self.subscribed.get(timeout=0.1)
                 return

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from edgegen.common.sas import SasError, parse_sas_token, verify_sas_token
 from edgegen.local.hubstandin.errors import NotFound, Unauthorized
+from edgegen.local.hubstandin.rights import policy_rights
 
 __all__ = ["DeviceAuthenticator", "DeviceScopeAuthenticator", "ServiceAuthenticator", "ServiceCaller"]
 
@@ -20,6 +21,7 @@ __all__ = ["DeviceAuthenticator", "DeviceScopeAuthenticator", "ServiceAuthentica
 class ServiceCaller:
     policy: str
     expiry: int
+    rights: frozenset[str] = frozenset()
 
 
 class ServiceAuthenticator:
@@ -54,7 +56,8 @@ class ServiceAuthenticator:
                 try:
                     verify_sas_token(header.strip(), key, resource=host, key_name=token.key_name,
                                      now=self.clock())
-                    return ServiceCaller(token.key_name or "", token.expiry)
+                    return ServiceCaller(token.key_name or "", token.expiry,
+                                         policy_rights(token.key_name or "", policy))
                 except SasError as exc:
                     errors.append(exc.message)
                     if "expired" in exc.message:

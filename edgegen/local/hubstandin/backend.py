@@ -27,6 +27,7 @@ from edgegen.local.hubstandin.deployments import Configuration, check_etag, diff
 from edgegen.local.hubstandin.errors import AlreadyExists, DeviceNotOnline, InvalidArgument, NotFound
 from edgegen.local.hubstandin.identities import device_record, module_record
 from edgegen.local.hubstandin.query import CompiledQuery, QueryError, Source, compile_query, page_rows
+from edgegen.local.hubstandin.rights import DEFAULT_POLICY_RIGHTS
 from edgegen.local.hubstandin.scopes import make_scope, resolve_scopes
 from edgegen.local.hubstandin.store import HubStore, StoredMessage
 from edgegen.local.hubstandin.twins import (
@@ -90,9 +91,10 @@ class HubBackend(DeploymentsMixin):
         meta = store.load("meta")
         self.counter: int = int(meta.get("counter", 0))
         self.policies: dict[str, dict[str, str]] = meta.get("policies") or {}
-        if not self.policies:
-            self.policies = {name: {"primaryKey": generate_key(), "secondaryKey": generate_key()}
-                             for name in ("iothubowner", "service", "registryReadWrite")}
+        missing = [name for name in DEFAULT_POLICY_RIGHTS if name not in self.policies]
+        if missing:  # IoT Hub's five built-in policies (stores of older versions had three)
+            for name in missing:
+                self.policies[name] = {"primaryKey": generate_key(), "secondaryKey": generate_key()}
             store.put("meta", "policies", self.policies)
         self.partition_count = int(meta.get("partitions") or DEFAULT_PARTITIONS)
         store.put("meta", "partitions", self.partition_count)

@@ -1,10 +1,11 @@
 """The stand-in's live feed, as its clients (``edgegen monitor``, ``edgegen up``) see it: the public contract.
 
-A monitor connects over MQTT (TLS, port 8883) as module ``{FEED_DEVICE}/{session}``, signing a SAS token with a
-*service policy* key, and subscribes to its own ``inputs/{FEED_INPUT}/#``. Every stored device-to-cloud message
-is delivered there as a JSON envelope (``feed_envelope``; QoS 1, persistent session, so a monitor that
-reconnects after a hub restart misses nothing). The session id ends with ``.now`` (only new messages), ``.all``
-(replay every stored message first) or ``.<seq>`` (replay after that sequence number).
+A monitor connects over MQTT (TLS, port 8883) as module ``{FEED_DEVICE}/{session}``, signing a SAS token with a key
+of a shared access policy with the ServiceConnect right (naming it in ``skn``), and subscribes to its own
+``inputs/{FEED_INPUT}/#``. Every stored device-to-cloud message is delivered there as a JSON envelope
+(``feed_envelope``; QoS 1, persistent session, so a monitor that reconnects after a hub restart misses nothing). The
+session id ends with ``.now`` (only new messages), ``.all`` (replay every stored message first) or ``.<seq>``
+(replay after that sequence number).
 
 Imports nothing of the stand-in's server: clients use this module, the stand-in's gateway implements it.
 """

@@ -1,9 +1,10 @@
 """The thin HTTPS layer: IoT Hub's REST paths (api-version 2021-04-12) onto ``HubBackend`` calls.
 
-Parsing and serializing only. Every request's SAS token is checked first (a service policy's; or, on an edge
-device's own module identities — list, get, create/update, delete — a device-scoped token signed with that
-device's key); domain errors map to a status and Azure error code through ``ERROR_STATUS``, the one table of
-them. Every error answer, unknown paths and methods included, is IoT Hub's JSON:
+Parsing and serializing only. Every request's SAS token is checked first (a service policy's, whose rights must
+include the one ``rights.REST_RIGHTS`` names for the operation; or, on an edge device's own module identities —
+list, get, create/update, delete — a device-scoped token signed with that device's key); domain errors map to
+a status and Azure error code through ``ERROR_STATUS``, the one table of them.
+Every error answer, unknown paths and methods included, is IoT Hub's JSON:
 ``{"Message": "ErrorCode:<code>;<text>", "ExceptionMessage": "Tracking ID:…"}`` with ``iothub-errorcode``.
 """
 
@@ -34,6 +35,7 @@ from edgegen.local.hubstandin.errors import (
     TooLarge,
     Unauthorized,
 )
+from edgegen.local.hubstandin.rights import require_right, rest_right
 
 __all__ = ["ERROR_STATUS", "make_app"]
 
@@ -104,13 +106,32 @@ def _is_device_scoped(header: str | None) -> bool:
         return False
 
 
+def _route(request: web.Request) -> str | None:
+    """The route template the request matched (``/devices/{id}``), None when none did (404/405 follow)."""
+    if request.match_info.http_exception is not None:
+        return None
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else None
+
+
 def _authorize(request: web.Request) -> None:
+    """Who is calling (a policy's token, or an edge device's own on its module identities), then whether the
+    policy has the right ``REST_RIGHTS`` names for this operation."""
     header = request.headers.get("Authorization")
     scoped = request.app.get(DEVICE_AUTH)
     if scoped is not None and request.match_info.handler in DEVICE_SCOPED and _is_device_scoped(header):
         scoped.verify(header or "", request.match_info["id"])
-    else:
-        request.app[AUTH].verify(header)
+        return
+    caller = request.app[AUTH].verify(header)
+    route = _route(request)
+    if route is None:
+        return
+    method = "GET" if request.method == "HEAD" else request.method
+    what = f"{method} {request.path}"
+    right = rest_right(method, route)
+    if right is None:  # a route served without a table entry: refuse rather than guess
+        raise Unauthorized(f"{what}: no right is defined for this operation")
+    require_right([(caller.policy, caller.rights)], right, what)
 
 
 async def _body(request: web.Request) -> Any:

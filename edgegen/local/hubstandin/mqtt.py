@@ -7,9 +7,10 @@
   desired changes are pushed as patches with ``$version``; reported patches are stored.
 - Telemetry is stored durably (``iothub-connection-device-id``/``-module-id``, enqueued time) and then fanned
   out to monitors.
+- Devices and modules may also sign with a shared access policy that has DeviceConnect (``mqttauth``).
 - The live feed (its contract for clients is ``edgegen.local.hubstandin.feed``): a monitor connects as module
-  ``{FEED_DEVICE}/{session}`` signing with a *service policy* key and subscribes to its own ``inputs/#``; every
-  stored message is delivered to input ``events`` as a JSON envelope.
+  ``{FEED_DEVICE}/{session}`` signing with a key of a policy that has ServiceConnect and subscribes to its own
+  ``inputs/#``; every stored message is delivered to input ``events`` as a JSON envelope.
 - Cloud-to-device messages stay in the hub's queue (``c2d.py``); a device connected and subscribed to
   ``devices/{id}/messages/devicebound/#`` gets them locked and sent (QoS 1, not kept in its MQTT session); its
   PUBACK completes the message, a disconnect first releases the lock so it is delivered again.
@@ -26,6 +27,7 @@ from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.c2d import C2DMessage
 from edgegen.local.hubstandin.errors import DeviceNotOnline, MethodTimeout, NotFound
 from edgegen.local.hubstandin.feed import FEED_DEVICE, FEED_INPUT, MQTT_PORT, feed_envelope, feed_start
+from edgegen.local.hubstandin.mqttauth import HubMqttAuthenticator
 from edgegen.local.hubstandin.store import StoredMessage
 from edgegen.local.mqtt import (
     BaseGatewayHandler,
@@ -33,7 +35,6 @@ from edgegen.local.mqtt import (
     Identity,
     MethodTimeoutError,
     MqttGateway,
-    SasAuthenticator,
     SqliteSessionStore,
     TelemetryMessage,
     server_ssl_context,
@@ -68,7 +69,7 @@ def c2d_properties(message: C2DMessage) -> dict[str, str]:
 class HubGateway(BaseGatewayHandler):
     def __init__(self, backend: HubBackend, device_host: str, state_dir: Path) -> None:
         self.backend = backend
-        auth = SasAuthenticator(self._keys, host=device_host, allow_devices=True, allow_modules=True)
+        auth = HubMqttAuthenticator(self._keys, backend.policies, host=device_host)
         # offline persistent sessions (a monitor killed without unsubscribing, a device gone for good) are
         # dropped after a day; twins are re-read on every reconnect, so a device loses nothing it needs
         self.gateway = MqttGateway(auth, self, session_store=SqliteSessionStore(state_dir / "hub-sessions.db"),
@@ -82,8 +83,9 @@ class HubGateway(BaseGatewayHandler):
 
     # ---- authentication ------------------------------------------------------------------------------
     def _keys(self, identity: Identity) -> list[str] | None:
+        """An enabled identity's own keys (monitors sign with a policy's: see ``mqttauth``)."""
         if identity.device_id == FEED_DEVICE:
-            return [k for p in self.backend.policies.values() for k in p.values() if k]
+            return None
         device = self.backend.devices.get(identity.device_id)
         if device is None or device.get("status") != "enabled":
             return None
