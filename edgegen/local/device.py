@@ -353,8 +353,18 @@ class Device:
         self.hub.apply_twins(deployment.twins, self.gateway)
         self.deployment = deployment
         started = await self.agent.apply(deployment.modules, getattr(self.source, "path", "manifest").__str__())
+        self._revoke_removed(list(deployment.modules))
         self._agent_changed()
         return started
+
+    def _revoke_removed(self, modules: list[str]) -> None:
+        """Modules that left the deployment (stopped by now) lose their identity: their key no longer signs, a
+        connection still open is closed and its session dropped."""
+        for module in self.identities.retain(modules):
+            log.info("module %s left the deployment: its identity is removed", module)
+            if self.gateway is not None:
+                self.gateway.revoke(Identity(self.config.device_id, module), forget=True,
+                                    reason="module removed from the deployment")
 
     async def _watch(self) -> None:
         async for deployment in self.source.changes():

@@ -43,6 +43,16 @@ class IdentityBook:
         if missing or not self.path.exists():
             self._save()
 
+    def retain(self, modules: list[str]) -> list[str]:
+        """Remove the identities of modules not in ``modules`` (a module's identity goes when the module goes, as
+        edgeAgent deletes it); return the names removed. A module deployed again later gets a new key."""
+        gone = sorted(m for m in self._keys if m not in modules)
+        for m in gone:
+            del self._keys[m]
+        if gone:
+            self._save()
+        return gone
+
     def modules(self) -> list[str]:
         return sorted(self._keys)
 

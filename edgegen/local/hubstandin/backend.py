@@ -43,6 +43,9 @@ __all__ = ["HubBackend", "MethodInvoker", "QueryResult"]
 
 DesiredListener = Callable[[str, str | None, dict[str, Any], int], None]
 MessageListener = Callable[[StoredMessage], None]
+#: (device, module or None, deleted): that identity's credentials no longer hold — disabled, deleted or keys
+#: regenerated; its live connections must close now (``deleted``: and its sessions go).
+RevokedListener = Callable[[str, str | None, bool], None]
 #: (device, module, method, payload, response timeout, connect timeout) -> (status, payload)
 MethodInvoker = Callable[[str, str | None, str, Any, float, float], Awaitable[tuple[int, Any]]]
 SYSTEM_MODULES = ("$edgeAgent", "$edgeHub")
@@ -104,6 +107,7 @@ class HubBackend(DeploymentsMixin):
         store.put("meta", "createdAt", self.created_at)
         self.desired_listeners: list[DesiredListener] = []
         self.message_listeners: list[MessageListener] = []
+        self.revoked_listeners: list[RevokedListener] = []
         self.method_invoker: MethodInvoker | None = None
         self.c2d = CloudToDevice(store, self._generation_id, clock)
 
@@ -151,6 +155,14 @@ class HubBackend(DeploymentsMixin):
         self.consumer_groups.remove(name)
         self.store.put("meta", "consumerGroups", self.consumer_groups)
 
+    def _revoked(self, device_id: str, module_id: str | None, deleted: bool) -> None:
+        for listener in self.revoked_listeners:
+            listener(device_id, module_id, deleted)
+
+    @staticmethod
+    def _keys_of(record: Mapping[str, Any] | None) -> dict[str, Any]:
+        return dict(((record or {}).get("authentication") or {}).get("symmetricKey") or {})
+
     # ---- registry: devices ---------------------------------------------------------------------------
     def get_device(self, device_id: str) -> dict[str, Any]:
         device = self.devices.get(device_id)
@@ -191,6 +203,13 @@ class HubBackend(DeploymentsMixin):
                     if _twin_key(device_id, module) not in self.modules:
                         self.put_module(device_id, module, {"managedBy": "iotEdge"})
             self._recompute([device_id])
+        if existing is not None:
+            if device["status"] != "enabled" and existing.get("status") == "enabled":
+                for key in [k for k in self.modules if k.startswith(device_id + "/")]:  # its modules go too
+                    self._revoked(device_id, key.split("/", 1)[1], False)
+                self._revoked(device_id, None, False)
+            elif self._keys_of(device) != self._keys_of(existing):
+                self._revoked(device_id, None, False)
         return device
 
     def _orphan_children(self, scope: str) -> None:
@@ -206,8 +225,10 @@ class HubBackend(DeploymentsMixin):
     def delete_device(self, device_id: str, if_match: str | None = None) -> None:
         device = self.get_device(device_id)
         check_etag(if_match, device["etag"], f"device {device_id}")
+        modules = [k.split("/", 1)[1] for k in self.modules if k.startswith(device_id + "/")]
         with self.store.batch():
-            for key in [k for k in self.modules if k.startswith(device_id + "/")]:
+            for module_id in modules:
+                key = _twin_key(device_id, module_id)
                 self.modules.pop(key)
                 self.store.delete("module", key)
             for key in [k for k in self.twins if k == device_id or k.startswith(device_id + "/")]:
@@ -219,6 +240,9 @@ class HubBackend(DeploymentsMixin):
             self.store.delete("applied", device_id)
             if device["capabilities"].get("iotEdge") and device.get("deviceScope"):
                 self._orphan_children(device["deviceScope"])
+        for module_id in modules:
+            self._revoked(device_id, module_id, True)
+        self._revoked(device_id, None, True)
 
     # ---- registry: modules ---------------------------------------------------------------------------
     def get_module(self, device_id: str, module_id: str) -> dict[str, Any]:
@@ -252,6 +276,8 @@ class HubBackend(DeploymentsMixin):
                 self._save_twin(device_id, module_id, new_twin())
                 if module_id not in SYSTEM_MODULES:  # its desired properties from the deployment, at once
                     self._recompute([device_id])
+        if existing is not None and self._keys_of(module) != self._keys_of(existing):
+            self._revoked(device_id, module_id, False)
         return module
 
     def delete_module(self, device_id: str, module_id: str, if_match: str | None = None) -> None:
@@ -263,6 +289,7 @@ class HubBackend(DeploymentsMixin):
             self.store.delete("module", key)
             self.twins.pop(key, None)
             self.store.delete("twin", key)
+        self._revoked(device_id, module_id, True)
 
     def identity_keys(self, device_id: str, module_id: str | None = None) -> list[str]:
         """Keys that may sign tokens for this identity: a device's own, or a module's own (as in IoT Hub, a

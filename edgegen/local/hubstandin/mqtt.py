@@ -37,6 +37,7 @@ from edgegen.local.mqtt import (
     MqttGateway,
     SqliteSessionStore,
     TelemetryMessage,
+    TopicError,
     server_ssl_context,
 )
 
@@ -80,6 +81,7 @@ class HubGateway(BaseGatewayHandler):
         backend.message_listeners.append(self._fan_out)
         backend.method_invoker = self._invoke
         backend.c2d.enqueued_listeners.append(self._deliver_c2d)
+        backend.revoked_listeners.append(self._revoked)
 
     # ---- authentication ------------------------------------------------------------------------------
     def _keys(self, identity: Identity) -> list[str] | None:
@@ -142,6 +144,8 @@ class HubGateway(BaseGatewayHandler):
     async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
         if identity.device_id == FEED_DEVICE:
             raise GatewayError("monitors do not send telemetry", 403)
+        if not self._enabled(identity):  # revoked while this message was on its way: neither stored nor acked
+            raise GatewayError(f"{identity} is disabled or deleted", 401)
         system = {_SYSTEM_NAMES.get(k, k): v for k, v in message.system_properties.items() if k != "$.on"}
         system["iothub-message-source"] = "Telemetry"
         self.backend.record_message(identity.device_id, identity.module_id, message.properties, system,
@@ -157,7 +161,18 @@ class HubGateway(BaseGatewayHandler):
             return 404, None
         return 204, self.backend.update_reported(identity.device_id, identity.module_id, patch)
 
+    def _enabled(self, identity: Identity) -> bool:
+        device = self.backend.devices.get(identity.device_id)
+        if device is None or device.get("status") != "enabled":
+            return False
+        return identity.module_id is None or f"{identity.device_id}/{identity.module_id}" in self.backend.modules
+
     # ---- backend events ------------------------------------------------------------------------------
+    def _revoked(self, device_id: str, module_id: str | None, deleted: bool) -> None:
+        with contextlib.suppress(TopicError):  # an id the gateway could never have seen
+            self.gateway.revoke(Identity(device_id, module_id), forget=deleted,
+                                reason="identity deleted" if deleted else "identity disabled or its keys changed")
+
     def _push_desired(self, device_id: str, module_id: str | None, patch: dict[str, Any], version: int) -> None:
         with contextlib.suppress(GatewayError):
             self.gateway.push_desired_patch(Identity(device_id, module_id), patch, version)

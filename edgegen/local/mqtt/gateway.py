@@ -148,6 +148,27 @@ class MqttGateway:
     def connected_identities(self) -> list[Identity]:
         return [conn.context.identity for conn in self._online.values()]
 
+    def revoke(self, identity: Identity, *, forget: bool = False, reason: str = "credentials revoked") -> bool:
+        """Close ``identity``'s live connection now (its credentials no longer hold: disabled, deleted, keys
+        regenerated, module removed); nothing it sends afterwards is acknowledged. A reconnect is refused by the
+        authenticator as long as the keys say so. ``forget`` also drops its persistent session (a deleted
+        identity's queued messages and subscriptions must not pass to a new one of the same name).
+        True when a connection was closed."""
+        conn = self._online.get(identity.client_id)
+        if conn is not None:
+            log.info("closing %s: %s", identity, reason)
+            conn.close()
+        if forget:
+            session = self._session(identity)
+            if session is not None and conn is None:  # an online session is forgotten when its connection ends
+                session.discard()
+                self._sessions.pop(identity.client_id, None)
+                self._absent.add(identity.client_id)
+            elif session is not None:
+                session.persistent = False  # _detach ends it when the connection's close is handled
+                self.store.delete(identity.client_id)
+        return conn is not None
+
     def pending_count(self, identity: Identity) -> int:
         """Messages queued or unacknowledged for ``identity`` (0 when it has no session)."""
         session = self._session(identity)
@@ -447,6 +468,10 @@ class MqttGateway:
             message = TelemetryMessage(custom, system, packet.payload, system.get("$.on"))
             try:
                 await self.handler.on_telemetry(identity, message)
+            except GatewayError as exc:  # refused (e.g. revoked identity): no PUBACK, the client sends it again
+                log.info("closing %s without PUBACK: %s", identity, exc.message)
+                conn.close()
+                return
             except Exception:
                 log.exception("telemetry handler failed for %s; closing without PUBACK", identity)
                 conn.close()
