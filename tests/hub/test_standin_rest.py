@@ -85,3 +85,36 @@ def test_listing_with_a_slash_query_pages_and_twin_shape(rest) -> None:
     assert set(twin["properties"]["desired"]) == {"$metadata", "$version"}
     stats = rest("GET", "/statistics/devices").json()
     assert stats == {"totalDeviceCount": 5, "enabledDeviceCount": 5, "disabledDeviceCount": 0}
+
+
+def test_bad_bodies_and_ids_are_400_never_500(rest) -> None:
+    deep = b"[" * 50_000 + b"]" * 50_000
+    assert_iothub_error(rest("PUT", "/devices/d1", data=deep), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/d1", data=b'{"a":' * 50_000 + b"1" + b"}" * 50_000), 400,
+                        "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/d1", [1, 2]), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/d1", {"capabilities": 5}), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/d1", {"authentication": {"symmetricKey": {"primaryKey": "short"}}}),
+                        400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/d1", data=b"\xff\xfe"), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/" + "x" * 129, {}), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/a%2Fb", {}), 400, "ArgumentInvalid")  # no '/' in ids: no collisions
+    assert_iothub_error(rest("PUT", "/devices/%C3%A9", {}), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/$edgegen-monitor", {}), 400, "ArgumentInvalid")
+    assert rest("PUT", "/devices/" + "x" * 128, {}).status_code == 200
+    assert rest("PUT", "/devices/a-b:c.d+e%25f_g#h*i?j!k(l)m,n=o@p$q'r".replace("#", "%23").replace("?", "%3F"),
+                {}).status_code == 200
+    assert rest("PUT", "/devices/d1", {}).status_code == 200
+    assert_iothub_error(rest("PATCH", "/twins/d1", {"tags": "x"}), 400, "ArgumentInvalid")
+    deep_tags: dict = {}
+    node = deep_tags
+    for _ in range(11):
+        node["a"] = {}
+        node = node["a"]
+    assert_iothub_error(rest("PATCH", "/twins/d1", {"tags": deep_tags}), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PATCH", "/twins/d1", {"properties": {"desired": {"x": "y" * 33_000}}}), 400,
+                        "ArgumentInvalid")
+    assert_iothub_error(rest("POST", "/devices/query", ["SELECT * FROM devices"]), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/configurations/c1", {"content": [], "priority": "x"}), 400, "ArgumentInvalid")
+    assert_iothub_error(rest("PUT", "/devices/d2", data=b"{" * 2_000_000), 413, "RequestEntityTooLarge")
+    assert rest("GET", "/devices/d1").json()["deviceId"] == "d1"  # and the hub still answers

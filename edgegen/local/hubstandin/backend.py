@@ -25,6 +25,7 @@ from edgegen.local.hubstandin.c2d import CloudToDevice
 from edgegen.local.hubstandin.configurations import DeploymentsMixin
 from edgegen.local.hubstandin.deployments import Configuration, check_etag, diff_patch, merge_patch
 from edgegen.local.hubstandin.errors import AlreadyExists, DeviceNotOnline, InvalidArgument, NotFound
+from edgegen.local.hubstandin.feed import FEED_DEVICE
 from edgegen.local.hubstandin.identities import device_record, module_record
 from edgegen.local.hubstandin.query import CompiledQuery, QueryError, Source, compile_query, page_rows
 from edgegen.local.hubstandin.rights import DEFAULT_POLICY_RIGHTS
@@ -175,6 +176,8 @@ class HubBackend(DeploymentsMixin):
         return list(self.devices.values())[: top or None]
 
     def put_device(self, device_id: str, body: Mapping[str, Any], if_match: str | None = None) -> dict[str, Any]:
+        if device_id == FEED_DEVICE:
+            raise InvalidArgument(f"the device id {FEED_DEVICE!r} is reserved for the stand-in's live feed")
         existing = self.devices.get(device_id)
         if existing is not None and if_match is None:
             raise AlreadyExists(f"device {device_id!r} already exists", code="DeviceAlreadyExists",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from edgegen.local.hubstandin.bodies import BULK_ENTRY, check_id, check_shape
 from edgegen.local.hubstandin.errors import HubError, InvalidArgument, NotFound
 
 __all__ = ["MAX_BULK", "BulkRegistry", "run_bulk"]
@@ -25,9 +26,11 @@ class BulkRegistry(Protocol):
 
 
 def _one(registry: BulkRegistry, entry: Mapping[str, Any]) -> None:
+    check_shape(entry, BULK_ENTRY, "bulk entry")
     device_id, mode = entry.get("id") or entry.get("deviceId"), str(entry.get("importMode") or "").lower()
     if not isinstance(device_id, str) or not device_id:
         raise InvalidArgument("a bulk entry needs an 'id'")
+    check_id(device_id)
     body = {k: v for k, v in entry.items() if k not in ("id", "importMode", "eTag")}
     etag = entry.get("eTag")
     actions: dict[str, Callable[[], object]] = {

@@ -10,9 +10,8 @@ Every error answer, unknown paths and methods included, is IoT Hub's JSON:
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +19,19 @@ from aiohttp import web
 from edgegen.common.sas import SasError, parse_sas_token
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
+from edgegen.local.hubstandin.bodies import (
+    APPLY_CONTENT,
+    CONFIGURATION,
+    DEVICE,
+    MODULE,
+    QUERY,
+    TEST_QUERIES,
+    TWIN,
+    check_id,
+    check_shape,
+    check_twin_patch,
+    parse_json,
+)
 from edgegen.local.hubstandin.bulk import run_bulk
 from edgegen.local.hubstandin.deployments import Configuration
 from edgegen.local.hubstandin.errors import (
@@ -83,6 +95,7 @@ def _from_aiohttp(request: web.Request, exc: web.HTTPException) -> HubError:
 async def _pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         _authorize(request)
+        _check_ids(request)
         response = await handler(request)
     except HubError as exc:
         return _error_response(exc)
@@ -137,10 +150,21 @@ def _authorize(request: web.Request) -> None:
 async def _body(request: web.Request) -> Any:
     if not request.can_read_body:
         return {}
-    try:
-        return json.loads(await request.read() or b"{}")
-    except ValueError as exc:
-        raise InvalidArgument(f"request body is not JSON: {exc}") from exc
+    return parse_json(await request.read())
+
+
+async def _object(request: web.Request, shape: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """The body as a JSON object whose fields have the types ``shape`` names (400 otherwise)."""
+    return check_shape(await _body(request), shape, what)
+
+
+def _check_ids(request: web.Request) -> None:
+    """Device and module ids in the path as IoT Hub validates them (400), before anything is looked up."""
+    route = _route(request) or ""
+    if route.startswith(("/devices/{id}", "/twins/{id}")):
+        check_id(request.match_info["id"], "device id")
+        if "mid" in request.match_info:
+            check_id(request.match_info["mid"], "module id")
 
 
 def _if_match(request: web.Request) -> str | None:
@@ -183,7 +207,7 @@ async def get_device(request: web.Request) -> web.Response:
 
 
 async def put_device(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await _object(request, DEVICE, "device")
     return web.json_response(_backend(request).put_device(request.match_info["id"], body, _if_match(request)))
 
 
@@ -201,7 +225,7 @@ async def get_module(request: web.Request) -> web.Response:
 
 
 async def put_module(request: web.Request) -> web.Response:
-    backend, body = _backend(request), await _body(request)
+    backend, body = _backend(request), await _object(request, MODULE, "module")
     existed = f"{request.match_info['id']}/{request.match_info['mid']}" in backend.modules
     module = backend.put_module(request.match_info["id"], request.match_info["mid"], body, _if_match(request))
     return web.json_response(module, status=200 if existed else 201)
@@ -217,7 +241,8 @@ async def get_twin(request: web.Request) -> web.Response:
 
 
 async def patch_twin(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await _object(request, TWIN, "twin")
+    check_twin_patch(body)
     twin = _backend(request).update_twin(request.match_info["id"], _mid(request), body, _if_match(request),
                                          replace=request.method == "PUT")
     return web.json_response(twin)
@@ -247,7 +272,8 @@ async def invoke_method(request: web.Request) -> web.Response:
 
 
 async def apply_configuration(request: web.Request) -> web.Response:
-    _backend(request).apply_configuration(request.match_info["id"], await _body(request))
+    _backend(request).apply_configuration(request.match_info["id"],
+                                          await _object(request, APPLY_CONTENT, "configuration content"))
     return web.Response(status=204)
 
 
@@ -263,7 +289,8 @@ async def get_configuration(request: web.Request) -> web.Response:
 
 async def put_configuration(request: web.Request) -> web.Response:
     backend = _backend(request)
-    cfg, created = backend.put_configuration(request.match_info["id"], await _body(request), _if_match(request))
+    body = await _object(request, CONFIGURATION, "configuration")
+    cfg, created = backend.put_configuration(request.match_info["id"], body, _if_match(request))
     return web.json_response(backend.configuration_view(cfg), status=201 if created else 200)
 
 
@@ -273,7 +300,7 @@ async def delete_configuration(request: web.Request) -> web.Response:
 
 
 async def test_queries(request: web.Request) -> web.Response:
-    backend, body = _backend(request), await _body(request)
+    backend, body = _backend(request), await _object(request, TEST_QUERIES, "testQueries")
     out: dict[str, Any] = {"targetConditionError": "", "customMetricQueryErrors": {}}
     try:
         Configuration.from_dict({"id": "test", "targetCondition": body.get("targetCondition") or ""}).target.matches({})
@@ -289,8 +316,8 @@ async def test_queries(request: web.Request) -> web.Response:
 
 async def query_twins(request: web.Request) -> web.Response:
     """``POST /devices/query`` with ``{"query": …}``; pages with ``x-ms-continuation``/``x-ms-max-item-count``."""
-    body = await _body(request)
-    query = body.get("query") if isinstance(body, dict) else None
+    body = await _object(request, QUERY, "query")
+    query = body.get("query")
     if not isinstance(query, str) or not query.strip():
         raise InvalidArgument("the body needs a 'query' string", hint='send {"query": "SELECT * FROM devices"}')
     result = _backend(request).query(query, request.headers.get("x-ms-continuation") or None, _max_items(request))
