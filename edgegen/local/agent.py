@@ -149,13 +149,15 @@ class _Supervisor:
     """One module: start, watch, restart per policy, stop."""
 
     def __init__(self, desired: DesiredModule, run: ModuleRun, policy: BackoffPolicy, notify: Callable[[], None],
-                 on_start: Callable[[str], None] | None = None) -> None:
+                 on_start: Callable[[str], None] | None = None,
+                 on_adopted: Callable[[str], None] | None = None) -> None:
         self.desired = desired
         self.run = run
         self.policy = policy
         self.status = ModuleStatus(notes=run.notes)
         self._notify = notify
         self._on_start = on_start or (lambda name: None)
+        self._on_adopted = on_adopted or (lambda name: None)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._alive = False
@@ -184,6 +186,9 @@ class _Supervisor:
                 st.last_restart = now
             st.last_start, st.runtime_status, st.description = now, "running", ""
             st.pid, st.container_id = self.run.pid, self.run.container_id
+            if getattr(self.run, "adopted", False):  # still running from before the device process restarted
+                st.description = "adopted: left running by an earlier run of the device"
+                self._on_adopted(self.desired.name)
             self._notify()
             self.started.set()
             code = await self.run.wait()
@@ -230,6 +235,7 @@ class Agent:
     def __init__(self, runtime: ModuleRuntime, env_for: Callable[[DesiredModule], Mapping[str, str]], *,
                  policy: BackoffPolicy | None = None, on_change: Callable[[], None] | None = None,
                  on_process_start: Callable[[str], None] | None = None,  # also called on a stop
+                 on_adopted: Callable[[str], None] | None = None,  # a module process found still running
                  stage: Callable[[DesiredModule], Mapping[str, str]] | None = None) -> None:
         self.runtime = runtime
         self.stage = stage
@@ -237,6 +243,7 @@ class Agent:
         self.policy = policy or BackoffPolicy()
         self._on_change = on_change or (lambda: None)
         self._on_process_start = on_process_start or (lambda name: None)
+        self._on_adopted = on_adopted or (lambda name: None)
         self._running: dict[str, _Supervisor] = {}
         self._desired: dict[str, DesiredModule] = {}
         self._stopped_status: dict[str, ModuleStatus] = {}
@@ -290,7 +297,8 @@ class Agent:
         for order in sorted({modules[n].startup_order for n in runs}):
             group = [n for n in runs if modules[n].startup_order == order]
             for name in group:
-                sup = _Supervisor(modules[name], runs[name], self.policy, self._on_change, self._on_process_start)
+                sup = _Supervisor(modules[name], runs[name], self.policy, self._on_change, self._on_process_start,
+                                  self._on_adopted)
                 old = self._stopped_status.pop(name, None)
                 if old is not None:
                     sup.status.restart_count = old.restart_count

@@ -10,6 +10,8 @@ directory (see docs/local-device.md):
     <state>/store.sqlite       store-and-forward queues        <state>/sessions.sqlite  MQTT persistent sessions
     <state>/upstream.sqlite    $upstream messages              <state>/twins.json       module twins
     <state>/logs/<module>.log  module output (engine mode: earlier containers' logs)
+    <state>/run/<module>.json  process mode: pid, start time and fingerprint of each running module (0600), so
+                               a device restarted after a crash adopts the modules that outlived it
     <state>/venvs/             per-module venvs (process mode)
     <state>/workload/<m>.sock  the workload API socket bound into module m's container (engine mode)
 
@@ -61,6 +63,7 @@ __all__ = ["API_VERSION", "Device", "DeviceConfig", "pick_address"]
 log = logging.getLogger(__name__)
 API_VERSION = "2019-01-30"
 MQTT_PORT = 8883
+WORKLOAD_PORT = 15581  # iotedged's workload API port when it listens on TCP
 
 
 def _bindable_https(c: DeviceConfig) -> tuple[int, ...]:
@@ -166,13 +169,18 @@ class Device:
                 self.address, credentials=lambda: self.deployment.registry_credentials if self.deployment else (),
                 allow_elevated=c.allow_elevated)
         else:
-            self.workload = WorkloadApi(self.identities.get, self._trust_bundle)
+            # a fixed address and port (iotedged's workload port) so modules that outlive a crash of this process
+            # still reach it after the restart (their IOTEDGE_WORKLOADURI does not change)
+            self.workload = WorkloadApi(self.identities.get, self._trust_bundle, host=self.address,
+                                        port=WORKLOAD_PORT, any_port_if_taken=True)
             venvs = VenvCache(c.venv_dir or self.state / "venvs", system_site_packages=c.share_site_packages)
-            runtime = ProcessRuntime(ModuleResolver(solution), venvs, self.state / "logs")
+            runtime = ProcessRuntime(ModuleResolver(solution), venvs, self.state / "logs",
+                                     run_dir=self.state / "run")
             stage = functools.partial(_stage_models, solution, self.state / "models")
         self.runtime = runtime
         self.agent = Agent(runtime, self._module_env, policy=c.backoff, on_change=self._agent_changed,
-                           on_process_start=self.router.process_restarted, stage=stage)
+                           on_process_start=self.router.process_restarted,
+                           on_adopted=self.router.inputs_subscribed, stage=stage)
         self.deployment: Deployment | None = None
         self.control: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -229,6 +237,11 @@ class Device:
             await self.control.start()
         self._write_device_file()
         await self.apply(deployment)
+        if hasattr(self.runtime, "stop_strays"):  # modules an earlier run left that this deployment does not run
+            stray = await self.runtime.stop_strays({n: self.agent.pid(n) for n in self.agent.status()})
+            if stray:
+                log.warning("stopped module processes an earlier run left and this deployment does not run: %s",
+                            ", ".join(stray))
         self._tasks.append(asyncio.create_task(self._watch(), name="deployment-watch"))
 
     def _server_tls(self, ca: Any) -> None:

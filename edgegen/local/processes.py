@@ -2,37 +2,44 @@
 
 The code comes from the folder whose ``module.json`` builds the module's image (``ModuleResolver``); a module with
 no such folder (for example Microsoft's simulated temperature sensor that ``edgegen new`` puts in a solution) is
-skipped with a warning. ``createOptions`` do not apply to processes. Each module runs in its own process group,
-so stopping it (SIGTERM, then SIGKILL after the stop timeout) leaves no orphans; its output is appended to
-``<logs>/<module>.log``.
+skipped with a warning. ``createOptions`` do not apply to processes. Each module runs in its own session and
+process group, so stopping it (SIGTERM, then SIGKILL after the stop timeout) leaves no orphans; its output is
+appended to ``<logs>/<module>.log``.
+
+Modules outlive the device process, as IoT Edge's containers outlive edgeAgent and edgeHub: when the device
+process dies (``kill -9``, a crash), its modules keep running, keep what they have taken and reconnect when the
+edge hub is back. A run record per module (``pidfiles``: pid, start time, fingerprint) lets the restarted device
+adopt a module still running with the same command and environment instead of starting a second one; a process
+it cannot adopt (changed settings, or a module no longer deployed: ``stop_strays``) is stopped. An adopted
+process is not this process's child: its end is seen through a pidfd, and its exit code is unknown
+(``UNKNOWN_EXIT``, treated as a failure by the restart policy). A clean stop of the device stops its modules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import logging
 import os
 import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from edgegen.local import pidfiles
 from edgegen.local.agent import ModuleRun, ModuleUnavailable
 from edgegen.local.deployment import DesiredModule
 from edgegen.local.errors import DeviceError
 from edgegen.local.modulecode import ModuleCode, ModuleResolver, VenvCache
 
-__all__ = ["ProcessRun", "ProcessRuntime", "base_environment", "read_log_file"]
+log = logging.getLogger(__name__)
+__all__ = ["UNKNOWN_EXIT", "ProcessRun", "ProcessRuntime", "base_environment", "read_log_file"]
+
+UNKNOWN_EXIT = -1  # the exit code of an adopted process (only its parent could read it)
 
 
 def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def read_log_file(path: Path, offset: int, limit: int) -> bytes:
@@ -50,61 +57,132 @@ class ProcessRun:
     notes: tuple[str, ...] = ()
 
     def __init__(self, name: str, code: ModuleCode, python: Path, env: Mapping[str, str], log_path: Path,
-                 notes: tuple[str, ...] = ()) -> None:
+                 notes: tuple[str, ...] = (), run_dir: Path | None = None) -> None:
         self.name = name
         self.code = code
         self.python = python
         self.env = dict(env)
         self.log_path = log_path
         self.notes = notes
+        self.run_dir = run_dir
         self.pid: int | None = None
+        self.adopted = False  # the running process was left by an earlier run of the device
         self._proc: asyncio.subprocess.Process | None = None
+        self._argv = [str(python), "-u", str(code.entry)]
+        self.fingerprint = pidfiles.fingerprint(self._argv, str(code.folder), self.env)
 
     async def start(self) -> None:
+        self.adopted = False
+        if self.run_dir is not None:
+            record = pidfiles.live_record(self.run_dir, self.name)
+            if record is not None and record.fingerprint == self.fingerprint:
+                self.pid, self.adopted, self._proc = record.pid, True, None
+                log.info("module %s: adopting process %s left running by an earlier run", self.name, record.pid)
+                return
+            if record is not None:  # started with other settings: replaced, as edgeAgent recreates a container
+                log.info("module %s: stopping process %s of an earlier run (its settings changed)", self.name,
+                         record.pid)
+                await _stop_group(record.pid, None, 10.0)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- edgegen: starting {self.name} at {_utc_now()}\n".encode())
-            log.flush()
+        with open(self.log_path, "ab") as out:
+            out.write(f"--- edgegen: starting {self.name} at {_utc_now()}\n".encode())
+            out.flush()
             self._proc = await asyncio.create_subprocess_exec(
-                str(self.python), "-u", str(self.code.entry), cwd=str(self.code.folder), env=self.env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                *self._argv, cwd=str(self.code.folder), env=self.env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own session: it outlives a crash of the device process
             )
         self.pid = self._proc.pid
+        started = pidfiles.process_start(self.pid)
+        if self.run_dir is not None and started is not None:
+            pidfiles.write_record(self.run_dir, self.name, pidfiles.RunRecord(self.pid, started, self.fingerprint))
 
     async def wait(self) -> int:
-        assert self._proc is not None
-        code = await self._proc.wait()
-        self.pid = None
+        if self._proc is None:  # adopted: not our child
+            assert self.pid is not None
+            await _exited(self.pid)
+            code = UNKNOWN_EXIT
+        else:
+            code = await self._proc.wait()
+        self._forget()
         return code
 
-    async def stop(self, timeout: float) -> None:
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                _signal_group(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        if proc is not None:
-            _signal_group(proc.pid, signal.SIGKILL)  # whatever the module left behind in its group
-            await _group_gone(proc.pid)
+    def _forget(self) -> None:
+        if self.run_dir is not None and self.pid is not None:
+            record = pidfiles.read_record(self.run_dir, self.name)
+            if record is not None and record.pid == self.pid:
+                pidfiles.remove_record(self.run_dir, self.name)
         self.pid = None
+
+    async def stop(self, timeout: float) -> None:
+        if self.pid is not None:
+            await _stop_group(self.pid, self._proc, timeout)
+        self._forget()
 
     async def discard(self) -> None:
         return None
+
+
+async def _exited(pid: int) -> None:
+    """Until ``pid`` (not our child) has exited: through a pidfd when the kernel has them, else by polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        while pidfiles.process_start(pid) is not None:
+            await asyncio.sleep(0.2)
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        if pidfiles.process_start(pid) is not None:  # a zombie counts as exited (its parent reaps it)
+            await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def _stop_group(pid: int, proc: asyncio.subprocess.Process | None, timeout: float) -> None:
+    """SIGTERM the module's group, SIGKILL after ``timeout``, then whatever it left behind in its group."""
+    alive = proc.returncode is None if proc is not None else pidfiles.process_start(pid) is not None
+    if alive:
+        _signal_group(pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait() if proc is not None else _exited(pid), timeout)
+        except TimeoutError:
+            _signal_group(pid, signal.SIGKILL)
+            if proc is not None:
+                await proc.wait()
+    _signal_group(pid, signal.SIGKILL)
+    await _group_gone(pid)
 
 
 class ProcessRuntime:
     kind = "process"
 
     def __init__(self, resolver: ModuleResolver, venvs: VenvCache, log_dir: Path,
-                 base_env: Mapping[str, str] | None = None) -> None:
+                 base_env: Mapping[str, str] | None = None, run_dir: Path | None = None) -> None:
         self.resolver = resolver
         self.venvs = venvs
         self.log_dir = Path(log_dir)
+        self.run_dir = run_dir  # None: no run records (modules are neither found nor adopted after a crash)
         self._base_env = dict(base_env) if base_env is not None else base_environment()
+
+    async def stop_strays(self, running: dict[str, int | None]) -> list[str]:
+        """Stop module processes an earlier run left that no current module adopted (``running``: module ->
+        its pid now); returns their module names."""
+        if self.run_dir is None:
+            return []
+        stray = []
+        for module in pidfiles.recorded_modules(self.run_dir):
+            record = pidfiles.live_record(self.run_dir, module)
+            if record is not None and running.get(module) == record.pid:
+                continue
+            if record is not None:
+                await _stop_group(record.pid, None, 10.0)
+                stray.append(module)
+            pidfiles.remove_record(self.run_dir, module)
+        return stray
 
     def log_path(self, module: str) -> Path:
         return self.log_dir / f"{module}.log"
@@ -120,7 +198,8 @@ class ProcessRuntime:
         python = await asyncio.to_thread(self.venvs.ensure, code.folder, self.log_path(module.name))
         notes = ("createOptions are not applied to processes (use --engine docker)",) if module.create_options \
             else ()
-        return ProcessRun(module.name, code, python, {**self._base_env, **env}, self.log_path(module.name), notes)
+        return ProcessRun(module.name, code, python, {**self._base_env, **env}, self.log_path(module.name), notes,
+                          self.run_dir)
 
     def read_logs(self, module: str, offset: int, limit: int) -> bytes:
         return read_log_file(self.log_path(module), offset, limit)

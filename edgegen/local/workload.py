@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ModuleKey", "WorkloadApi", "sign_digest"]
 
@@ -46,12 +49,14 @@ class WorkloadApi:
     """An aiohttp server; ``keys(module)`` returns the module's key and generation id, or None."""
 
     def __init__(self, keys: Callable[[str], ModuleKey | None], trust_bundle: Callable[[], str],
-                 host: str = "127.0.0.1", port: int = 0, socket_dir: Path | None = None) -> None:
+                 host: str = "127.0.0.1", port: int = 0, socket_dir: Path | None = None,
+                 any_port_if_taken: bool = False) -> None:
         self._keys = keys
         self._trust_bundle = trust_bundle
         self.host = host
         self.port = port
         self.socket_dir = socket_dir
+        self.any_port_if_taken = any_port_if_taken  # ``port`` is busy: take a free one (and say so)
         self._runner: web.AppRunner | None = None
         self._sockets: dict[str, Path] = {}
         self._socket_modules: dict[str, str] = {}  # socket path -> module
@@ -71,7 +76,17 @@ class WorkloadApi:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if not (self.any_port_if_taken and self.port):
+                raise
+            log.warning("workload API: %s:%s is taken (%s); using a free port (modules left running by an earlier "
+                        "run are restarted, since their IOTEDGE_WORKLOADURI changes)", self.host, self.port,
+                        exc.strerror)
+            self.port = 0
+            site = web.TCPSite(self._runner, self.host, 0)
+            await site.start()
         server = site._server  # the bound socket tells the port when 0 was asked for
         if server is not None and server.sockets:  # type: ignore[attr-defined]
             self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
