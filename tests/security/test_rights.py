@@ -258,3 +258,30 @@ def test_sdk_device_client_is_disconnected_when_disabled(hub: Hub) -> None:
     finally:
         client.shutdown()
     assert hub.stored("d1") == [b"before"]
+
+
+def test_sdk_device_client_with_a_policy_token(hub: Hub) -> None:
+    """azure-iot-device's create_from_sastoken with a policy's token (skn): the device policy (DeviceConnect)
+    connects and sends; the service policy (no DeviceConnect) is refused."""
+    from azure.iot.device import IoTHubDeviceClient, Message
+
+    _device(hub, "d1")
+    resource = f"{hub.info.address}/devices/d1"
+    cert = Path(hub.info.ca_file).read_text()
+    ok = IoTHubDeviceClient.create_from_sastoken(
+        generate_sas_token(resource, hub.policy_key("device"), key_name="device"), server_verification_cert=cert,
+        connection_retry=False)
+    try:
+        ok.connect()
+        ok.send_message(Message("via the device policy"))
+    finally:
+        ok.shutdown()
+    assert hub.stored("d1") == [b"via the device policy"]
+    refused = IoTHubDeviceClient.create_from_sastoken(
+        generate_sas_token(resource, hub.policy_key("service"), key_name="service"), server_verification_cert=cert,
+        connection_retry=False)
+    try:
+        with pytest.raises(Exception, match="(?i)credentials invalid|unauthori"):
+            refused.connect()
+    finally:
+        refused.shutdown()
