@@ -48,7 +48,7 @@ def test_registry_devices_modules_and_twins(hub, managers) -> None:
     assert status_of(exc.value) == 412
     twin = rm.update_twin("edge1", Twin(tags={"floor": None}), twin.etag)
     assert twin.tags == {"environment": "prod"}
-    updated = rm.update_device_with_sas("edge1", dev.etag, "newkeyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    updated = rm.update_device_with_sas("edge1", dev.etag, "newkeyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
                                         dev.authentication.symmetric_key.secondary_key, "disabled")
     assert updated.status == "disabled" and updated.etag != dev.etag
     with pytest.raises(HttpOperationError) as exc:
