@@ -36,7 +36,8 @@ from tests.support.net import free_loopback_address, free_port
 pytestmark = pytest.mark.integration
 
 ERROR = re.compile(r"^ErrorCode:IotHubUnauthorizedAccess;.+", re.S)
-SAMPLE = {"{id}": "ghost", "{mid}": "gm"}  # ids nobody created: a call that passes the rights check is 404/400
+# ids nobody created: a call that passes the rights check is a 404 or 400
+SAMPLE = {"{id}": "ghost", "{mid}": "gm", "{name}": "ghost-group"}
 
 
 @dataclass
