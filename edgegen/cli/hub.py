@@ -65,8 +65,13 @@ def serve(state_dir: Path, address: str, port: int | None, no_mqtt: bool, no_amq
           retention_mb: float, duration: float | None) -> None:
     """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:443, MQTT on 8883, AMQP on 5671)."""
     import asyncio
+    import logging
 
+    from edgegen.common import lograte
     from edgegen.local.hubstandin.runner import run_hub
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lograte.install()
 
     def announce(info: Any) -> None:
         click.echo(f"local IoT Hub: https://{info.host_name}"
@@ -76,7 +81,10 @@ def serve(state_dir: Path, address: str, port: int | None, no_mqtt: bool, no_amq
         if info.event_hub_connection_string:
             click.echo(f"Event Hub-compatible endpoint: {info.event_hub_connection_string}")
         click.echo(f"CA certificate:    {info.ca_file}  (export REQUESTS_CA_BUNDLE={info.ca_file})")
-        click.echo("press Ctrl-C to stop")
+        if info.device_capacity:
+            click.echo(f"devices at once:   {info.device_capacity} (the open-files limit, ulimit -n, decides; "
+                       "more get CONNACK 'server unavailable')")
+        click.echo("press Ctrl-C to stop", nl=True)
 
     asyncio.run(run_hub(state_dir, address, port, mqtt=not no_mqtt, amqp=not no_amqp, duration=duration,
                         retention_days=retention_days, retention_bytes=int(retention_mb * 1024 * 1024),
@@ -161,6 +169,32 @@ def consumer_group_delete(name: str, hub_cs: str | None, state_dir: Path | None,
 
     groups = consumer_groups(resolve_hub(hub_cs, state_dir=state_dir), "DELETE", name)
     emit(groups, output_format, f"deleted consumer group {name}")
+
+
+@hub.command("status")
+@_hub_options
+@output_option(("text", "json", "yaml"))
+def status(hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    """The running local stand-in: devices connected and how many may be, message store size, monitors."""
+    from edgegen.hub.connection import resolve_hub
+    from edgegen.hub.standin import standin_status
+
+    data = standin_status(resolve_hub(hub_cs, state_dir=state_dir))
+    conn = data.get("connections", {})
+    store = data.get("messageStore", {})
+    mb = 1024 * 1024
+    lines = [
+        f"devices:         {data.get('devices', 0)} registered, {conn.get('connected', 0)} connected "
+        f"(room for {conn.get('capacity', 0)} at once; open-files limit {conn.get('openFilesLimit', 0)})",
+        f"message store:   {store.get('messages', 0)} messages, {store.get('messageBytes', 0) / mb:.1f} MB of "
+        f"messages, {store.get('fileBytes', 0) / mb:.1f} MB on disk (retention {store.get('retentionDays', 0):g} "
+        f"days, {store.get('retentionBytes', 0) / mb:g} MB)",
+        f"session store:   {data.get('sessionStoreBytes', 0) / mb:.1f} MB on disk",
+    ]
+    for monitor in data.get("monitors", []):
+        lines.append(f"monitor {monitor['session']}: {'online' if monitor['online'] else 'offline'}, "
+                     f"{monitor['behind']} messages behind")
+    emit(data, output_format, "\n".join(lines))
 
 
 @hub.group("device")

@@ -16,7 +16,7 @@ import copy
 import datetime as _dt
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +40,16 @@ from edgegen.local.hubstandin.twins import (
     twin_etag,
 )
 
-__all__ = ["HubBackend", "MethodInvoker", "QueryResult"]
+__all__ = ["HubBackend", "IncomingMessage", "MethodInvoker", "QueryResult"]
 
 DesiredListener = Callable[[str, str | None, dict[str, Any], int], None]
 MessageListener = Callable[[StoredMessage], None]
 #: (device, module or None, deleted): that identity's credentials no longer hold — disabled, deleted or keys
 #: regenerated; its live connections must close now (``deleted``: and its sessions go).
 RevokedListener = Callable[[str, str | None, bool], None]
+BatchListener = Callable[[list[StoredMessage]], None]
+#: (device, module, application properties, system properties, body) of a message arriving from a device
+IncomingMessage = tuple[str, str | None, Mapping[str, str], Mapping[str, Any], bytes]
 #: (device, module, method, payload, response timeout, connect timeout) -> (status, payload)
 MethodInvoker = Callable[[str, str | None, str, Any, float, float], Awaitable[tuple[int, Any]]]
 SYSTEM_MODULES = ("$edgeAgent", "$edgeHub")
@@ -109,6 +112,7 @@ class HubBackend(DeploymentsMixin):
         self.desired_listeners: list[DesiredListener] = []
         self.message_listeners: list[MessageListener] = []
         self.revoked_listeners: list[RevokedListener] = []
+        self.batch_listeners: list[BatchListener] = []
         self.method_invoker: MethodInvoker | None = None
         self.c2d = CloudToDevice(store, self._generation_id, clock)
 
@@ -435,19 +439,30 @@ class HubBackend(DeploymentsMixin):
     # ---- device-to-cloud messages and methods --------------------------------------------------------
     def record_message(self, device_id: str, module_id: str | None, properties: Mapping[str, str],
                        system_properties: Mapping[str, Any], body: bytes) -> StoredMessage:
+        return self.record_messages([(device_id, module_id, properties, system_properties, body)])[0]
+
+    def record_messages(self, items: Sequence[IncomingMessage]) -> list[StoredMessage]:
+        """Store device-to-cloud messages in one transaction (all enqueued now), then tell the listeners."""
         ts = self.clock()
         now = _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        scope = "module" if module_id else "device"  # IoT Hub's: {"scope":"device","type":"sas","issuer":"iothub",…}
-        sysprops = {**system_properties, "iothub-connection-device-id": device_id, "iothub-enqueuedtime": now,
-                    "iothub-connection-auth-method":
-                        f'{{"scope":"{scope}","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}}'}
-        if module_id:
-            sysprops["iothub-connection-module-id"] = module_id
-        stored = self.store.append_message(
-            StoredMessage(0, device_id, module_id, now, sysprops, dict(properties), bytes(body),
-                          partition=partition_for(device_id, self.partition_count), enqueued_ms=int(ts * 1000)))
-        for listener in self.message_listeners:
+        ms = int(ts * 1000)
+        partitions = self.partition_count
+        batch = []
+        for device_id, module_id, properties, system_properties, body in items:
+            scope = "module" if module_id else "device"  # IoT Hub's: {"scope":"device","type":"sas",…}
+            sysprops = {**system_properties, "iothub-connection-device-id": device_id, "iothub-enqueuedtime": now,
+                        "iothub-connection-auth-method":
+                            f'{{"scope":"{scope}","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}}'}
+            if module_id:
+                sysprops["iothub-connection-module-id"] = module_id
+            batch.append(StoredMessage(0, device_id, module_id, now, sysprops, dict(properties), bytes(body),
+                                       partition=partition_for(device_id, partitions), enqueued_ms=ms))
+        stored = self.store.append_messages(batch)
+        for listener in self.batch_listeners:
             listener(stored)
+        for listener in self.message_listeners:
+            for message in stored:
+                listener(message)
         return stored
 
     def messages(self, after_seq: int = 0, limit: int = 1000) -> list[StoredMessage]:

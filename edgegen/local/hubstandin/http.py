@@ -69,6 +69,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BACKEND = web.AppKey("backend", HubBackend)
 AUTH = web.AppKey("auth", ServiceAuthenticator)
 DEVICE_AUTH = web.AppKey("device_auth", DeviceScopeAuthenticator)
+STATUS = web.AppKey("status", Callable[[], dict[str, Any]])
 
 
 def status_of(exc: HubError) -> int:
@@ -340,9 +341,20 @@ async def statistics_service(request: web.Request) -> web.Response:
 DEVICE_SCOPED: frozenset[Handler] = frozenset({list_modules, get_module, put_module, delete_module})
 
 
+async def edgegen_status(request: web.Request) -> web.Response:
+    """The stand-in's own status (not an IoT Hub API): connections and capacity, store sizes, monitors."""
+    status = request.app.get(STATUS)
+    backend = _backend(request)
+    body = {"devices": len(backend.devices), **(status() if status is not None else {})}
+    return web.json_response(body)
+
+
 def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
-             device_scope: DeviceScopeAuthenticator | None = None) -> web.Application:
+             device_scope: DeviceScopeAuthenticator | None = None,
+             status: Callable[[], dict[str, Any]] | None = None) -> web.Application:
     app = web.Application(middlewares=[_pipeline])
+    if status is not None:
+        app[STATUS] = status
     app[BACKEND] = backend
     app[AUTH] = authenticator
     if device_scope is not None:
@@ -376,6 +388,7 @@ def make_app(backend: HubBackend, authenticator: ServiceAuthenticator,
     r.add_get("/eventHubEndpoints/events/ConsumerGroups", list_consumer_groups)
     r.add_put("/eventHubEndpoints/events/ConsumerGroups/{name}", put_consumer_group)
     r.add_delete("/eventHubEndpoints/events/ConsumerGroups/{name}", delete_consumer_group)
+    r.add_get("/edgegen/status", edgegen_status)
     return app
 
 

@@ -27,6 +27,7 @@ class HubInfo:
     pid: int
     amqp_port: int | None = None
     event_hub_connection_string: str | None = None
+    device_capacity: int | None = None  # devices that may be connected at once (the open-files limit decides)
 
     @property
     def device_host_name(self) -> str:
@@ -37,7 +38,8 @@ class HubInfo:
         return {"hostName": self.host_name, "address": self.address, "port": self.port,
                 "connectionString": self.connection_string, "caFile": self.ca_file,
                 "mqttPort": self.mqtt_port, "pid": self.pid, "amqpPort": self.amqp_port,
-                "eventHubConnectionString": self.event_hub_connection_string}
+                "eventHubConnectionString": self.event_hub_connection_string,
+                "deviceCapacity": self.device_capacity}
 
 
 def read_hub_info(state_dir: Path) -> HubInfo | None:
@@ -46,6 +48,6 @@ def read_hub_info(state_dir: Path) -> HubInfo | None:
         d = json.loads(path.read_text())
         return HubInfo(d["hostName"], d["address"], int(d["port"]), d["connectionString"], d["caFile"],
                        d.get("mqttPort"), int(d.get("pid") or 0), d.get("amqpPort"),
-                       d.get("eventHubConnectionString"))
+                       d.get("eventHubConnectionString"), d.get("deviceCapacity"))
     except (OSError, ValueError, KeyError):
         return None

@@ -5,12 +5,13 @@
   fetches module keys over REST with a device-scoped token). Disabled or unknown identities are refused.
 - Twins come from the hub store: ``$edgeAgent``/``$edgeHub`` desired are what the applied deployment says;
   desired changes are pushed as patches with ``$version``; reported patches are stored.
-- Telemetry is stored durably (``iothub-connection-device-id``/``-module-id``, enqueued time) and then fanned
-  out to monitors.
+- Telemetry is stored durably (``iothub-connection-device-id``/``-module-id``, enqueued time), the messages of
+  one event-loop turn in one transaction, then acknowledged (PUBACK) and fanned out to monitors.
 - Devices and modules may also sign with a shared access policy that has DeviceConnect (``mqttauth``).
-- The live feed (its contract for clients is ``edgegen.local.hubstandin.feed``): a monitor connects as module
-  ``{FEED_DEVICE}/{session}`` signing with a key of a policy that has ServiceConnect and subscribes to its own
-  ``inputs/#``; every stored message is delivered to input ``events`` as a JSON envelope.
+- The live feed (its contract for clients is ``edgegen.local.hubstandin.feed``, the server side
+  ``livefeed.LiveFeed``): a monitor connects as module ``{FEED_DEVICE}/{session}`` signing with a key of a policy
+  that has ServiceConnect and subscribes to its own ``inputs/#``; every stored message is delivered to input
+  ``events`` as a JSON envelope, with flow control.
 - Cloud-to-device messages stay in the hub's queue (``c2d.py``); a device connected and subscribed to
   ``devices/{id}/messages/devicebound/#`` gets them locked and sent (QoS 1, not kept in its MQTT session); its
   PUBACK completes the message, a disconnect first releases the lock so it is delivered again.
@@ -18,17 +19,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgegen.local.hubstandin.backend import HubBackend
+from edgegen.local.hubstandin.backend import HubBackend, IncomingMessage
 from edgegen.local.hubstandin.c2d import C2DMessage
 from edgegen.local.hubstandin.errors import DeviceNotOnline, MethodTimeout, NotFound
-from edgegen.local.hubstandin.feed import FEED_DEVICE, FEED_INPUT, MQTT_PORT, feed_envelope, feed_start
+from edgegen.local.hubstandin.feed import FEED_DEVICE, FEED_INPUT, MQTT_PORT, feed_envelope
+from edgegen.local.hubstandin.livefeed import LiveFeed
 from edgegen.local.hubstandin.mqttauth import HubMqttAuthenticator
-from edgegen.local.hubstandin.store import StoredMessage
 from edgegen.local.mqtt import (
     BaseGatewayHandler,
     GatewayError,
@@ -42,6 +46,8 @@ from edgegen.local.mqtt import (
 )
 
 __all__ = ["FEED_DEVICE", "FEED_INPUT", "HubGateway", "feed_envelope", "start_hub_gateway"]
+
+log = logging.getLogger(__name__)
 
 SESSION_EXPIRY = 24 * 3600.0
 
@@ -66,19 +72,22 @@ def c2d_properties(message: C2DMessage) -> dict[str, str]:
     return bag
 
 
-
 class HubGateway(BaseGatewayHandler):
-    def __init__(self, backend: HubBackend, device_host: str, state_dir: Path) -> None:
+    def __init__(self, backend: HubBackend, device_host: str, state_dir: Path,
+                 max_connections: int | None = None) -> None:
         self.backend = backend
         auth = HubMqttAuthenticator(self._keys, backend.policies, host=device_host)
+        self.telemetry_sink = self  # telemetry arrives through submit()
+        self._pending: list[IncomingMessage] = []
+        self._pending_done: list[Callable[[bool], None] | None] = []
+        self._flush_handle: asyncio.Handle | None = None
         # offline persistent sessions (a monitor killed without unsubscribing, a device gone for good) are
         # dropped after a day; twins are re-read on every reconnect, so a device loses nothing it needs
         self.gateway = MqttGateway(auth, self, session_store=SqliteSessionStore(state_dir / "hub-sessions.db"),
-                                   session_expiry=SESSION_EXPIRY)
-        self.monitors: dict[str, Identity] = {
-            key: Identity(FEED_DEVICE, key) for key in backend.store.load("monitor")}
+                                   session_expiry=SESSION_EXPIRY, max_connections=max_connections)
+        self.feed = LiveFeed(backend.store, self.gateway)
         backend.desired_listeners.append(self._push_desired)
-        backend.message_listeners.append(self._fan_out)
+        backend.batch_listeners.append(self.feed.on_stored)
         backend.method_invoker = self._invoke
         backend.c2d.enqueued_listeners.append(self._deliver_c2d)
         backend.revoked_listeners.append(self._revoked)
@@ -108,10 +117,8 @@ class HubGateway(BaseGatewayHandler):
             self.backend.set_connection_state(identity.device_id, identity.module_id, False)
             if identity.module_id is None:
                 self.backend.c2d.release_locks(identity.device_id)
-
-    def on_delivered(self, identity: Identity, tag: str) -> None:
-        with contextlib.suppress(NotFound):
-            self.backend.c2d.complete(identity.device_id, tag)
+        elif identity.module_id is not None:
+            self.feed.detach(identity.module_id)
 
     def _deliver_c2d(self, device_id: str) -> None:
         identity = Identity(device_id, None)
@@ -125,31 +132,57 @@ class HubGateway(BaseGatewayHandler):
     async def on_subscribe(self, identity: Identity, topic_filters: list[str]) -> None:
         if identity.device_id != FEED_DEVICE and identity.module_id is None:
             self._deliver_c2d(identity.device_id)
-            return
-        if identity.device_id != FEED_DEVICE or identity.module_id is None:
-            return
-        key = identity.module_id
-        if key in self.monitors:
-            return
-        self.monitors[key] = identity
-        self.backend.store.put("monitor", key, {"since": self.backend._now()})
-        after = feed_start(key)
-        while after is not None:
-            batch = self.backend.messages(after, 1000)
-            for message in batch:
-                self.gateway.deliver_input(identity, FEED_INPUT, {"$.ct": "application/json"},
-                                           feed_envelope(message), qos=1)
-            after = batch[-1].seq if len(batch) == 1000 else None
+        elif identity.device_id == FEED_DEVICE and identity.module_id is not None:
+            self.feed.attach(identity.module_id)
 
-    async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
+    async def on_session_resumed(self, identity: Identity, topic_filters: list[str]) -> None:
+        await self.on_subscribe(identity, topic_filters)
+
+    def on_delivered(self, identity: Identity, tag: str) -> None:
+        """A tagged delivery was acknowledged: a monitor's feed message (tag: its seq) or a C2D message (tag: its
+        lock token), which the PUBACK completes."""
+        if identity.device_id == FEED_DEVICE:
+            if identity.module_id is not None:
+                self.feed.on_delivered(identity.module_id, tag)
+        else:
+            with contextlib.suppress(NotFound):
+                self.backend.c2d.complete(identity.device_id, tag)
+
+    # ---- telemetry: the messages of one loop turn are stored together, then acknowledged -------------------
+    def submit(self, identity: Identity, message: TelemetryMessage, done: Callable[[bool], None] | None) -> None:
         if identity.device_id == FEED_DEVICE:
             raise GatewayError("monitors do not send telemetry", 403)
         if not self._enabled(identity):  # revoked while this message was on its way: neither stored nor acked
             raise GatewayError(f"{identity} is disabled or deleted", 401)
         system = {_SYSTEM_NAMES.get(k, k): v for k, v in message.system_properties.items() if k != "$.on"}
         system["iothub-message-source"] = "Telemetry"
-        self.backend.record_message(identity.device_id, identity.module_id, message.properties, system,
-                                    message.payload)
+        self._pending.append((identity.device_id, identity.module_id, message.properties, system, message.payload))
+        self._pending_done.append(done)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_handle = None
+        batch, self._pending = self._pending, []
+        dones, self._pending_done = self._pending_done, []
+        if not batch:
+            return
+        try:
+            self.backend.record_messages(batch)
+            stored = True
+        except Exception:
+            log.exception("storing %d device-to-cloud messages failed; their senders get no PUBACK", len(batch))
+            stored = False
+        for done in dones:
+            if done is not None:
+                done(stored)
+
+    async def on_telemetry(self, identity: Identity, message: TelemetryMessage) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self.submit(identity, message, fut.set_result)
+        if not await fut:
+            raise GatewayError("the message could not be stored", 503)
 
     async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]:
         if identity.device_id == FEED_DEVICE:
@@ -177,13 +210,6 @@ class HubGateway(BaseGatewayHandler):
         with contextlib.suppress(GatewayError):
             self.gateway.push_desired_patch(Identity(device_id, module_id), patch, version)
 
-    def _fan_out(self, message: StoredMessage) -> None:
-        payload = feed_envelope(message)
-        for key, identity in list(self.monitors.items()):
-            if not self.gateway.deliver_input(identity, FEED_INPUT, {"$.ct": "application/json"}, payload, qos=1):
-                del self.monitors[key]
-                self.backend.store.delete("monitor", key)
-
     async def _invoke(self, device_id: str, module_id: str | None, name: str, payload: Any,
                       timeout: float, connect_timeout: float) -> tuple[int, Any]:
         try:
@@ -196,12 +222,14 @@ class HubGateway(BaseGatewayHandler):
 
     async def close(self) -> None:
         await self.gateway.stop()
+        self.flush()
+        self.feed.close()
         self.gateway.store.close()
 
 
-async def start_hub_gateway(backend: HubBackend, address: str, cert: tuple[str, str], state_dir: Path
-                            ) -> HubGateway:
-    hub = HubGateway(backend, address, state_dir)
+async def start_hub_gateway(backend: HubBackend, address: str, cert: tuple[str, str], state_dir: Path,
+                            max_connections: int | None = None) -> HubGateway:
+    hub = HubGateway(backend, address, state_dir, max_connections)
     try:
         await hub.gateway.start(address, MQTT_PORT, server_ssl_context(*cert))
     except BaseException:

@@ -5,32 +5,39 @@ State directory layout (default ``.state/hub``)::
     hub.sqlite      registry, twins, configurations, D2C messages (SQLite, WAL)
     ca.pem          the local CA (clients trust it: REQUESTS_CA_BUNDLE / EdgeModuleCACertificateFile)
     server.pem      server certificate for the hub's address (SAN localhost + the IP), key 0600
-    hub.json        how to reach the running hub: connection string, addresses, CA path, pid
+    hub.json        how to reach the running hub: connection string, addresses, CA path, pid, device capacity
+    hub-sessions.db MQTT persistent sessions
 
 Listeners on the address: HTTPS (REST) on 443 as IoT Hub has it, so that ``HostName`` is the bare address every
 SDK takes as a host name (a ``port`` given explicitly is used as is; by default, when 443 cannot be bound — not
 root, or taken — it falls back to 8443 and says so, and ``HostName`` then carries ``:8443``); MQTT 8883
 (devices); AMQP 5671 (service side: the Event Hub-compatible stream, cloud-to-device messages and feedback).
-The device-to-cloud stream's retention (``retention_days``, ``retention_bytes``) is applied at start and every
-minute.
+
+At start the open-files limit is raised to the hard limit; it decides how many devices may be connected at once
+(``device_capacity``, in hub.json; the ones beyond get CONNACK "server unavailable"). The device-to-cloud store's
+retention (``retention_days``, ``retention_bytes``; ``edgegen.common.retention``) is applied at start and every
+minute, and the space it frees is given back to the file system.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
 import os
 import socket
 import ssl
-import time
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from edgegen.common.certs import ensure_ca, ensure_server_cert
+from edgegen.common.fdlimit import connection_capacity, raise_nofile_limit
+from edgegen.common.retention import DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_DAYS, INTERVAL, Retention
+from edgegen.common.sqlitespace import file_size
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
 from edgegen.local.hubstandin.backend import HubBackend
 from edgegen.local.hubstandin.http import make_app
@@ -38,14 +45,13 @@ from edgegen.local.hubstandin.info import HubInfo, read_hub_info
 from edgegen.local.hubstandin.mqtt import MQTT_PORT, start_hub_gateway
 from edgegen.local.hubstandin.store import SqliteHubStore
 
-__all__ = ["FALLBACK_PORT", "HTTPS_PORT", "HubInfo", "HubStandIn", "host_name_for", "read_hub_info"]
+__all__ = ["DEFAULT_RETENTION_BYTES", "DEFAULT_RETENTION_DAYS", "FALLBACK_PORT", "HTTPS_PORT", "HubInfo",
+           "HubStandIn", "host_name_for", "read_hub_info"]
 
 log = logging.getLogger(__name__)
 HTTPS_PORT = 443  # IoT Hub's
 FALLBACK_PORT = 8443
-DEFAULT_RETENTION_DAYS = 1.0  # IoT Hub's default for the built-in endpoint
-DEFAULT_RETENTION_BYTES = 256 * 1024 * 1024
-RETENTION_INTERVAL = 60.0
+RETENTION_INTERVAL = INTERVAL
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -67,7 +73,7 @@ class HubStandIn:
 
     def __init__(self, state_dir: Path, address: str = "127.0.0.1", port: int | None = None,
                  mqtt: bool = True, amqp: bool = True, retention_days: float = DEFAULT_RETENTION_DAYS,
-                 retention_bytes: int = DEFAULT_RETENTION_BYTES) -> None:
+                 retention_bytes: int = DEFAULT_RETENTION_BYTES, max_connections: int | None = None) -> None:
         if not address.startswith("127."):
             from edgegen.local.hubstandin.errors import InvalidArgument
 
@@ -80,8 +86,9 @@ class HubStandIn:
         self.port_note: str | None = None
         self.want_mqtt = mqtt
         self.want_amqp = amqp
-        self.retention_days = retention_days
-        self.retention_bytes = retention_bytes
+        self.retention = Retention(retention_days, retention_bytes)
+        self.max_connections = max_connections
+        self.open_files = (0, 0)  # soft limit before and after raising it
         self._amqp: Any = None
         self._retention: asyncio.Task[None] | None = None
         self.host_name = host_name_for(address, self.port)
@@ -124,6 +131,9 @@ class HubStandIn:
                        hint="another hub or edge device may use it; pass another --address, e.g. 127.0.0.9")
 
     async def __aenter__(self) -> HubStandIn:
+        self.open_files = raise_nofile_limit()
+        if self.max_connections is None:
+            self.max_connections = connection_capacity()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ca = ensure_ca(self.state_dir)
         cert = ensure_server_cert(ca, self.state_dir, "server", ("localhost", self.address))
@@ -139,7 +149,7 @@ class HubStandIn:
         device_scope = DeviceScopeAuthenticator(hosts, self.backend.device_scope_keys)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(cert.cert_path), str(cert.key_path))
-        self._runner = web.AppRunner(make_app(self.backend, auth, device_scope), access_log=None)
+        self._runner = web.AppRunner(make_app(self.backend, auth, device_scope, self.status), access_log=None)
         await self._runner.setup()
         site = web.SockSite(self._runner, sock, ssl_context=ctx)
         try:
@@ -174,29 +184,53 @@ class HubStandIn:
         self._retention = asyncio.create_task(self._prune_every(RETENTION_INTERVAL))
         eh_cs = self.backend.event_hub_connection_string(self.address) if amqp_port else None
         self.info = HubInfo(self.host_name, self.address, self.port, self.backend.connection_string(),
-                            str(ca.cert_path), mqtt_port, os.getpid(), amqp_port, eh_cs)
+                            str(ca.cert_path), mqtt_port, os.getpid(), amqp_port, eh_cs,
+                            self.max_connections if mqtt_port else None)
         _write_atomic(self.state_dir / "hub.json", json.dumps(self.info.to_dict(), indent=2))
         return self
 
     async def _start_mqtt(self, ctx_files: tuple[str, str]) -> int:
         assert self.backend is not None
-        self._mqtt = await start_hub_gateway(self.backend, self.address, ctx_files, self.state_dir)
+        self._mqtt = await start_hub_gateway(self.backend, self.address, ctx_files, self.state_dir,
+                                             self.max_connections)
         return MQTT_PORT
 
     def prune(self) -> int:
-        """Apply the stream's retention now; return how many messages went."""
+        """Apply the message store's retention now, give the space back; return how many messages went."""
         assert self._store is not None
-        cutoff = int((time.time() - self.retention_days * 86400) * 1000)
-        return self._store.prune(cutoff, self.retention_bytes)
+        removed = self._store.prune(self.retention.cutoff_ms(), self.retention.max_bytes)
+        if removed:
+            log.info("retention (%s): removed %d device-to-cloud messages", self.retention.describe(), removed)
+        self._store.give_back()
+        return removed
 
     async def _prune_every(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            self.prune()
+            try:
+                self.prune()
+            except Exception:
+                log.exception("applying retention failed")
+
+    def status(self) -> dict[str, Any]:
+        """Connections, capacity, the message store's size and retention, monitors (``GET /edgegen/status``)."""
+        assert self._store is not None
+        gateway = self._mqtt.gateway if self._mqtt is not None else None
+        return {
+            "connections": {"connected": len(gateway.connected_identities()) if gateway else 0,
+                            "capacity": self.max_connections if gateway else 0,
+                            "openFilesLimit": self.open_files[1]},
+            "messageStore": {**self._store.sizes(), "retentionDays": self.retention.days,
+                             "retentionBytes": self.retention.max_bytes},
+            "sessionStoreBytes": file_size(self.state_dir / "hub-sessions.db"),
+            "monitors": self._mqtt.feed.stats() if self._mqtt is not None else [],
+        }
 
     async def _close(self) -> None:
         if self._retention is not None:
             self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
             self._retention = None
         if self._amqp is not None:
             await self._amqp.close()

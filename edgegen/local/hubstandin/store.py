@@ -6,8 +6,10 @@
 The message log is also the Event Hub-compatible stream: each message has a global ``seq`` (the live feed's
 cursor and the Event Hub offset), a ``partition`` and a per-partition sequence number ``pseq`` that counts on
 from 0 for the life of the hub (counters in ``partitions``, so retention never reuses a number), and its
-enqueued time in milliseconds. ``prune`` applies retention: older than a cut-off, or oldest first until the log
-fits a byte budget (body plus properties).
+enqueued time in milliseconds. Messages are written a batch at a time (``append_messages``: one transaction for
+all the messages of an event-loop turn). ``prune`` applies retention (``edgegen.common.retention``): older than a
+cut-off, then the oldest until the log fits a byte budget (body plus properties); ``give_back`` returns the freed
+pages to the file system.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from edgegen.common.sqlitespace import file_size, give_back, prepare
 
 __all__ = ["HubStore", "MemoryHubStore", "SqliteHubStore", "StoredMessage"]
 
@@ -57,6 +61,11 @@ class HubStore(Protocol):
     def delete(self, kind: str, key: str) -> None: ...
     def batch(self) -> Any: ...  # context manager: writes inside commit together
     def append_message(self, message: StoredMessage) -> StoredMessage: ...
+    def append_messages(self, messages: Sequence[StoredMessage]) -> list[StoredMessage]: ...
+    def last_seq(self) -> int: ...
+    def first_seq_since(self, enqueued_ms: int) -> int: ...
+    def give_back(self) -> int: ...
+    def sizes(self) -> dict[str, int]: ...
     def messages(self, after_seq: int = 0, limit: int = 1000) -> list[StoredMessage]: ...
     def partition_messages(self, partition: int, from_pseq: int, limit: int) -> list[StoredMessage]: ...
     def partition_info(self, partition: int) -> tuple[int, StoredMessage | None]: ...
@@ -86,13 +95,30 @@ class MemoryHubStore:
         yield
 
     def append_message(self, message: StoredMessage) -> StoredMessage:
-        self._seq += 1
-        pseq = self._next_pseq.get(message.partition, 0)
-        self._next_pseq[message.partition] = pseq + 1
-        stored = StoredMessage(self._seq, *_fields(message)[1:], partition=message.partition, pseq=pseq,
-                               enqueued_ms=message.enqueued_ms)
-        self._messages.append(stored)
-        return stored
+        return self.append_messages([message])[0]
+
+    def append_messages(self, messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+        out = []
+        for message in messages:
+            self._seq += 1
+            pseq = self._next_pseq.get(message.partition, 0)
+            self._next_pseq[message.partition] = pseq + 1
+            out.append(StoredMessage(self._seq, *_fields(message)[1:], partition=message.partition, pseq=pseq,
+                                     enqueued_ms=message.enqueued_ms))
+        self._messages.extend(out)
+        return out
+
+    def last_seq(self) -> int:
+        return self._seq
+
+    def first_seq_since(self, enqueued_ms: int) -> int:
+        return next((m.seq for m in self._messages if m.enqueued_ms >= enqueued_ms), self._seq + 1)
+
+    def give_back(self) -> int:
+        return 0
+
+    def sizes(self) -> dict[str, int]:
+        return {"messages": len(self._messages), "messageBytes": sum(m.size for m in self._messages), "fileBytes": 0}
 
     def messages(self, after_seq: int = 0, limit: int = 1000) -> list[StoredMessage]:
         return [m for m in self._messages if m.seq > after_seq][:limit]
@@ -136,6 +162,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS partitions (partition INTEGER PRIMARY KEY, next_pseq INTEGER NOT NULL);
 """
 _COLUMNS = "seq, device_id, module_id, enqueued_time, system_properties, properties, body, partition, pseq, enqueued_ms"
+_SIZE = "LENGTH(body) + LENGTH(properties) + LENGTH(system_properties)"
 
 
 def _row(r: Any) -> StoredMessage:
@@ -157,17 +184,18 @@ class SqliteHubStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        prepare(self._db, path)
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._depth = 0
         self._migrate()
+        self._db.execute("CREATE INDEX IF NOT EXISTS messages_enqueued ON messages (enqueued_ms)")
         self._next_pseq: dict[int, int] = dict(self._db.execute("SELECT partition, next_pseq FROM partitions"))
-        self._bytes = int(self._db.execute(
-            "SELECT COALESCE(SUM(LENGTH(body) + LENGTH(properties) + LENGTH(system_properties)), 0) FROM messages"
-        ).fetchone()[0])
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        self._seq = int(row[0]) if row else 0
+        self._bytes = int(self._db.execute(f"SELECT COALESCE(SUM({_SIZE}), 0) FROM messages").fetchone()[0])
 
     def _migrate(self) -> None:
         """Stores written before the stream had partitions: everything so far is partition 0, in order."""
@@ -221,23 +249,55 @@ class SqliteHubStore:
             self._db.execute("DELETE FROM docs WHERE kind = ? AND key = ?", (kind, key))
 
     def append_message(self, message: StoredMessage) -> StoredMessage:
-        sysprops, props = json.dumps(message.system_properties), json.dumps(message.properties)
+        return self.append_messages([message])[0]
+
+    def append_messages(self, messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+        """Store ``messages`` in one transaction, numbered on from the last ``seq`` and their partition's ``pseq``."""
+        out: list[StoredMessage] = []
+        rows = []
+        added = 0
+        dumps = json.dumps
         with self._lock:
-            partition = message.partition
-            pseq = self._next_pseq.get(partition, 0)
+            seq = self._seq
+            next_pseq = dict(self._next_pseq)
+            for m in messages:
+                seq += 1
+                pseq = next_pseq.get(m.partition, 0)
+                next_pseq[m.partition] = pseq + 1
+                sysprops = dumps(m.system_properties)
+                props = dumps(m.properties) if m.properties else "{}"
+                rows.append((seq, m.device_id, m.module_id, m.enqueued_time, sysprops, props, m.body, m.partition,
+                             pseq, m.enqueued_ms))
+                added += len(m.body) + len(sysprops) + len(props)
+                out.append(StoredMessage(seq, m.device_id, m.module_id, m.enqueued_time, m.system_properties,
+                                         m.properties, m.body, m.partition, pseq, m.enqueued_ms))
+            changed = [(p, n) for p, n in next_pseq.items() if self._next_pseq.get(p) != n]
             with self.batch():
-                cur = self._db.execute(
-                    "INSERT INTO messages (device_id, module_id, enqueued_time, system_properties, properties, body, "
-                    "partition, pseq, enqueued_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (message.device_id, message.module_id, message.enqueued_time, sysprops, props, message.body,
-                     partition, pseq, message.enqueued_ms),
-                )
-                self._db.execute("INSERT OR REPLACE INTO partitions VALUES (?, ?)", (partition, pseq + 1))
-            self._next_pseq[partition] = pseq + 1
-            self._bytes += len(message.body) + len(sysprops) + len(props)
-            seq = int(cur.lastrowid or 0)
-        return StoredMessage(seq, *_fields(message)[1:], partition=partition, pseq=pseq,
-                             enqueued_ms=message.enqueued_ms)
+                self._db.executemany(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO partitions VALUES (?, ?)", changed)
+            self._seq = seq
+            self._next_pseq = next_pseq
+            self._bytes += added
+        return out
+
+    def last_seq(self) -> int:
+        return self._seq
+
+    def first_seq_since(self, enqueued_ms: int) -> int:
+        """The first stored message enqueued at or after ``enqueued_ms`` (the next one to come when none is)."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(seq) FROM messages WHERE enqueued_ms >= ?", (enqueued_ms,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else self._seq + 1
+
+    def give_back(self) -> int:
+        """Return free pages to the file system (after ``prune``); the bytes given back."""
+        with self._lock:
+            return give_back(self._db)
+
+    def sizes(self) -> dict[str, int]:
+        with self._lock:
+            count = int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return {"messages": count, "messageBytes": self._bytes, "fileBytes": file_size(self.path)}
 
     def messages(self, after_seq: int = 0, limit: int = 1000) -> list[StoredMessage]:
         with self._lock:

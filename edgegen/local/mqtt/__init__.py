@@ -13,6 +13,7 @@ from edgegen.local.mqtt.gateway import (
     MethodTimeoutError,
     MqttGateway,
     TelemetryMessage,
+    TelemetrySink,
 )
 from edgegen.local.mqtt.store import MemorySessionStore, SessionStore, SqliteSessionStore
 from edgegen.local.mqtt.topics import SYSTEM_PROPERTY_NAMES, Identity, TopicError
@@ -34,6 +35,7 @@ __all__ = [
     "SessionStore",
     "SqliteSessionStore",
     "TelemetryMessage",
+    "TelemetrySink",
     "TopicError",
     "server_ssl_context",
 ]
@@ -46,4 +48,5 @@ def server_ssl_context(cert_file: str, key_file: str):  # type: ignore[no-untype
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert_file), str(key_file))
+    ctx.num_tickets = 0  # no client here resumes TLS sessions: tickets would cost every handshake for nothing
     return ctx

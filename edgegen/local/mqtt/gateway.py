@@ -3,7 +3,11 @@
 Each connection is authenticated once (``Authenticator``) and may then only use its own topics. Twin and method
 topics (``$iothub/…``) carry no identity, so the gateway scopes them per connection: twin requests go to the
 handler with the caller's identity and replies go back to that connection only; desired patches and method calls
-are sent to one identity only. Telemetry is acknowledged after ``handler.on_telemetry`` returned.
+are sent to one identity only. Telemetry is acknowledged after ``handler.on_telemetry`` returned, or, when the
+handler has a ``telemetry_sink``, after the sink said the message is stored: the sink takes messages inline (no
+task per message) and stores each loop turn's messages together, and their PUBACKs go out together after that.
+
+A connection the server took beyond its limit (``Connection.over_limit``) gets CONNACK "server unavailable".
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from edgegen.local.mqtt.handler import (
     GatewayHandler,
     MethodTimeoutError,
     TelemetryMessage,
+    TelemetrySink,
 )
 from edgegen.local.mqtt.server import Connection, ConnState, MqttServer
 from edgegen.local.mqtt.session import Session, SessionState
@@ -66,9 +71,11 @@ __all__ = [
     "MethodTimeoutError",
     "MqttGateway",
     "TelemetryMessage",
+    "TelemetrySink",
 ]
 
 log = logging.getLogger(__name__)
+SERVER_UNAVAILABLE = 3  # CONNACK return code
 
 
 @dataclass(slots=True)
@@ -86,13 +93,14 @@ class MqttGateway:
     def __init__(
         self, authenticator: Authenticator, handler: GatewayHandler, session_store: SessionStore | None = None,
         *, max_inflight: int = 100, max_queued: int = 100_000, flush_interval: float = 0.02,
-        session_expiry: float | None = None,
+        session_expiry: float | None = None, max_connections: int | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.handler = handler
         self.store: SessionStore = session_store if session_store is not None else MemorySessionStore()
         self._limits = {"max_inflight": max_inflight, "max_queued": max_queued}
-        self._server = MqttServer(self)
+        self._server = MqttServer(self, max_connections=max_connections)
+        self._sink: TelemetrySink | None = getattr(handler, "telemetry_sink", None)
         self._sessions: dict[str, Session] = {}
         self._online: dict[str, Connection] = {}
         self._methods: dict[tuple[str, str], asyncio.Future[tuple[int, Any]]] = {}
@@ -140,6 +148,10 @@ class MqttGateway:
     def is_connected(self, identity: Identity) -> bool:
         return identity.client_id in self._online
 
+    @property
+    def max_connections(self) -> int:
+        return self._server.max_connections
+
     def is_subscribed(self, identity: Identity, topic: str) -> bool:
         """Whether ``identity``'s session has a subscription matching ``topic``."""
         session = self._session(identity)
@@ -177,10 +189,15 @@ class MqttGateway:
     # ------------------------------------------------------------------ sending to clients
 
     def deliver_input(
-        self, identity: Identity, input_name: str, properties: Mapping[str, str], payload: bytes, qos: int = 1
+        self, identity: Identity, input_name: str, properties: Mapping[str, str], payload: bytes, qos: int = 1,
+        tag: str | None = None,
     ) -> bool:
         """Send a message to a module input. True when sent or queued in its session, False when the module has
-        no session subscribed to that input (keep the message and try again after ``on_subscribe``)."""
+        no session subscribed to that input (keep the message and try again after ``on_subscribe``).
+
+        With a ``tag`` the message is the caller's, not the session's: sent only to a connected module that
+        subscribed, never stored, dropped with the connection, and ``handler.on_delivered(identity, tag)`` is
+        called on its PUBACK."""
         key = (identity, input_name)
         prefix = self._input_prefixes.get(key)
         if prefix is None:
@@ -193,7 +210,9 @@ class MqttGateway:
                 self._input_prefixes.clear()
             self._input_prefixes[key] = prefix
         topic = prefix + encode_property_bag(properties).encode() if properties else prefix
-        return self._send(identity, topic, payload, qos)
+        if tag is not None and identity.client_id not in self._online:
+            return False
+        return self._send(identity, topic, payload, qos, tag)
 
     def deliver_c2d(self, identity: Identity, properties: Mapping[str, str], payload: bytes, qos: int = 1,
                     tag: str | None = None) -> bool:
@@ -327,6 +346,65 @@ class MqttGateway:
 
     # ------------------------------------------------------------------ packets from clients
 
+    def handle_now(self, conn: Connection, packet: Packet) -> bool:
+        """The packets that need no waiting: PUBACK, PINGREQ, and telemetry when the handler has a sink."""
+        client: _Client | None = conn.context
+        if client is None:
+            return False
+        kind = type(packet)
+        if kind is Publish:
+            return self._sink is not None and self._telemetry_now(conn, client, packet)  # type: ignore[arg-type]
+        if kind is Puback:
+            self._on_puback(conn, client, packet)  # type: ignore[arg-type]
+            return True
+        if kind is Pingreq:
+            conn.send(PINGRESP_BYTES)
+            return True
+        return False
+
+    def _on_puback(self, conn: Connection, client: _Client, packet: Puback) -> None:
+        acked = client.session.ack(packet.packet_id)
+        if acked is not None:
+            if conn.writable:
+                self._pump(conn, client.session)
+            self._schedule_flush()
+            if acked.tag is not None:
+                try:
+                    self.handler.on_delivered(client.identity, acked.tag)
+                except Exception:
+                    log.exception("on_delivered for %s failed", client.identity)
+
+    def _telemetry_now(self, conn: Connection, client: _Client, packet: Publish) -> bool:
+        """Telemetry into the sink; False (the slow path) for any other publish."""
+        inbound = parse_inbound(packet.topic, client.identity, client.events_prefix)
+        if inbound is None or inbound.kind is not InboundKind.TELEMETRY:
+            return False
+        identity = client.identity
+        try:
+            system, custom = decode_property_bag(inbound.bag) if inbound.bag else ({}, {})
+        except TopicError as exc:  # edgeHub and IoT Hub drop the connection too
+            log.info("closing %s: %s", identity, exc.message)
+            conn.close()
+            return True
+        message = TelemetryMessage(custom, system, packet.payload, system.get("$.on"))
+        done = None
+        if packet.qos:
+            puback = encode_puback(packet.packet_id or 0)
+
+            def done(stored: bool) -> None:
+                if not stored:
+                    conn.close()
+                elif conn.state is ConnState.ACTIVE:
+                    conn.send(puback)
+
+        assert self._sink is not None
+        try:
+            self._sink.submit(identity, message, done)
+        except GatewayError as exc:
+            log.info("closing %s: %s", identity, exc.message)
+            conn.close()
+        return True
+
     async def on_packet(self, conn: Connection, packet: Packet) -> None:
         client: _Client | None = conn.context
         if client is None:
@@ -336,13 +414,7 @@ class MqttGateway:
         if isinstance(packet, Publish):
             await self._on_publish(conn, client, packet)
         elif isinstance(packet, Puback):
-            acked = client.session.ack(packet.packet_id)
-            if acked is not None:
-                if conn.writable:
-                    self._pump(conn, client.session)
-                self._schedule_flush()
-                if acked.tag is not None:
-                    self.handler.on_delivered(client.identity, acked.tag)
+            self._on_puback(conn, client, packet)
         elif isinstance(packet, Subscribe):
             await self._on_subscribe(conn, client, packet)
         elif isinstance(packet, Unsubscribe):
@@ -363,6 +435,12 @@ class MqttGateway:
             conn.send(encode_connack(False, 1))
             conn.close()
             return
+        if conn.over_limit:
+            log.warning("refused %s: %d connections, the most this process's open-files limit allows",
+                        packet.client_id, self._server.max_connections)
+            conn.send(encode_connack(False, SERVER_UNAVAILABLE))
+            conn.close()
+            return
         try:
             auth = self.authenticator.authenticate(packet.client_id, packet.username, packet.password)
         except AuthError as exc:
@@ -372,7 +450,7 @@ class MqttGateway:
             return
         except Exception:  # a broken key lookup must not look like bad credentials
             log.exception("authenticating %s failed", packet.client_id)
-            conn.send(encode_connack(False, 3))  # server unavailable
+            conn.send(encode_connack(False, SERVER_UNAVAILABLE))
             conn.close()
             return
         identity = auth.identity

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from edgegen.errors import EdgegenError
 from edgegen.local.mqtt.topics import Identity
 
-__all__ = ["BaseGatewayHandler", "GatewayError", "GatewayHandler", "MethodTimeoutError", "TelemetryMessage"]
+__all__ = ["BaseGatewayHandler", "GatewayError", "GatewayHandler", "MethodTimeoutError", "TelemetryMessage",
+           "TelemetrySink"]
 
 
 class GatewayError(EdgegenError):
@@ -43,6 +45,16 @@ class GatewayHandler(Protocol):
     async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]: ...
     async def on_twin_reported(self, identity: Identity, patch: dict[str, Any]) -> tuple[int, int | None]: ...
     def on_delivered(self, identity: Identity, tag: str) -> None: ...
+
+
+class TelemetrySink(Protocol):
+    """Telemetry taken without a task per message (a handler's optional ``telemetry_sink``).
+
+    ``submit`` returns at once; ``done(True)`` is called once the message is stored (the gateway then sends the
+    PUBACK), ``done(False)`` if it could not be (the gateway closes the connection without one). ``done`` is
+    None for QoS 0. Raising ``GatewayError`` refuses the message (the connection is closed)."""
+
+    def submit(self, identity: Identity, message: TelemetryMessage, done: Callable[[bool], None] | None) -> None: ...
 
 
 class BaseGatewayHandler:
