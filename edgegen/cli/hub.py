@@ -323,6 +323,23 @@ def _load_or_report(path: Path, *, validate: bool, layered: bool) -> Any:
                            hint="fix them (see above), or pass --no-validation to deploy anyway") from None
 
 
+def _since_ms(text: str) -> int:
+    """``--from``: ISO 8601 (no zone: local time) or a span back from now (``90s``, ``10m``, ``2h``, ``1d``)."""
+    import datetime as dt
+    import re
+    import time
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if m:
+        return int((time.time() - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]) * 1000)
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither ISO 8601 nor a span like 10m",
+                                 param_hint="--from") from None
+    return int(when.timestamp() * 1000)
+
+
 @click.command("monitor")
 @click.option("-d", "--device", "device_pattern", default=None, help="Device id (wildcards * and ? allowed).")
 @click.option("-m", "--module", "module_pattern", default=None, help="Module id (wildcards * and ? allowed).")
@@ -338,11 +355,14 @@ def _load_or_report(path: Path, *, validate: bool, layered: bool) -> Any:
               help="Read the Event Hub-compatible endpoint with azure-eventhub (else "
                    "IOTHUB_EVENTHUB_CONNECTION_STRING; always for an Azure hub).")
 @click.option("--consumer-group", "--cg", "group", default="$Default", show_default=True)
+@click.option("--from", "since", default=None, metavar="TIME",
+              help="Start with the messages enqueued at or after TIME: ISO 8601 (2026-12-01T08:00:00Z; no zone: "
+                   "local time) or a span back from now (90s, 10m, 2h, 1d) (the local hub's live feed).")
 @_hub_options
 @output_option(("json", "yaml", "table"), default="json")
 def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple[str, ...], timeout: float,
             count: int | None, content_type: str | None, from_start: bool, eventhub_cs: str | None, group: str,
-            hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+            since: str | None, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
     """Show device-to-cloud messages as they arrive (like az iot hub monitor-events)."""
     from edgegen.hub.connection import resolve_hub
     from edgegen.hub.monitor import MonitorFilter, run_monitor
@@ -353,7 +373,8 @@ def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple
     filt = MonitorFilter(device_pattern, module_pattern, set(props), content_type)
     printed = run_monitor(target, filt, timeout=timeout or None, count=count, from_start=from_start,
                           output_format=output_format, echo=click.echo, eventhub_connection_string=eventhub_cs,
-                          consumer_group=group)
+                          consumer_group=group, since_ms=_since_ms(since) if since else None,
+                          warn=lambda text: click.echo(f"warning: {text}", err=True))
     if printed == 0:
         raise EdgegenError(
             f"no messages arrived within {timeout:g} s"

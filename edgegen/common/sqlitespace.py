@@ -23,15 +23,17 @@ _INCREMENTAL = 2
 
 def prepare(db: sqlite3.Connection, path: Path | str) -> None:
     """WAL mode, normal sync, a bounded WAL and incremental vacuum (converting an older file once)."""
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-    if db.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:  # before WAL: a new file takes it so
         db.execute(f"PRAGMA auto_vacuum={_INCREMENTAL}")
         has_tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
         if has_tables:
             log.info("%s: converting to incremental vacuum (once)", path)
+            if db.in_transaction:
+                db.commit()
             db.execute("VACUUM")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
 
 
 def give_back(db: sqlite3.Connection, keep_pages: int = 256, max_pages: int = 16384) -> int:
@@ -42,9 +44,9 @@ def give_back(db: sqlite3.Connection, keep_pages: int = 256, max_pages: int = 16
         return 0
     pages = min(free - keep_pages, max_pages)
     page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
-    db.execute(f"PRAGMA incremental_vacuum({pages})").fetchall()
     if db.in_transaction:
         db.commit()
+    db.executescript(f"PRAGMA incremental_vacuum({pages})")  # execute() would free one page: it steps once
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return pages * page_size
 

@@ -34,7 +34,10 @@ class FeedMessage:
 
     @classmethod
     def from_envelope(cls, raw: bytes) -> FeedMessage:
-        d = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeedMessage:
         return cls(int(d.get("seq") or 0), d["deviceId"], d.get("moduleId"), d.get("enqueuedTime") or "",
                    dict(d.get("systemProperties") or {}), dict(d.get("properties") or {}),
                    base64.b64decode(d.get("body") or ""))

@@ -89,6 +89,9 @@ class LiveFeed:
                 after = self.store.first_seq_since(since) - 1
             elif after is None:
                 after = self.store.last_seq()
+            elif after == 0:  # everything still stored: what retention removed earlier is not missed
+                first = self.store.messages(0, 1)
+                after = first[0].seq - 1 if first else self.store.last_seq()
             monitor = self._monitors[key] = _Monitor(Identity(FEED_DEVICE, key), after, after)
             self._save(key, monitor)
         monitor.online = True
@@ -185,5 +188,5 @@ class LiveFeed:
 
     def stats(self) -> list[dict[str, object]]:
         last = self.store.last_seq()
-        return [{"session": key, "online": m.online, "acknowledged": m.acked, "behind": max(0, last - m.acked)}
-                for key, m in self._monitors.items()]
+        return [{"session": key, "online": m.online, "acknowledged": m.acked, "behind": max(0, last - m.acked),
+                 "inFlight": m.sent - m.acked} for key, m in self._monitors.items()]
