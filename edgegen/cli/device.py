@@ -56,10 +56,15 @@ def device() -> None:
 @click.option("--fast-ack", is_flag=True,
               help="Acknowledge module messages before their hand-over is committed to disk (grouped every 20 ms; "
               "about twice the throughput, but a crash of the device process can lose the last 20 ms).")
+@click.option("--retention-days", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
+              help="Keep $upstream messages (upstream.sqlite) this long.")
+@click.option("--retention-mb", type=click.FloatRange(min=0.01), default=256.0, show_default=True,
+              help="Keep at most this many MB of $upstream messages (oldest go first).")
 @click.pass_context
 def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca_file: str | None, state_dir: Path,
         address: str | None, solution: Path | None, device_id: str, reuse_site_packages: bool,
-        venv_dir: Path | None, backoff_unit: float, engine: str, fast_ack: bool) -> None:
+        venv_dir: Path | None, backoff_unit: float, engine: str, fast_ack: bool, retention_days: float,
+        retention_mb: float) -> None:
     """Start the edge hub and every module of a manifest; Ctrl-C or SIGTERM stops everything.
 
     Without --manifest (and --connection-string), renders the solution in the current folder first, as
@@ -85,13 +90,17 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
                    ca_file=hub_ca_file, state_dir=None, address=address, engine=engine)
         return
 
+    from edgegen.common import lograte
+    from edgegen.common.retention import Retention
     from edgegen.local.agent import BackoffPolicy
     from edgegen.local.device import Device, DeviceConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lograte.install()
     config = DeviceConfig(state_dir=state_dir, manifest=manifest, solution_dir=solution, address=address,
                           device_id=device_id, share_site_packages=reuse_site_packages, venv_dir=venv_dir,
-                          backoff=BackoffPolicy(unit_secs=backoff_unit), durable_ack=not fast_ack, engine=engine)
+                          backoff=BackoffPolicy(unit_secs=backoff_unit), durable_ack=not fast_ack, engine=engine,
+                          upstream_retention=Retention(retention_days, int(retention_mb * 1024 * 1024)))
 
     async def main() -> None:
         stop = stop_on_signals()
@@ -132,6 +141,17 @@ def status(state_dir: Path, output_format: str) -> None:
     eps = [{"endpoint": ep, **v} for ep, v in data["endpoints"].items()]
     if eps:
         text += "\n" + table(eps, ["endpoint", "pending", "delivered", "expired"], title="store-and-forward")
+    mb = 1024 * 1024
+    stores = []
+    for name, size in (data.get("stores") or {}).items():
+        if isinstance(size, dict):
+            stores.append({"file": name, "MB on disk": f"{size['fileBytes'] / mb:.1f}",
+                           "messages": size["messages"], "retention": f"{size['retentionDays']:g} days, "
+                           f"{size['retentionBytes'] / mb:g} MB"})
+        else:
+            stores.append({"file": name, "MB on disk": f"{size / mb:.1f}", "messages": "", "retention": ""})
+    if stores:
+        text += "\n" + table(stores, ["file", "MB on disk", "messages", "retention"], title="stores")
     emit(data, output_format, text)
 
 

@@ -8,7 +8,8 @@ directory (see docs/local-device.md):
     <state>/identities.json    module keys and generation ids (0600)
     <state>/certs/             local CA and the edge hub's server certificate (keys 0600)
     <state>/store.sqlite       store-and-forward queues        <state>/sessions.sqlite  MQTT persistent sessions
-    <state>/upstream.sqlite    $upstream messages              <state>/twins.json       module twins
+    <state>/upstream.sqlite    $upstream messages (retention: DeviceConfig.upstream_retention)
+    <state>/twins.json         module twins
     <state>/logs/<module>.log  module output (engine mode: earlier containers' logs)
     <state>/run/<module>.json  process mode: pid, start time and fingerprint of each running module (0600), so
                                a device restarted after a crash adopts the modules that outlived it
@@ -18,6 +19,10 @@ directory (see docs/local-device.md):
 ``DeviceConfig.engine`` picks where modules run: ``process`` (``main.py`` from the solution's module folders),
 ``docker`` (the manifest's images on a Docker-API engine, as edgeAgent runs them) or ``auto`` (docker when an
 engine answers, else process); ``device.engine_choice.reason`` says which and why.
+
+Disk stays bounded: every ``INTERVAL`` (60 s) the ``$upstream`` log is pruned to its retention (age and size, as
+the hub stand-in's message store) and the pages the three SQLite files no longer use (a drained backlog,
+delivered session messages) are given back; ``status()["stores"]`` shows their sizes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import Any
 
 from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.common.loopback import first_free_address, loopback_candidate
+from edgegen.common.retention import INTERVAL, Retention
+from edgegen.common.sqlitespace import file_size
 from edgegen.errors import Location
 from edgegen.local.agent import Agent, BackoffPolicy
 from edgegen.local.agentmethods import AGENT_MODULE, handle_agent_method
@@ -112,6 +119,7 @@ class DeviceConfig:
     engine: str = "process"  # "process", "docker" or "auto"
     engine_env: dict[str, str] | None = None  # where to find the engine (DOCKER_HOST…); default: os.environ
     allow_elevated: bool = False  # engine mode: keep Privileged/CapAdd (iotedged's allow_elevated_docker_permissions)
+    upstream_retention: Retention = field(default_factory=Retention)  # the local $upstream log's bound
 
 
 def _stage_models(solution: Path, models_dir: Path, module: DesiredModule) -> dict[str, str]:
@@ -243,6 +251,28 @@ class Device:
                 log.warning("stopped module processes an earlier run left and this deployment does not run: %s",
                             ", ".join(stray))
         self._tasks.append(asyncio.create_task(self._watch(), name="deployment-watch"))
+        self._tasks.append(asyncio.create_task(self._keep_disk_bounded(), name="disk"))
+
+    def bound_disk(self) -> int:
+        """Apply the ``$upstream`` log's retention and give free pages back; return the messages removed."""
+        removed = 0
+        if self.local_upstream is not None:
+            retention = self.config.upstream_retention
+            removed = self.local_upstream.prune(retention.cutoff_ms(), retention.max_bytes)
+            if removed:
+                log.info("$upstream retention (%s): removed %d messages", retention.describe(), removed)
+            self.local_upstream.give_back()
+        self.store.give_back()
+        self.sessions.give_back()
+        return removed
+
+    async def _keep_disk_bounded(self) -> None:
+        while True:
+            try:
+                self.bound_disk()
+            except Exception:
+                log.exception("bounding the stores' disk use failed")
+            await asyncio.sleep(INTERVAL)
 
     def _server_tls(self, ca: Any) -> None:
         server = ensure_server_cert(ca, self.state / "certs", "edgehub", ["localhost", self.address])
@@ -441,7 +471,18 @@ class Device:
             "connected": sorted(self.hub.connected),
             "endpoints": self.router.backlog(),
             "router": self.router.counters.to_dict(),
+            "stores": self.store_sizes(),
         }
+
+    def store_sizes(self) -> dict[str, Any]:
+        """Bytes on disk of each SQLite file; the ``$upstream`` log's messages and retention too."""
+        sizes: dict[str, Any] = {"store.sqlite": file_size(self.store.path),
+                                 "sessions.sqlite": file_size(self.sessions.path)}
+        if self.local_upstream is not None:
+            retention = self.config.upstream_retention
+            sizes["upstream.sqlite"] = {**self.local_upstream.sizes(), "retentionDays": retention.days,
+                                        "retentionBytes": retention.max_bytes}
+        return sizes
 
     def module_cred(self, module: str) -> dict[str, str]:
         return module_credentials(self.state, module)

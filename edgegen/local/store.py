@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from edgegen.common.sqlitespace import give_back, prepare
+
 __all__ = ["EndpointStats", "MemoryStore", "Pending", "QueuedMessage", "SqliteStore", "Store"]
 
 
@@ -105,9 +107,13 @@ class SqliteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        prepare(self._db, self.path)
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+
+    def give_back(self) -> int:
+        """Return the pages a drained backlog left free to the file system; the bytes given back."""
+        return give_back(self._db)
 
     def append(self, items: Sequence[Pending], now: float | None = None) -> list[int]:
         t = time.time() if now is None else now

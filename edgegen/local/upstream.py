@@ -4,6 +4,9 @@
 attached: it appends every message to a SQLite file (``<state>/upstream.sqlite``) that ``edgegen device messages``
 reads, so device-to-cloud output is durable and inspectable without Azure. The IoT Hub stand-in provides another
 sink with the same two methods.
+
+The log is bounded like the hub's message store (``edgegen.common.retention``: by age and size, ``prune``), and
+the space retention frees is given back (``give_back``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from edgegen.common.sqlitespace import file_size, give_back, prepare
 
 __all__ = ["LocalUpstream", "UpstreamMessage", "UpstreamSink", "upstream_event"]
 
@@ -71,6 +76,9 @@ def _is_text(data: bytes) -> bool:
     return True
 
 
+_SIZE = "LENGTH(body) + LENGTH(properties) + LENGTH(system_properties)"
+
+
 class LocalUpstream:
     """A durable local ``$upstream``: every message appended to one SQLite file, in arrival order."""
 
@@ -78,13 +86,13 @@ class LocalUpstream:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        prepare(self._db, self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS upstream (seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL,"
             " module_id TEXT, properties TEXT NOT NULL, system_properties TEXT NOT NULL, body BLOB NOT NULL,"
             " enqueued_time REAL NOT NULL)"
         )
+        self._bytes = int(self._db.execute(f"SELECT COALESCE(SUM({_SIZE}), 0) FROM upstream").fetchone()[0])
 
     def available(self) -> bool:
         return True
@@ -94,18 +102,56 @@ class LocalUpstream:
 
     def append(self, messages: Sequence[UpstreamMessage]) -> None:
         db = self._db
+        rows = [(m.device_id, m.module_id, json.dumps(dict(m.properties)), json.dumps(dict(m.system_properties)),
+                 bytes(m.body), m.enqueued_time or time.time()) for m in messages]
         db.execute("BEGIN")
         try:
             db.executemany(
                 "INSERT INTO upstream (device_id, module_id, properties, system_properties, body, enqueued_time)"
-                " VALUES (?,?,?,?,?,?)",
-                [(m.device_id, m.module_id, json.dumps(dict(m.properties)), json.dumps(dict(m.system_properties)),
-                  bytes(m.body), m.enqueued_time or time.time()) for m in messages],
-            )
+                " VALUES (?,?,?,?,?,?)", rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._bytes += sum(len(r[2]) + len(r[3]) + len(r[4]) for r in rows)
+
+    def prune(self, older_than_ms: int, max_bytes: int) -> int:
+        """Drop messages enqueued before ``older_than_ms``, then the oldest until the log fits ``max_bytes``."""
+        db = self._db
+        removed = 0
+        db.execute("BEGIN")
+        try:
+            cutoff = older_than_ms / 1000
+            row = db.execute(f"SELECT COUNT(*), COALESCE(SUM({_SIZE}), 0) FROM upstream WHERE enqueued_time < ?",
+                             (cutoff,)).fetchone()
+            if row[0]:
+                db.execute("DELETE FROM upstream WHERE enqueued_time < ?", (cutoff,))
+                removed += int(row[0])
+                self._bytes -= int(row[1])
+            while self._bytes > max_bytes:
+                rows = db.execute(f"SELECT seq, {_SIZE} FROM upstream ORDER BY seq LIMIT 1000").fetchall()
+                if not rows:
+                    self._bytes = 0
+                    break
+                cut, freed = rows[-1][0], 0
+                for seq, n in rows:
+                    freed += n
+                    if self._bytes - freed <= max_bytes:
+                        cut = seq
+                        break
+                removed += db.execute("DELETE FROM upstream WHERE seq <= ?", (cut,)).rowcount
+                self._bytes -= freed
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return removed
+
+    def give_back(self) -> int:
+        return give_back(self._db)
+
+    def sizes(self) -> dict[str, int]:
+        return {"messages": self.count(), "messageBytes": self._bytes, "fileBytes": file_size(self.path)}
 
     def read(self, after: int = 0, limit: int = 1000) -> list[tuple[int, UpstreamMessage]]:
         rows = self._db.execute(

@@ -204,5 +204,5 @@ def test_under_ulimit_1024_devices_beyond_capacity_get_server_unavailable(tmp_pa
         stop_process(proc, 20)
         log.close()
     text = (tmp_path / "hub.log").read_text()
-    assert "devices at once:   %d" % capacity in text
+    assert f"devices at once:   {capacity}" in text
     assert text.count("refused d") <= 6  # 40 refusals: five lines, then one saying how many were not logged

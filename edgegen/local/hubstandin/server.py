@@ -202,6 +202,8 @@ class HubStandIn:
         if removed:
             log.info("retention (%s): removed %d device-to-cloud messages", self.retention.describe(), removed)
         self._store.give_back()
+        if self._mqtt is not None:
+            self._mqtt.gateway.store.give_back()
         return removed
 
     async def _prune_every(self, interval: float) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from edgegen.common.sqlitespace import give_back, prepare
+
 __all__ = ["MemorySessionStore", "SessionStore", "SqliteSessionStore", "StoredMessage", "StoredSession"]
 
 log = logging.getLogger(__name__)
@@ -101,8 +103,7 @@ class SqliteSessionStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        prepare(self._db, self.path)
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY, subscriptions TEXT NOT NULL);
@@ -161,6 +162,14 @@ class SqliteSessionStore:
             self._jobs.put((list(self._adds.values()), self._removes))
             self._adds = {}
             self._removes = []
+
+    def give_back(self) -> int:
+        """Return the pages delivered messages left free to the file system; the bytes given back."""
+        if self._closed:
+            return 0
+        self._sync()
+        with self._lock:
+            return give_back(self._db)
 
     def close(self) -> None:
         """Write everything pending, stop the writer and close; closing twice is harmless."""
