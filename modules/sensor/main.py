@@ -5,6 +5,7 @@ A standalone IoT Edge module (azure-iot-device only). Environment:
   MESSAGE_COUNT   messages to send, 0 = forever (default 500)    method ``reset`` starts counting again
   ANOMALY_RATE    share of readings with an injected anomaly (default 0.02)
   SEED            random seed (default: none)
+  REPORT_INTERVAL seconds between twin reports of ``sent`` while sending (default 10)
   LOG_LEVEL       python logging level (default INFO)
 Twin desired ``SendData`` (true/false) pauses and resumes. Direct method ``reset`` restarts the simulation.
 """
@@ -38,8 +39,11 @@ def env_float(name: str, default: float) -> float:
 
 
 class Sensor:
-    def __init__(self, client: IoTHubModuleClient, sim: Simulator, interval: float, count: int) -> None:
+    def __init__(self, client: IoTHubModuleClient, sim: Simulator, interval: float, count: int,
+                 report_interval: float = 10.0) -> None:
         self.client = client
+        self.report_interval = report_interval
+        self.last_report = 0.0
         self.sim = sim
         self.interval = interval
         self.count = count
@@ -97,6 +101,7 @@ class Sensor:
         await self.report()
 
     async def report(self) -> None:
+        self.last_report = self.loop.time()
         patch = {"sensor": {"sent": self.sent, "failed": self.failed, "sendData": self.send_data,
                             "sendInterval": self.interval, "messageCount": self.count, "batchId": self.batch_id}}
         try:
@@ -126,6 +131,10 @@ class Sensor:
         if self.count and self.sent == self.count:
             log.info("sent all %d messages; idle until a reset", self.count)
             await self.report()
+        elif self.loop.time() - self.last_report >= self.report_interval:  # keeps `sent` current in every mode
+            task = asyncio.ensure_future(self.report())
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
 
     async def run(self) -> None:
         while not self.stop.is_set():
@@ -154,7 +163,7 @@ async def main() -> int:
         log.error("cannot connect to edgeHub (%s: %s); exiting so the restart policy applies", type(exc).__name__, exc)
         await client.shutdown()
         return 1
-    sensor = Sensor(client, sim, interval, count)
+    sensor = Sensor(client, sim, interval, count, env_float("REPORT_INTERVAL", 10.0))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, sensor.stop.set)
@@ -173,6 +182,7 @@ async def main() -> int:
         await sensor.run()
     finally:
         log.info("stopping after %d messages", sensor.sent)
+        await sensor.report()
         try:
             await asyncio.wait_for(client.shutdown(), 10)
         except Exception as exc:

@@ -80,3 +80,13 @@ def test_sensor_module_sends_counts_pauses_and_resets(tmp_path: Path) -> None:
         assert json.loads(resumed[6].body)["machine"]["temperature"] < 25  # reset → a cold machine again
         assert run.terminate() == 0, run.log()
         assert "stopping after" in run.log()
+
+
+@pytest.mark.integration
+def test_sensor_reports_sent_while_sending_forever(tmp_path: Path) -> None:
+    env = {"SEND_INTERVAL": "0.05", "MESSAGE_COUNT": "0", "REPORT_INTERVAL": "0.3", "SEED": "1"}
+    with run_module("sensor", tmp_path, env=env) as run:
+        first = int(run.hub.wait_reported(lambda r: r.get("sensor", {}).get("sent", 0) >= 3 and r["sensor"])["sent"])
+        later = run.hub.wait_reported(lambda r: r["sensor"]["sent"] >= first + 5 and dict(r["sensor"]))
+        assert later["messageCount"] == 0
+        assert run.terminate() == 0, run.log()
