@@ -10,6 +10,7 @@ module configurations.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,8 @@ from edgegen.local.hubstandin.errors import AlreadyExists, InvalidArgument, NotF
 from edgegen.local.hubstandin.metrics import configuration_view
 from edgegen.local.hubstandin.query import CompiledQuery, Source
 from edgegen.local.hubstandin.store import HubStore
+
+RECOMPUTE_CHUNK = 100  # devices per step when a configuration is applied to all of them
 
 __all__ = ["DeploymentsMixin"]
 
@@ -80,8 +83,10 @@ class DeploymentsMixin:
     def list_configurations(self, top: int | None = None) -> list[Configuration]:
         return sorted(self.configs.values(), key=lambda c: c.sequence)[: top or None]
 
-    def put_configuration(self, config_id: str, body: Mapping[str, Any], if_match: str | None = None
-                          ) -> tuple[Configuration, bool]:
+    def put_configuration(self, config_id: str, body: Mapping[str, Any], if_match: str | None = None,
+                          *, defer: bool = False) -> tuple[Configuration, bool]:
+        """Create or update a configuration and apply it to every device (``defer``: the caller applies it with
+        ``recompute_in_chunks``, so that thousands of devices do not hold up the event loop)."""
         """Create (no If-Match) or update; an update may change only labels, metrics, priority, targetCondition."""
         validate_configuration_id(config_id)
         existing = self.configs.get(config_id)
@@ -121,16 +126,30 @@ class DeploymentsMixin:
         with self.store.batch():
             self.configs[config_id] = cfg
             self.store.put("config", config_id, cfg.to_dict())
-            self._recompute()
+            if not defer:
+                self._recompute()
         return cfg, created
 
-    def delete_configuration(self, config_id: str, if_match: str | None = None) -> None:
+    def delete_configuration(self, config_id: str, if_match: str | None = None, *, defer: bool = False) -> bool:
+        """Delete a configuration; returns whether module twins need a look (pass it to ``recompute_in_chunks``
+        when ``defer``)."""
         cfg = self.get_configuration(config_id)
         check_etag(if_match, cfg.etag, f"configuration {config_id}")
         with self.store.batch():
             self.configs.pop(config_id)
             self.store.delete("config", config_id)
-            self._recompute(module_twins=cfg.kind == "module")
+            if not defer:
+                self._recompute(module_twins=cfg.kind == "module")
+        return cfg.kind == "module"
+
+    async def recompute_in_chunks(self, *, module_twins: bool | None = None, chunk: int = RECOMPUTE_CHUNK) -> None:
+        """``_recompute`` of every device, ``chunk`` devices per transaction, yielding to the event loop between
+        chunks: a deployment to thousands of devices no longer delays the devices' packets (PUBACKs, twins)."""
+        ids = list(self.devices)
+        for start in range(0, len(ids), chunk):
+            with self.store.batch():
+                self._recompute(ids[start:start + chunk], module_twins=module_twins)
+            await asyncio.sleep(0)
 
     # ---- applying configurations to twins -------------------------------------------------------------
     def _set_statuses(self, device_id: str, module_id: str | None, kinds: tuple[str, ...],

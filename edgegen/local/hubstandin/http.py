@@ -291,12 +291,15 @@ async def get_configuration(request: web.Request) -> web.Response:
 async def put_configuration(request: web.Request) -> web.Response:
     backend = _backend(request)
     body = await _object(request, CONFIGURATION, "configuration")
-    cfg, created = backend.put_configuration(request.match_info["id"], body, _if_match(request))
+    cfg, created = backend.put_configuration(request.match_info["id"], body, _if_match(request), defer=True)
+    await backend.recompute_in_chunks()  # a chunk at a time: devices' packets go on meanwhile
     return web.json_response(backend.configuration_view(cfg), status=201 if created else 200)
 
 
 async def delete_configuration(request: web.Request) -> web.Response:
-    _backend(request).delete_configuration(request.match_info["id"], _if_match(request))
+    backend = _backend(request)
+    module_twins = backend.delete_configuration(request.match_info["id"], _if_match(request), defer=True)
+    await backend.recompute_in_chunks(module_twins=module_twins)
     return web.Response(status=204)
 
 
