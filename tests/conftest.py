@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,13 @@ def repo_root() -> Path:
 def conformance_dir() -> Path:
     """tests/conformance: edgeHub's routing vectors, iotedgedev's fixtures, the official schemas and payloads."""
     return CONFORMANCE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak tests (``@pytest.mark.soak``) run only with ``EDGEGEN_SOAK=1``: minutes each, not for every CI run."""
+    if os.environ.get("EDGEGEN_SOAK") == "1":
+        return
+    skip = pytest.mark.skip(reason="a soak test: set EDGEGEN_SOAK=1 to run it (minutes; not part of make test)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
