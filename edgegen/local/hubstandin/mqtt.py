@@ -154,7 +154,8 @@ class HubGateway(BaseGatewayHandler):
             raise GatewayError("monitors do not send telemetry", 403)
         if not self._enabled(identity):  # revoked while this message was on its way: neither stored nor acked
             raise GatewayError(f"{identity} is disabled or deleted", 401)
-        system = {_SYSTEM_NAMES.get(k, k): v for k, v in message.system_properties.items() if k != "$.on"}
+        names = _SYSTEM_NAMES
+        system = {names.get(k, k): v for k, v in message.system_properties.items() if k != "$.on"}
         system["iothub-message-source"] = "Telemetry"
         self._pending.append((identity.device_id, identity.module_id, message.properties, system, message.payload))
         self._pending_done.append(done)

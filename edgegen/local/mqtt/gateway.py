@@ -20,6 +20,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from edgegen.local.mqtt.auth import Authenticator, AuthError
@@ -76,6 +77,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SERVER_UNAVAILABLE = 3  # CONNACK return code
+
+
+def _acknowledge(conn: Connection, packet_id: int, stored: bool) -> None:
+    """A sink's answer for one telemetry publish: PUBACK once stored, else close without one."""
+    if not stored:
+        conn.close()
+    elif conn.state is ConnState.ACTIVE:
+        conn.send(encode_puback(packet_id))
 
 
 @dataclass(slots=True)
@@ -375,28 +384,29 @@ class MqttGateway:
                     log.exception("on_delivered for %s failed", client.identity)
 
     def _telemetry_now(self, conn: Connection, client: _Client, packet: Publish) -> bool:
-        """Telemetry into the sink; False (the slow path) for any other publish."""
-        inbound = parse_inbound(packet.topic, client.identity, client.events_prefix)
-        if inbound is None or inbound.kind is not InboundKind.TELEMETRY:
+        """Telemetry into the sink; False (the slow path, which also refuses) for any other publish."""
+        topic = packet.topic
+        prefix = client.events_prefix
+        if not topic.startswith(prefix):
             return False
+        tail = topic[len(prefix):]
+        if tail and tail != "/":  # the property bag, as parse_inbound reads it
+            if tail[0] != "/":
+                return False
+            bag = tail[1:-1] if tail[-1] == "/" else tail[1:]
+            if "/" in bag:
+                return False
+        else:
+            bag = ""
         identity = client.identity
         try:
-            system, custom = decode_property_bag(inbound.bag) if inbound.bag else ({}, {})
+            system, custom = decode_property_bag(bag) if bag else ({}, {})
         except TopicError as exc:  # edgeHub and IoT Hub drop the connection too
             log.info("closing %s: %s", identity, exc.message)
             conn.close()
             return True
         message = TelemetryMessage(custom, system, packet.payload, system.get("$.on"))
-        done = None
-        if packet.qos:
-            puback = encode_puback(packet.packet_id or 0)
-
-            def done(stored: bool) -> None:
-                if not stored:
-                    conn.close()
-                elif conn.state is ConnState.ACTIVE:
-                    conn.send(puback)
-
+        done = partial(_acknowledge, conn, packet.packet_id or 0) if packet.qos else None
         assert self._sink is not None
         try:
             self._sink.submit(identity, message, done)
