@@ -14,7 +14,8 @@ from edgegen.local.mqtt.topics import Identity
 
 
 def message(i: int, ms: int, size: int = 100) -> StoredMessage:
-    return StoredMessage(0, "d1", None, "2026-01-01T00:00:00Z", {"k": "v"}, {"i": str(i)}, b"x" * size, ms)
+    return StoredMessage(0, "d1", None, "2026-01-01T00:00:00Z", {"k": "v"}, {"i": str(i)}, b"x" * size,
+                         enqueued_ms=ms)
 
 
 @pytest.fixture(params=["memory", "sqlite"])

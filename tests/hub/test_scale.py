@@ -174,6 +174,9 @@ def test_under_ulimit_1024_devices_beyond_capacity_get_server_unavailable(tmp_pa
     socks = []
     try:
         wait_for_port(address, 8883, timeout=60)
+        deadline = time.monotonic() + 30
+        while not (state / "hub.json").exists() and time.monotonic() < deadline:  # written once every side listens
+            time.sleep(0.05)
         info = json.loads((state / "hub.json").read_text())
         capacity = info["deviceCapacity"]
         assert 900 <= capacity < 1024

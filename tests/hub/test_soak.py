@@ -92,6 +92,9 @@ def test_soak_flat_rss_bounded_files_nothing_missed(tmp_path) -> None:
     monitor = None
     try:
         wait_for_port(address, 8883, timeout=60)
+        deadline = time.monotonic() + 30
+        while not (state / "hub.json").exists() and time.monotonic() < deadline:  # written once every side listens
+            time.sleep(0.05)
         monitor = subprocess.Popen([EDGEGEN, "monitor", "--state-dir", str(state), "--output", "table",
                                     "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         lines = [0]

@@ -64,7 +64,7 @@ class Connection(asyncio.BufferedProtocol):
     """One client connection. ``context`` belongs to the dispatcher (identity, session)."""
 
     __slots__ = (
-        "_expiry_handle", "_finishing", "_flush_handle", "_in_bio", "_inbox", "_keepalive_handle", "_last_rx",
+        "_eof", "_expiry_handle", "_finishing", "_flush_handle", "_in_bio", "_inbox", "_keepalive_handle", "_last_rx",
         "_loop", "_out", "_out_bio", "_reader", "_reading_paused", "_server", "_task", "_tls", "_tls_ready",
         "_transport", "context", "keepalive", "over_limit", "peer", "state", "writable",
     )
@@ -87,6 +87,7 @@ class Connection(asyncio.BufferedProtocol):
         self._in_bio: ssl.MemoryBIO | None = None
         self._out_bio: ssl.MemoryBIO | None = None
         self._tls_ready = False
+        self._eof = False  # the peer is done sending: handle what it sent, then close
         self.state = ConnState.AWAITING_CONNECT
         self.writable = True
         self.keepalive = 0.0
@@ -120,9 +121,12 @@ class Connection(asyncio.BufferedProtocol):
         if self.state is ConnState.CLOSED or self.state is ConnState.CLOSING:
             return
         data: bytes | memoryview = self._server._read_view[:nbytes]
+        peer_closed = False
         if self._tls is not None:
-            data = self._tls_receive(data)
+            data, peer_closed = self._tls_receive(data)
             if not data:
+                if peer_closed:
+                    self._peer_done()
                 return
         try:
             packets = self._reader.feed(data)
@@ -132,9 +136,20 @@ class Connection(asyncio.BufferedProtocol):
             return
         if packets:
             self._dispatch(packets)
+        if peer_closed:  # after what came with the close_notify (a last PUBACK, a DISCONNECT)
+            self._peer_done()
 
     def eof_received(self) -> bool | None:
+        if self._task is not None:  # packets still wait: close once they are handled
+            self._eof = True
+            return True
         return None  # close the transport
+
+    def _peer_done(self) -> None:
+        if self._task is not None:
+            self._eof = True
+        else:
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = ConnState.CLOSED
@@ -156,40 +171,41 @@ class Connection(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------ TLS
 
-    def _tls_receive(self, data: memoryview) -> bytes:
-        """Decrypt what arrived; answer the handshake; b"" when no application data is complete yet."""
+    def _tls_receive(self, data: memoryview) -> tuple[bytes, bool]:
+        """Decrypt what arrived (b"" when no application data is complete yet), answer the handshake; True when
+        the peer closed TLS (close_notify) after it."""
         tls, in_bio = self._tls, self._in_bio
         assert tls is not None and in_bio is not None
         in_bio.write(data)
+        chunks: list[bytes] = []
+        closed = False
         try:
             if not self._tls_ready:
                 try:
                     tls.do_handshake()
                 except ssl.SSLWantReadError:
-                    return b""
+                    return b"", False
                 finally:
                     self._tls_send_pending()
                 self._tls_ready = True
-            chunks = []
             while True:
                 try:
                     chunk = tls.read(_TLS_CHUNK)
                 except ssl.SSLWantReadError:
                     break
-                if not chunk:  # close_notify
-                    self.close()
+                if not chunk:
+                    closed = True
                     break
                 chunks.append(chunk)
-        except ssl.SSLZeroReturnError:
-            self.close()
-            return b""
+        except ssl.SSLZeroReturnError:  # close_notify: what came before it still counts
+            closed = True
         except (ssl.SSLError, OSError) as exc:
             self._server.log_tls_failure(self.peer, exc)
             self.abort()
-            return b""
+            return b"", False
         if self._out_bio is not None and self._out_bio.pending:  # e.g. key updates
             self._tls_send_pending()
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), closed
 
     def _tls_send_pending(self) -> None:
         out_bio = self._out_bio
@@ -239,7 +255,7 @@ class Connection(asyncio.BufferedProtocol):
         inbox = self._inbox
         assert inbox is not None
         try:
-            while inbox and self.state is not ConnState.CLOSED and self.state is not ConnState.CLOSING:
+            while inbox and (self._eof or (self.state is not ConnState.CLOSED and self.state is not ConnState.CLOSING)):
                 packet = inbox.popleft()
                 if self.state is ConnState.AWAITING_CONNECT and not isinstance(packet, Connect):
                     log.info("closing %s: first packet is not CONNECT", self.peer)
@@ -257,6 +273,8 @@ class Connection(asyncio.BufferedProtocol):
             self._task = None
             if not inbox:
                 self._inbox = None
+            if self._eof:
+                self.close()
 
     # ------------------------------------------------------------------ for the dispatcher
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -12,12 +15,14 @@ from edgegen.common.sas import generate_key, generate_sas_token
 from edgegen.local.mqtt import GatewayError, Identity
 from edgegen.local.mqtt.codec import (
     Connect,
+    PacketReader,
     Pingreq,
     Pingresp,
     Puback,
     Publish,
     Suback,
     Subscribe,
+    encode,
 )
 from tests.local.mqtt.harness import HUB, GatewayHarness, gateway_harness
 from tests.local.mqtt.rawclient import RawClient
@@ -355,3 +360,46 @@ def test_offline_persistent_sessions_expire_when_configured(
             again.recv(timeout=0.3)
     finally:
         harness.gateway.session_expiry = None
+
+
+
+def test_packets_arriving_with_the_tls_close_notify_still_count(harness: GatewayHarness) -> None:
+    """A client that publishes and closes TLS at once (the Node SDK after its last PUBACK): the server reads the
+    packet and the close_notify in one go and must handle the packet before closing."""
+    identity = Identity("closer", "m")
+    harness.keys[identity] = generate_key()
+    ctx = ssl.create_default_context(cafile=str(harness.ca_file))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=harness.host)
+    with socket.create_connection((harness.host, 8883), timeout=5) as tcp:
+
+        def exchange() -> None:
+            if outgoing.pending:
+                tcp.sendall(outgoing.read())
+            incoming.write(tcp.recv(65536))
+
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                exchange()
+        tls.write(encode(Connect(identity.client_id, True, 60, username(identity),
+                                 token(harness, identity).encode())))
+        reader = PacketReader()
+        while True:
+            try:
+                if reader.feed(tls.read(65536)):
+                    break
+            except ssl.SSLWantReadError:
+                exchange()
+        topic = f"devices/{identity.device_id}/modules/{identity.module_id}/messages/events/"
+        tls.write(encode(Publish(topic, b"said while closing", 1, 9)))
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.unwrap()
+        tcp.sendall(outgoing.read())  # the PUBLISH and the close_notify in one write
+        got = []
+        deadline = time.monotonic() + 5
+        while not any(who == identity for who, _ in got) and time.monotonic() < deadline:
+            got.append(harness.handler.telemetry.get(timeout=5))  # earlier tests may have left some
+    assert [m.payload for who, m in got if who == identity] == [b"said while closing"]
