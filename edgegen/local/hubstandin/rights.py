@@ -109,6 +109,8 @@ REST_RIGHTS: dict[tuple[str, str], str] = {
     ("GET", "/eventHubEndpoints/events/ConsumerGroups"): SERVICE_CONNECT,
     ("PUT", "/eventHubEndpoints/events/ConsumerGroups/{name}"): SERVICE_CONNECT,
     ("DELETE", "/eventHubEndpoints/events/ConsumerGroups/{name}"): SERVICE_CONNECT,
+    # the stand-in's own status (connections, capacity, store sizes, monitors): like the service statistics
+    ("GET", "/edgegen/status"): SERVICE_CONNECT,
 }
 
 
