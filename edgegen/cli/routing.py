@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from edgegen.cli.output import emit, output_option
+from edgegen.common.safeload import loads_json, read_text
 from edgegen.errors import EdgegenError, Location
 
 __all__ = ["route", "routes"]
@@ -25,17 +26,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str | None]:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EdgegenError(f"cannot read {what} {path}: {exc.strerror}", location=Location(file=str(path))) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        line = text.splitlines()[exc.lineno - 1] if text.splitlines() else ""
-        raise EdgegenError(f"{what} is not valid JSON: {exc.msg}",
-                           location=Location(file=str(path), line=exc.lineno, column=exc.colno, source_line=line),
-                           hint="fix the JSON syntax") from None
+    return loads_json(read_text(path, what=what), file=str(path), what=f"the {what}")
 
 
 @click.group("route")
@@ -59,34 +50,19 @@ def route_test(text: str, message_file: Path | None, body: str | None, props: tu
     Exit status: 0 when the message is routed (the condition is true), 1 when it is not (like grep), so a
     script can test a route; 2 for usage errors.
     """
-    from edgegen.routing import Message
-    from edgegen.routing.explain import test_message
+    from edgegen.routing.explain import route_test_message, test_message
 
     if message_file is not None and body is not None:
         raise click.UsageError("give either --message or --body, not both")
-    data: dict[str, Any] = {}
-    if message_file is not None:
-        loaded = _read_json(message_file, "message file")
-        if not isinstance(loaded, dict):
-            raise EdgegenError("the message file must hold a JSON object", location=Location(file=str(message_file)),
-                               hint='{"properties": {...}, "systemProperties": {...}, "body": ...}')
-        data = loaded
-    sysp: dict[str, Any] = dict(data.get("systemProperties", data.get("system_properties")) or {})
-    propd: dict[str, Any] = dict(data.get("properties") or {})
     if body is not None:
         try:
             json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not JSON: {exc.msg} (column {exc.colno})", param_hint="--body") from None
-        data["body"] = body
-    if body is not None or (message_file is not None and isinstance(data.get("body"), (dict, list))):
-        sysp.setdefault("contentType", "application/json")
-        sysp.setdefault("contentEncoding", "utf-8")
-    if source is not None:
-        _source_into(source, sysp)
-    propd.update(_pairs(props, "--prop"))
-    sysp.update(_pairs(sys_props, "--sys"))
-    message = Message.from_dict({"properties": propd, "systemProperties": sysp, "body": data.get("body", "")})
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise click.BadParameter(f"not JSON: {getattr(exc, 'msg', 'nested too deep')}", param_hint="--body") \
+                from None
+    doc = _read_json(message_file, "message file") if message_file is not None else None
+    message = route_test_message(doc, file=str(message_file) if message_file else None, body=body,
+                                props=_pairs(props, "--prop"), sys_props=_pairs(sys_props, "--sys"), source=source)
     report = test_message(text, message, source)
     emit(report.to_dict(), output_format, _report_text(report))
     if not report.routed:
@@ -95,16 +71,6 @@ def route_test(text: str, message_file: Path | None, body: str | None, props: tu
         from edgegen.cli import ExitStatus
 
         sys.exit(ExitStatus.FAILURE)  # main() runs click with standalone_mode=False: ctx.exit codes are lost
-
-
-def _source_into(source: str, sysp: dict[str, Any]) -> None:
-    parts = source.strip("/").split("/")
-    if len(parts) >= 3 and parts[0] == "messages" and parts[1] == "modules":
-        sysp.setdefault("connectionModuleId", parts[2])
-        if len(parts) >= 5 and parts[3] == "outputs":
-            sysp.setdefault("outputName", parts[4])
-    elif parts and parts[0].lower() == "twinchangenotifications":
-        sysp.setdefault("messageType", "twinChangeNotification")
 
 
 def _report_text(report: Any) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_json
 from edgegen.generator.errors import Location, RenderError
 
 __all__ = [
@@ -119,12 +120,9 @@ def _positive(data: Mapping[str, Any], key: str, file: str) -> float | None:
 def parse_deployment_config(text: str, file: str) -> ResourceLimits:
     """Resource limits from the text of an Azure ML ``deploymentconfig.json``."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = text.splitlines()
-        src = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
-        raise RenderError(f"deploymentconfig.json is not valid JSON: {exc.msg}",
-                          location=Location(file=file, line=exc.lineno, column=exc.colno, source_line=src)) from None
+        data = loads_json(text, file=file, what="deploymentconfig.json")
+    except InputError as exc:
+        raise exc.as_error(RenderError) from None
     req = data.get("containerResourceRequirements") if isinstance(data, dict) else None
     if req is None:
         return ResourceLimits(source=file)

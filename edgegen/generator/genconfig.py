@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, decode, read_file
 from edgegen.generator import validation
 from edgegen.generator.atomic import write_text_atomic
 from edgegen.generator.errors import GeneratorError, Location
@@ -85,21 +86,18 @@ def render_solution(template_file: str | None = None, *, platform: str | None = 
     env = load_env(base, environ)
     template = template_file or find_template(env, base)
     template_path = base / template
-    try:
-        raw = template_path.read_bytes()
-    except FileNotFoundError:
+    if not template_path.exists():
         raise GeneratorError(
             f'Deployment manifest template file "{template}" not found',
             location=Location(file=str(template)),
             hint="pass -f TEMPLATE, set DEPLOYMENT_CONFIG_TEMPLATE_FILE, or create one with `edgegen new`",
-        ) from None
-    except IsADirectoryError:
-        raise GeneratorError(f"{template} is a folder, not a template", location=Location(file=template)) from None
+        )
+    if template_path.is_dir():
+        raise GeneratorError(f"{template} is a folder, not a template", location=Location(file=template))
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise GeneratorError(f"template is not UTF-8: {exc.reason} at byte {exc.start}",
-                             location=Location(file=template), hint="save the template as UTF-8") from None
+        text = decode(read_file(template_path, what="the template"), file=template, what="the template")
+    except InputError as exc:
+        raise exc.as_error(GeneratorError) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, like Python's open()
 
     plat = platform or env.platform

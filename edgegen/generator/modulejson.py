@@ -5,12 +5,12 @@ Image tag: ``lower(repository):version[-CONTAINER_TAG]-<platform>`` with variabl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_json, read_text
 from edgegen.generator.errors import GeneratorError, Location
 
 __all__ = ["ModuleJsonError", "ModuleSpec", "image_tag", "load_module_json"]
@@ -63,21 +63,15 @@ def load_module_json(folder: Path, expand: Any = None) -> ModuleSpec:
     """Read ``folder/module.json``; ``expand(text) -> text`` expands variables before parsing."""
     folder = Path(folder)
     path = folder / "module.json"
+    if not path.is_file():
+        raise ModuleJsonError(f"no module.json in {folder}", location=Location(file=str(path)))
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ModuleJsonError(f"no module.json in {folder}", location=Location(file=str(path))) from None
-    if expand is not None:
-        text = expand(text)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = text.splitlines()
-        src = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
-        raise ModuleJsonError(
-            f"module.json is not valid JSON: {exc.msg}",
-            location=Location(file=str(path), line=exc.lineno, column=exc.colno, source_line=src),
-        ) from None
+        text = read_text(path, what="module.json")
+        if expand is not None:
+            text = expand(text)
+        data = loads_json(text, file=str(path), what="module.json")
+    except InputError as exc:
+        raise exc.as_error(ModuleJsonError) from None
     try:
         image = data["image"]
         tag = image["tag"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_json, loads_yaml
 from edgegen.generator import model
 from edgegen.generator.createoptions import apply_create_options, merge_resource_limits
 from edgegen.generator.errors import Location, RenderError, UnresolvedError
@@ -61,32 +62,26 @@ def _source_line(text: str, line: int) -> str | None:
 
 
 def _parse(exp: Expansion, file: str, label: str) -> Any:
-    if _is_yaml(file):
-        import yaml
-
-        try:
-            return yaml.safe_load(exp.text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            loc = Location(file=label)
-            if mark is not None:
-                line, col = line_col(exp.source, exp.source_offset(mark.index))
-                loc = Location(file=label, line=line, column=col, source_line=_source_line(exp.source, line))
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise RenderError(f"template is not valid YAML (after variable expansion): {problem}",
-                              location=loc) from None
+    """The expanded text as JSON or YAML (``edgegen.common.safeload``: nesting, aliases and surrogates bounded);
+    errors point into the template as written, before variable expansion."""
+    yaml_template = _is_yaml(file)
     try:
-        return json.loads(exp.text)
-    except json.JSONDecodeError as exc:
-        line, col = line_col(exp.source, exp.source_offset(exc.pos))
-        hint = None
-        if exp.unresolved:
-            first = exp.unresolved[0]
-            hint = f"{first.raw} (line {first.line}) is not set, so it was left in the text"
-        raise RenderError(f"template is not valid JSON (after variable expansion): {exc.msg}",
-                          location=Location(file=label, line=line, column=col,
-                                            source_line=_source_line(exp.source, line)),
-                          hint=hint) from None
+        if yaml_template:
+            return loads_yaml(exp.text, file=label, what="the template")
+        return loads_json(exp.text, file=label, what="the template")
+    except InputError as exc:
+        location = Location(file=label)
+        if exc.offset is not None:
+            line, col = line_col(exp.source, exp.source_offset(exc.offset))
+            location = Location(file=label, line=line, column=col, source_line=_source_line(exp.source, line))
+        message, hint = exc.message, exc.hint
+        if exc.kind == "syntax":
+            message = f"template is not valid {'YAML' if yaml_template else 'JSON'} (after variable expansion): " \
+                + message.split(": ", 1)[-1]
+            if exp.unresolved and not yaml_template:
+                first = exp.unresolved[0]
+                hint = f"{first.raw} (line {first.line}) is not set, so it was left in the text"
+        raise RenderError(message, location=location, hint=hint) from None
 
 
 def _variable_errors(exp: Expansion, label: str) -> list[UnresolvedError]:

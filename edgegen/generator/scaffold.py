@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common import ids
 from edgegen.generator.atomic import write_text_atomic
 from edgegen.generator.errors import Location, ScaffoldError
 from edgegen.generator.jinja import builtin_templates_dir
@@ -71,10 +72,13 @@ def render_builtin(template_name: str, **context: Any) -> str:
 
 
 def check_module_name(name: str) -> None:
-    """iotedgedev's rules and messages for module names."""
+    """iotedgedev's rules and messages for module names, and IoT Hub's for module ids (at most 128 characters)."""
+    if len(name) > ids.MAX_ID_LENGTH:
+        raise ScaffoldError(f"Module name is {len(name)} characters long; IoT Hub allows at most {ids.MAX_ID_LENGTH}",
+                            hint="choose a shorter name, e.g. my_module")
     if name.startswith("_") or name.endswith("_"):
         raise ScaffoldError("Module name cannot start or end with the symbol _")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ScaffoldError("Module name can only contain alphanumeric characters and the symbol _",
                             hint="use letters, digits and _ only, e.g. my_module")
 

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgegen.common.safeload import InputError, read_text
 from edgegen.generator.createoptions import ResourceLimits, parse_deployment_config
-from edgegen.generator.errors import GeneratorError, Location, UnresolvedError
+from edgegen.generator.errors import GeneratorError, Location, RenderError, UnresolvedError
 from edgegen.generator.expand import Reference, expand
 from edgegen.generator.modulejson import ModuleSpec, load_module_json
 
@@ -122,9 +123,9 @@ def load_env(cwd: Path, environ: Mapping[str, str] | None = None, *, dotenv_file
     read_path: Path | None = None
     if path.is_file():
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GeneratorError(f"cannot read {name}: {exc}", location=Location(file=str(path))) from None
+            text = read_text(path, what=name)
+        except InputError as exc:
+            raise exc.as_error(GeneratorError) from None
         values, warnings = parse_dotenv(text, env, file=name)
         env.update(values)
         read_path = path
@@ -188,10 +189,12 @@ class DiskModules:
     def limits(self, spec: ModuleSpec) -> ResourceLimits | None:
         """Resource limits from ``deploymentconfig.json`` next to the module.json, if there is one."""
         path = spec.folder / "deploymentconfig.json"
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
+        if not path.is_file():
             return None
+        try:
+            text = read_text(path, what="deploymentconfig.json")
+        except InputError as exc:
+            raise exc.as_error(RenderError) from None
         return parse_deployment_config(text, str(path))
 
     def _load(self, folder: Path) -> ModuleSpec:

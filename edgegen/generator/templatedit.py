@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_json, loads_yaml, read_text
 from edgegen.generator.atomic import write_text_atomic
 from edgegen.generator.errors import Location, ScaffoldError
 from edgegen.generator.naming import image_placeholder
@@ -92,30 +93,24 @@ def _nested_set(root: dict[str, Any], keys: list[str], value: Any, file: str) ->
 def load_for_edit(path: Path) -> tuple[Any, str, list[str]]:
     """(data, kind 'json'|'yaml', raw sentinels) of a template that ``add`` may edit."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
+    if not path.is_file():
         raise ScaffoldError(f'Deployment manifest template file "{path}" not found', location=Location(file=file),
-                            hint="run it in the solution folder or set DEPLOYMENT_CONFIG_TEMPLATE_FILE") from None
+                            hint="run it in the solution folder or set DEPLOYMENT_CONFIG_TEMPLATE_FILE")
+    try:
+        text = read_text(path, what=path.name)
+    except InputError as exc:
+        raise exc.as_error(ScaffoldError) from None
     if file.endswith(".j2") or text.lstrip().startswith(("{#", "{%")):
         raise ScaffoldError(f"{path.name} is a Jinja2 template; edgegen cannot edit it safely",
                             location=Location(file=file),
                             hint="add the module block and route by hand (see templates/fragments/modules.j2)")
-    if file.endswith((".yaml", ".yml")):
-        import yaml
-
-        try:
-            return yaml.safe_load(text), "yaml", []
-        except yaml.YAMLError as exc:
-            raise ScaffoldError(f"{path.name} is not valid YAML: {exc}", location=Location(file=file)) from None
-    protected, raws = protect_raw(text)
     try:
-        return json.loads(protected), "json", raws
-    except json.JSONDecodeError as exc:
-        lines = text.splitlines()
-        src = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else None
-        raise ScaffoldError(f"{path.name} is not valid JSON: {exc.msg}",
-                            location=Location(file=file, line=exc.lineno, column=exc.colno, source_line=src)) from None
+        if file.endswith((".yaml", ".yml")):
+            return loads_yaml(text, file=file, what=path.name), "yaml", []
+        protected, raws = protect_raw(text)
+        return loads_json(protected, file=file, what=path.name), "json", raws
+    except InputError as exc:
+        raise exc.as_error(ScaffoldError) from None
 
 
 def add_module_to_template(path: Path | str, name: str, create_options: dict[str, Any] | None = None,

@@ -12,12 +12,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from edgegen.common import ids
 from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
 
 __all__ = ["AtScaleDeployment", "DeployResult", "DeviceIdentity", "HubClient"]
 
 T = TypeVar("T")
+
+
+def _check_ids(device_id: str, module_id: str | None = None) -> None:
+    """Refuse an id IoT Hub would refuse before any call (a ``/`` would otherwise change the URL's path)."""
+    try:
+        ids.check_device_id(device_id)
+        if module_id is not None:
+            ids.check_module_id(module_id)
+    except ids.InvalidIdError as exc:
+        raise HubClientError(exc.message, status=400, code="ArgumentInvalid", hint=exc.hint) from None
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,7 @@ class HubClient:
 
     def create_device(self, device_id: str, *, edge: bool = False, exist_ok: bool = False) -> DeviceIdentity:
         """Register a device with generated keys; with ``exist_ok`` an existing device is returned as is."""
+        _check_ids(device_id)
         try:
             device = self._call(f"creating device {device_id!r}", lambda: self.registry.create_device_with_sas(
                 device_id, None, None, "enabled", iot_edge=edge))
@@ -151,6 +163,7 @@ class HubClient:
         return self._identity(device)
 
     def get_device(self, device_id: str) -> DeviceIdentity:
+        _check_ids(device_id)
         return self._identity(self._call(f"reading device {device_id!r}", lambda: self.registry.get_device(device_id)))
 
     def list_devices(self) -> list[DeviceIdentity]:
@@ -164,6 +177,7 @@ class HubClient:
         return dict(twin.tags or {})
 
     def module_twin(self, device_id: str, module_id: str) -> dict[str, Any]:
+        _check_ids(device_id, module_id)
         twin = self._call(f"reading twin {device_id}/{module_id}",
                           lambda: self.registry.get_module_twin(device_id, module_id))
         return {"desired": dict(twin.properties.desired or {}), "reported": dict(twin.properties.reported or {})}
@@ -176,6 +190,7 @@ class HubClient:
     # ---- deployments ---------------------------------------------------------------------------------
     def deploy_to_device(self, device_id: str, modules_content: Mapping[str, Any]) -> DeployResult:
         """``apply_configuration_on_edge_device``: the device's modules become exactly this content."""
+        _check_ids(device_id)
         from azure.iot.hub.models import ConfigurationContent
 
         content = ConfigurationContent(modules_content=dict(modules_content))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_yaml, read_text
 from edgegen.errors import Location
 from edgegen.hub.errors import HubClientError
 
@@ -116,19 +117,11 @@ def _str_map(value: Any, file: Path, lines: _Lines, path: tuple[str, ...]) -> di
 
 def load_fleet(path: Path) -> dict[str, Any]:
     """Parse and check fleet.yaml; errors name the file, line and key."""
-    import yaml
-
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HubClientError(f"cannot read the fleet file: {exc.strerror or exc}",
-                             location=Location(file=str(path))) from None
-    try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise HubClientError(f"fleet file is not valid YAML: {getattr(exc, 'problem', exc)}", location=Location(
-            file=str(path), line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)) from None
+        text = read_text(path, what="the fleet file")
+        doc = loads_yaml(text, file=str(path), what="the fleet file")
+    except InputError as exc:
+        raise exc.as_error(HubClientError) from None
     lines = _Lines(text)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("groups"), Mapping) or not doc["groups"]:
         raise _err(path, lines, ("groups",), "the fleet file needs a 'groups' mapping",

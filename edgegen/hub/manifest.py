@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_json, read_text
 from edgegen.errors import Location
 from edgegen.hub.errors import HubClientError
 
@@ -65,19 +65,21 @@ def load_manifest(path: Path, *, validate: bool = True, layered: bool = False) -
     from edgegen.generator.validation import ValidationError, has_errors, validate_text
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise HubClientError(f"cannot read manifest: {exc.strerror or exc}", location=Location(file=str(path)),
-                             hint="check the path; render manifests with 'edgegen genconfig'") from None
+        text = read_text(path, what="manifest")
+    except InputError as exc:
+        err = exc.as_error(HubClientError)
+        if exc.kind == "read":
+            err.hint = "check the path; render manifests with 'edgegen genconfig'"
+        raise err from None
     findings: list[Any] = []
     if validate and not layered:
         findings = validate_text(text, file=str(path))
         if has_errors(findings):
             raise ValidationError(findings, file=str(path))
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise HubClientError(f"the manifest is not JSON: {exc}", location=Location(file=str(path))) from None
+        doc = loads_json(text, file=str(path), what="the manifest")
+    except InputError as exc:
+        raise exc.as_error(HubClientError) from None
     content = _modules_content(doc, path)
     if layered:
         _check_layered(content, path)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgegen.common.ids import MAX_ID_LENGTH
 from edgegen.errors import Location
 from edgegen.local.errors import DeviceError
 from edgegen.local.twins import desired_from_modules_content
@@ -100,8 +101,10 @@ def _module(name: str, spec: Any, path: str, source: str) -> DesiredModule:
     def err(msg: str, sub: str = "", hint: str | None = None) -> DeviceError:
         return DeviceError(msg, location=Location(file=source, json_path=path + sub), hint=hint)
 
-    if not _NAME.match(name):
-        raise err(f"module name {name!r} is not allowed", hint="module names match ^[a-zA-Z0-9_-]+$")
+    if not _NAME.fullmatch(name) or len(name) > MAX_ID_LENGTH:
+        raise err(f"module name {name[:40]!r} is not allowed",
+                  hint=f"module names match ^[a-zA-Z0-9_-]+$ and are at most {MAX_ID_LENGTH} characters (IoT Hub's "
+                  "module id limit)")
     if not isinstance(spec, Mapping):
         raise err("a module must be an object")
     settings = spec.get("settings")

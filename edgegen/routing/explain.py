@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgegen.routing.condition import Condition, Step, compile_condition, compile_parsed
+from edgegen.routing.errors import RouteError
 from edgegen.routing.message import BodyUnavailable, Message
 from edgegen.routing.route import Endpoint, Route, parse_route
 from edgegen.routing.sources import message_source
 from edgegen.routing.values import TRUE, Bool
 
-__all__ = ["TestReport", "looks_like_route", "test_message"]
+__all__ = ["TestReport", "looks_like_route", "route_test_message", "test_message"]
 
 
 @dataclass
@@ -84,3 +85,44 @@ def test_message(text: str, message: Message, source: str | None = None) -> Test
 
 test_message.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 TestReport.__test__ = False  # type: ignore[attr-defined]
+
+
+def _source_into(source: str, sysp: dict[str, Any]) -> None:
+    parts = source.strip("/").split("/")
+    if len(parts) >= 3 and parts[0] == "messages" and parts[1] == "modules":
+        sysp.setdefault("connectionModuleId", parts[2])
+        if len(parts) >= 5 and parts[3] == "outputs":
+            sysp.setdefault("outputName", parts[4])
+    elif parts and parts[0].lower() == "twinchangenotifications":
+        sysp.setdefault("messageType", "twinChangeNotification")
+
+
+def route_test_message(doc: Any, *, file: str | None = None, body: str | None = None,
+                      props: dict[str, str] | None = None, sys_props: dict[str, str] | None = None,
+                      source: str | None = None) -> Message:
+    """The message ``edgegen route test`` evaluates: a parsed message file ``doc`` (``{"properties": {...},
+    "systemProperties": {...}, "body": ...}``, or None) with ``body`` (JSON text), ``props``, ``sys_props`` and
+    ``source`` laid over it. A document of the wrong shape is a RouteError naming the JSON path."""
+    data: dict[str, Any] = {}
+    if doc is not None:
+        if not isinstance(doc, dict):
+            raise RouteError("the message file must hold a JSON object", file=file,
+                             hint='{"properties": {...}, "systemProperties": {...}, "body": ...}')
+        data = doc
+    sys_key = "systemProperties" if "systemProperties" in data else "system_properties"
+    for key in ("properties", sys_key):
+        if not isinstance(data.get(key) or {}, dict):
+            raise RouteError(f"{key} must be an object of names to values", file=file, json_path=key,
+                             hint='e.g. "properties": {"alert": "true"}')
+    sysp: dict[str, Any] = dict(data.get(sys_key) or {})
+    propd: dict[str, Any] = dict(data.get("properties") or {})
+    if body is not None:
+        data = {**data, "body": body}
+    if body is not None or (doc is not None and isinstance(data.get("body"), dict | list)):
+        sysp.setdefault("contentType", "application/json")
+        sysp.setdefault("contentEncoding", "utf-8")
+    if source is not None:
+        _source_into(source, sysp)
+    propd.update(props or {})
+    sysp.update(sys_props or {})
+    return Message.from_dict({"properties": propd, "systemProperties": sysp, "body": data.get("body", "")})

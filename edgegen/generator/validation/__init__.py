@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
-from edgegen.errors import Location
+from edgegen.common.safeload import InputError, read_text
 from edgegen.generator.validation.findings import (
     ERROR,
     INFO,
@@ -143,16 +142,9 @@ def _duplicate_keys(smap: SourceMap, file: str | None) -> list[Finding]:
 
 def validate_file(path: str | PathLike[str]) -> list[Finding]:
     """Read a manifest file (UTF-8, BOM tolerated) and validate it."""
-    p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ManifestError(
-            f"cannot read manifest: {exc.strerror or exc}",
-            location=Location(file=str(path)),
-            hint="check the path; pass a rendered manifest such as config/deployment.amd64.json",
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"manifest is not UTF-8 text: {exc.reason} at byte {exc.start}",
-                            hint="save the file as UTF-8") from None
+        text = read_text(path, what="manifest")
+    except InputError as exc:
+        hint = "check the path; pass a rendered manifest such as config/deployment.amd64.json"
+        raise ManifestError(exc.message, location=exc.location, hint=hint if exc.kind == "read" else exc.hint) from None
     return validate_text(text, file=str(path))

@@ -7,13 +7,12 @@ at their key (that is where a reader looks), array items at the value. Columns c
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from collections.abc import Mapping
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any
 
-from edgegen.errors import Location
+from edgegen.common.safeload import InputError, loads_json
 from edgegen.generator.validation.findings import ManifestError, Segment
 
 __all__ = ["SourceMap", "parse_json_text", "resolve_path"]
@@ -124,20 +123,15 @@ class SourceMap:
 
 
 def parse_json_text(text: str, file: str | None = None) -> Any:
-    """``json.loads`` whose errors become a ManifestError with file:line:col and the offending line."""
+    """JSON ``text`` read safely (``edgegen.common.safeload``): syntax errors, nesting deeper than 100 levels and
+    lone surrogates become a ManifestError with file:line:col and the offending line."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = text.split("\n")
-        source = lines[exc.lineno - 1].rstrip("\r") if 0 < exc.lineno <= len(lines) else None
-        hint = "fix the JSON syntax at that position"
-        if "${" in text or re.search(r":\s*\$[A-Za-z_]", text):
-            hint += "; if this is a template with unquoted placeholders, render it with `edgegen genconfig` first"
-        raise ManifestError(
-            f"invalid JSON: {exc.msg}",
-            location=Location(file=file, line=exc.lineno, column=exc.colno, source_line=source),
-            hint=hint,
-        ) from None
+        return loads_json(text, file=file, what="the manifest")
+    except InputError as exc:
+        hint = exc.hint
+        if exc.kind == "syntax" and ("${" in text or re.search(r":\s*\$[A-Za-z_]", text)):
+            hint = f"{hint}; if this is a template with unquoted placeholders, render it with `edgegen genconfig` first"
+        raise ManifestError(exc.message, location=exc.location, hint=hint) from None
 
 
 def resolve_path(doc: Any, path: str) -> tuple[Segment, ...] | None:

@@ -63,7 +63,7 @@ def _module_count(view: ManifestView) -> Iterator[Finding]:
 
 def _module_names(view: ManifestView) -> Iterator[Finding]:
     for name, (ptr, _) in view.modules().items():
-        if not MODULE_NAME.match(name):
+        if not MODULE_NAME.fullmatch(name):
             yield Finding.at(ERROR, ptr, f"module name {name!r} is not allowed",
                              "module names use only letters, digits, _ and - (pattern ^[a-zA-Z0-9_-]+$)",
                              rule="names")
@@ -212,7 +212,7 @@ def _twins(view: ManifestView) -> Iterator[Finding]:
                 yield Finding.at(ERROR, ptr, f"module twin content of {twin} must be an object", rule="twins")
             continue
         if twin not in (AGENT, HUB):
-            if not MODULE_NAME.match(twin):
+            if not MODULE_NAME.fullmatch(twin):
                 yield Finding.at(ERROR, ptr, f"module twin {twin!r} does not name a valid module",
                                  "module names use only letters, digits, _ and -", rule="names")
             elif twin not in module_names and view.desired(AGENT) is not None:

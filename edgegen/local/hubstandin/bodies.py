@@ -8,8 +8,8 @@ path, never a 500.
   (``connectionState``, ``lastActivityTime``…).
 - ``check_twin_patch``: tags and desired properties nest at most 10 levels and hold at most 32 KiB each (IoT Hub's
   twin limits).
-- ``check_id``: device and module ids as IoT Hub takes them: 1 to 128 ASCII letters, digits and
-  ``- : . + % _ # * ? ! ( ) , = @ $ '`` — so no ``/``, and ``a/b`` can never pose as module ``b`` of ``a``.
+- ``check_id``: device and module ids as IoT Hub takes them (``edgegen.common.ids``) — so no ``/``, and ``a/b``
+  can never pose as module ``b`` of ``a``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from edgegen.common import ids
 from edgegen.local.hubstandin.errors import InvalidArgument
 
 __all__ = [
@@ -43,21 +43,15 @@ __all__ = [
 MAX_BODY_DEPTH = 32  # a deployment (content.modulesContent.$edgeAgent.properties.desired.modules.m.settings…)
 MAX_TWIN_DEPTH = 10  # IoT Hub: objects in tags and desired/reported properties nest at most 10 levels
 MAX_TWIN_SECTION = 32 * 1024  # IoT Hub: tags, desired and reported properties hold at most 32 KB each
-MAX_ID_LENGTH = 128
-_ID = re.compile(r"[A-Za-z0-9\-:.+%_#*?!(),=@$']+", re.ASCII)
-_ID_CHARS = "- : . + % _ # * ? ! ( ) , = @ $ '"
+MAX_ID_LENGTH = ids.MAX_ID_LENGTH
 
 
 def check_id(value: str, kind: str = "device id") -> str:
-    if not value:
-        raise InvalidArgument(f"the {kind} is empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"the {kind} is {len(value)} characters long; IoT Hub allows at most {MAX_ID_LENGTH}")
-    if not _ID.fullmatch(value):
-        bad = next(c for c in value if not _ID.fullmatch(c))
-        raise InvalidArgument(f"the {kind} {value!r} has {bad!r}, which IoT Hub does not allow in ids",
-                              hint=f"use ASCII letters, digits and {_ID_CHARS}")
-    return value
+    """``value`` when IoT Hub would take it as an id (``edgegen.common.ids``); else InvalidArgument (a 400)."""
+    try:
+        return ids.check_id(value, kind)
+    except ids.InvalidIdError as exc:
+        raise InvalidArgument(exc.message, hint=exc.hint) from None
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:

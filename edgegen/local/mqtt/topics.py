@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from edgegen.common.ids import ID_CHARS, MAX_ID_LENGTH, id_problem
 from edgegen.errors import EdgegenError
 
 __all__ = [
@@ -67,7 +68,7 @@ SYSTEM_PROPERTY_NAMES = {
 #: Set by edgeHub from the connection; from a client they are custom properties (nobody can pose as another).
 CONNECTION_PROPERTY_KEYS = frozenset(("$.cdid", "$.cmid"))
 _SYSTEM_ORDER = {key: i for i, key in enumerate((*SYSTEM_PROPERTY_KEYS, "$.to", "$.cdid", "$.cmid"))}
-_BAD_ID_CHARS = frozenset("/#+\x00")
+_MQTT_WILDCARDS = frozenset("#+")  # IoT Hub allows them in ids, but no MQTT topic name may hold them
 
 
 class TopicError(EdgegenError):
@@ -90,11 +91,12 @@ class Identity:
         for label, value in (("device id", self.device_id), ("module id", self.module_id)):
             if value is None and label == "module id":
                 continue
-            if not value or len(value) > 128 or _BAD_ID_CHARS & set(value):
-                raise TopicError(
-                    f"{label} {value!r} is not valid",
-                    hint="ids are 1-128 characters without '/', '#', '+' or NUL",
-                )
+            problem = id_problem(value, label)
+            if problem is None and _MQTT_WILDCARDS & set(value):
+                problem = f"the {label} {value!r} has an MQTT wildcard ('#' or '+'), which no topic may hold"
+            if problem is not None:
+                raise TopicError(problem, hint=f"ids are 1-{MAX_ID_LENGTH} ASCII letters, digits and {ID_CHARS} "
+                                 "(IoT Hub's rule), without '#' or '+' over MQTT")
         if self.module_id:
             object.__setattr__(self, "client_id", f"{self.device_id}/{self.module_id}")
             object.__setattr__(self, "topic_base", f"devices/{self.device_id}/modules/{self.module_id}")
