@@ -31,7 +31,8 @@ class RouteError(EdgegenError):
         if expected and not hint:
             hint = f"expected {expected}"
         line: int | None = 1 if file and column is not None else None
-        location = Location(file=file, line=line, column=column, json_path=json_path, source_line=_one_line(text) if text else None)
+        location = Location(file=file, line=line, column=column, json_path=json_path,
+                            source_line=_one_line(text) if text else None)
         super().__init__(message, location=location, hint=hint)
 
     def at(self, *, json_path: str | None = None, file: str | None = None) -> RouteError:
