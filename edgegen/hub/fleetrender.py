@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, read_text
 from edgegen.generator.createoptions import ResourceLimits
 from edgegen.generator.expand import expand
 from edgegen.generator.modulejson import ModuleSpec
@@ -67,8 +68,8 @@ class _SharedModules(DiskModules):
         raw = self._files.raw.get(folder, _UNREAD)
         if raw is _UNREAD:
             try:
-                raw = (folder / "module.json").read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError):
+                raw = read_text(folder / "module.json", what="module.json")
+            except InputError:
                 raw = None
             self._files.raw[folder] = raw
         if raw is None:
@@ -140,8 +141,8 @@ class FleetRenderer:
         if not path.is_file():
             return _Dotenv("", {}, (), None, {})
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_text(path, what=name)
+        except InputError:
             return _Dotenv(None, {}, (), None, {})
         import io
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, read_text
 from edgegen.errors import Location
 from edgegen.generator.modulejson import ModuleSpec
 from edgegen.generator.render import RenderOptions, render
@@ -79,14 +80,16 @@ def plan_targets(
     env = load_env(base, environ)
     name = str(template) if template is not None else find_template(env, base)
     path = (base / name).resolve()
-    try:
-        text = path.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
-    except FileNotFoundError:
+    if not path.is_file():
         raise ImageError(
             f"deployment template {name} not found",
             location=Location(file=str(name)),
             hint="pass -f TEMPLATE or set DEPLOYMENT_CONFIG_TEMPLATE_FILE",
-        ) from None
+        )
+    try:
+        text = read_text(path, what="the deployment template").replace("\r\n", "\n")
+    except InputError as exc:
+        raise exc.as_error(ImageError) from None
     plat = platform or env.platform
     source = _Recorder(path.parent, env.modules_path, env.values)
     options = RenderOptions(

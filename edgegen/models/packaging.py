@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_yaml
 from edgegen.generator.errors import Location, ScaffoldError
 from edgegen.generator.scaffold import (
     AddResult,
@@ -56,14 +57,10 @@ class CondaConversion:
 
 def conda_to_requirements(text: str, file: str) -> CondaConversion:
     """pip requirements from a conda environment file (``dependencies``, with its ``pip:`` list)."""
-    import yaml
-
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ModelError(f"conda file is not valid YAML: {getattr(exc, 'problem', None) or exc}",
-                         location=Location(file=file, line=mark.line + 1 if mark else None)) from None
+        data = loads_yaml(text, file=file, what="the conda file")
+    except InputError as exc:
+        raise exc.as_error(ModelError) from None
     deps = data.get("dependencies") if isinstance(data, dict) else None
     if not isinstance(deps, list):
         raise ModelError("a conda environment file needs a 'dependencies' list", location=Location(file=file),

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_json, read_text
 from edgegen.models.errors import Location, ModelError
 
 __all__ = ["LevelResult", "ProfileResult", "load_samples", "recommend", "run_profile", "write_deployment_config"]
@@ -186,11 +187,12 @@ def write_deployment_config(path: Path, cpu: float, memory_in_gb: float) -> Path
     data: dict[str, Any] = {"computeType": "ACI"}
     if path.is_file():
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8-sig"))
-        except ValueError as exc:
-            raise ModelError(f"deploymentconfig.json is not JSON: {exc}", location=Location(file=str(path)),
-                             hint="fix or delete it; edgegen profile rewrites containerResourceRequirements only",
-                             ) from None
+            loaded = loads_json(read_text(path, what="deploymentconfig.json"), file=str(path),
+                                what="deploymentconfig.json")
+        except InputError as exc:
+            err = exc.as_error(ModelError)
+            err.hint = "fix or delete it; edgegen profile rewrites containerResourceRequirements only"
+            raise err from None
         if isinstance(loaded, dict):
             data = loaded
     reqs = data.get("containerResourceRequirements")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.safeload import InputError, loads_json, read_text
 from edgegen.models.errors import Location, ModelError
 from edgegen.models.modelpath import PinnedModel, file_digest, tree_digest
 from edgegen.models.refs import ModelRef, check_name, parse_ref
@@ -189,9 +190,9 @@ class Registry:
 
     def _load(self, path: Path) -> ModelVersion:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read registry entry: {exc}", location=Location(file=str(path))) from None
+            data = loads_json(read_text(path, what="the registry entry"), file=str(path), what="the registry entry")
+        except InputError as exc:
+            raise exc.as_error(ModelError) from None
         return ModelVersion.from_dict(data, str(path))
 
     def get(self, ref: ModelRef | str) -> ModelVersion:
