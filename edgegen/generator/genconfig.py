@@ -72,6 +72,19 @@ def run_validation(manifest: dict[str, Any], text: str, file: str,
                              manifest)
 
 
+def _jinja_timeout(values: Mapping[str, str]) -> float:
+    """``EDGEGEN_JINJA_TIMEOUT`` (seconds, from .env or the environment); 10 s by default."""
+    raw = values.get("EDGEGEN_JINJA_TIMEOUT", "").strip()
+    try:
+        seconds = float(raw) if raw else 10.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86_400:
+        raise GeneratorError(f"EDGEGEN_JINJA_TIMEOUT={raw!r} is not a number of seconds",
+                             hint="e.g. EDGEGEN_JINJA_TIMEOUT=30 (the default is 10)")
+    return seconds
+
+
 def render_solution(template_file: str | None = None, *, platform: str | None = None, cwd: Path | str | None = None,
                     environ: Mapping[str, str] | None = None, chunk: bool = True, allow_unresolved: bool = False,
                     resource_limits: bool = False, models: ModelSource | None = None) -> RenderedSolution:
@@ -104,7 +117,8 @@ def render_solution(template_file: str | None = None, *, platform: str | None = 
     template_dir = Path(os.path.dirname(template_path))
     source = DiskModules(template_dir, env.modules_path, env.values, allow_unresolved=allow_unresolved)
     options = RenderOptions(platform=plat, container_tag=env.container_tag, chunk=chunk,
-                            allow_unresolved=allow_unresolved, resource_limits=resource_limits)
+                            allow_unresolved=allow_unresolved, resource_limits=resource_limits,
+                            jinja_timeout=_jinja_timeout(env.values))
     result = render(text, file=template, env=env.values, source=source, options=options, models=models)
     result.unresolved.extend(source.unresolved)
     return RenderedSolution(base, template, template_dir, plat, env, result, source, dict(result.images))

@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgegen.generator.errors import Location, RenderError
 from edgegen.generator.modulejson import ModuleSpec
+
+if TYPE_CHECKING:
+    from edgegen.generator.jinjalimits import JinjaLimits
 
 __all__ = ["builtin_templates_dir", "is_jinja", "module_context", "render_jinja", "search_path"]
 
@@ -70,12 +73,17 @@ def _line(exc: BaseException, filename: str = "<template>") -> int | None:
     return line
 
 
-def render_jinja(text: str, *, file: str, paths: Sequence[Path], context: Mapping[str, Any]) -> str:
-    """Render ``text`` in a sandbox; every failure becomes a ``RenderError`` with the template line."""
+def render_jinja(text: str, *, file: str, paths: Sequence[Path], context: Mapping[str, Any],
+                 limits: JinjaLimits | None = None) -> str:
+    """Render ``text`` in a sandbox bounded by ``limits`` (``jinjalimits``); every failure becomes a
+    ``RenderError`` with the template line."""
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment, SecurityError
+    from jinja2.sandbox import SecurityError
 
-    env = SandboxedEnvironment(
+    from edgegen.generator.jinjalimits import DEFAULT_LIMITS, LimitedEnvironment, TemplateLimitError
+
+    env = LimitedEnvironment(
+        limits or DEFAULT_LIMITS,
         loader=jinja2.FileSystemLoader([str(p) for p in paths]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -89,7 +97,15 @@ def render_jinja(text: str, *, file: str, paths: Sequence[Path], context: Mappin
 
     try:
         template = env.from_string(text)
-        return template.render(**context)
+        budget = env.begin()
+        out: list[str] = []
+        size = 0
+        for chunk in template.generate(**context):
+            size += len(chunk)
+            budget.size(size, "the output")
+            budget.check_time()
+            out.append(chunk)
+        return "".join(out)
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"Jinja2 syntax error: {exc.message}", location=where(exc.filename or file, exc.lineno),
                           hint="see https://jinja.palletsprojects.com/en/3.1.x/templates/") from None
@@ -102,5 +118,13 @@ def render_jinja(text: str, *, file: str, paths: Sequence[Path], context: Mappin
                           "container_tag); use `x | default(...)` for optional values") from None
     except SecurityError as exc:
         raise RenderError(f"Jinja2 sandbox refused: {exc}", location=where(file, _line(exc))) from None
+    except TemplateLimitError as exc:
+        raise RenderError(f"Jinja2 limit: {exc.message}", location=where(file, _line(exc)), hint=exc.hint) from None
     except jinja2.TemplateError as exc:
         raise RenderError(f"Jinja2: {exc}", location=where(file, _line(exc))) from None
+    except RecursionError:
+        raise RenderError("Jinja2: the template recurses too deeply (a macro or recursive loop without end?)",
+                          location=Location(file=file)) from None
+    except Exception as exc:  # the template's own code failed (1/0, int('x'), a huge float…): user input
+        raise RenderError(f"Jinja2: {type(exc).__name__}: {exc}", location=where(file, _line(exc)),
+                          hint="fix the expression on that line") from None

@@ -40,6 +40,7 @@ class RenderOptions:
     chunk: bool = True
     allow_unresolved: bool = False
     resource_limits: bool = False  # deploymentconfig.json limits: opt-in, they change iotedgedev's output
+    jinja_timeout: float = 10.0  # seconds a Jinja2 render may take (jinjalimits.JinjaLimits.timeout)
 
 
 @dataclass
@@ -155,6 +156,7 @@ def render(text: str, *, file: str, env: Mapping[str, str], source: ModuleSource
     notes: list[str] = []
     if file.endswith(".j2") or text.lstrip().startswith(("{#", "{%")):
         from edgegen.generator.jinja import module_context, render_jinja, search_path
+        from edgegen.generator.jinjalimits import JinjaLimits
 
         context = {
             "env": dict(env),
@@ -162,7 +164,8 @@ def render(text: str, *, file: str, env: Mapping[str, str], source: ModuleSource
             "container_tag": opts.container_tag,
             "modules": module_context(source.load_all(), opts.platform, opts.container_tag),
         }
-        text = render_jinja(text, file=file, paths=search_path(Path(file).parent), context=context)
+        text = render_jinja(text, file=file, paths=search_path(Path(file).parent), context=context,
+                            limits=JinjaLimits(timeout=opts.jinja_timeout))
         label = f"{file} (rendered by Jinja2)"
         notes.append(f"rendered {file} with Jinja2")
 
