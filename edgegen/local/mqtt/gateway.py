@@ -77,6 +77,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SERVER_UNAVAILABLE = 3  # CONNACK return code
+MAX_TELEMETRY_BYTES = 256 * 1024  # IoT Hub's device-to-cloud message limit (its SDKs refuse larger ones themselves)
+
+
+def _oversized(conn: Connection, identity: Identity, payload: bytes) -> bool:
+    """A telemetry payload over IoT Hub's limit: closed without PUBACK and logged, as IoT Hub drops the client."""
+    if len(payload) <= MAX_TELEMETRY_BYTES:
+        return False
+    log.warning("closing %s: a device-to-cloud message of %d bytes exceeds IoT Hub's limit of %d bytes",
+                identity, len(payload), MAX_TELEMETRY_BYTES)
+    conn.close()
+    return True
 
 
 def _acknowledge(conn: Connection, packet_id: int, stored: bool) -> None:
@@ -405,6 +416,8 @@ class MqttGateway:
             log.info("closing %s: %s", identity, exc.message)
             conn.close()
             return True
+        if _oversized(conn, identity, packet.payload):
+            return True
         message = TelemetryMessage(custom, system, packet.payload, system.get("$.on"))
         done = partial(_acknowledge, conn, packet.packet_id or 0) if packet.qos else None
         assert self._sink is not None
@@ -552,6 +565,8 @@ class MqttGateway:
             except TopicError as exc:  # edgeHub and IoT Hub drop the connection too
                 log.info("closing %s: %s", identity, exc.message)
                 conn.close()
+                return
+            if _oversized(conn, identity, packet.payload):
                 return
             message = TelemetryMessage(custom, system, packet.payload, system.get("$.on"))
             try:
