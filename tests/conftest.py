@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import profiles  # noqa: F401  (registers and loads the Hypothesis profile first)
+
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = REPO / "tests" / "conformance"  # upstream vectors and fixtures, copied with provenance (README.md)
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.generator.createoptions import (
@@ -20,6 +20,7 @@ from edgegen.generator.createoptions import (
     serialize,
 )
 from edgegen.generator.errors import RenderError
+from tests.support.profiles import PROPERTY
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=30),
@@ -28,7 +29,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@PROPERTY
 @given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
 def test_chunks_merge_back_to_the_same_object(obj: dict[str, Any]) -> None:
     settings_: dict[str, Any] = {"createOptions": obj}

@@ -6,10 +6,11 @@ import posixpath
 import string
 from unittest import mock
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.generator.expand import expand, line_col
+from tests.support.profiles import PROPERTY
 
 NAMES = ["A", "B1", "TTL", "MODULES.x", "x_y", "edgeAgent", "schema"]
 pieces = st.sampled_from(["$A", "${A}", "$B1", "${TTL}", "${MODULES.x}", "$", "{", "}", "$$", "${", "\n", "x",
@@ -23,14 +24,14 @@ def expandvars(text: str, env: dict[str, str]) -> str:
         return posixpath.expandvars(text)
 
 
-@settings(max_examples=300, deadline=None)
+@PROPERTY
 @given(texts, envs)
 def test_same_as_os_path_expandvars(text: str, env: dict[str, str]) -> None:
     env = {k: v for k, v in env.items() if k not in ("edgeAgent", "schema")}  # never-variables differ by design
     assert expand(text, env).text == expandvars(text, env)
 
 
-@settings(max_examples=200, deadline=None)
+@PROPERTY
 @given(texts, envs)
 def test_offsets_map_back_into_the_source(text: str, env: dict[str, str]) -> None:
     result = expand(text, env)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.local.edgehubhttp import BadMethodCall, MethodCall, parse_method_call
+from tests.support.profiles import PROPERTY
 
 
 def test_defaults_and_values() -> None:
@@ -32,7 +33,7 @@ def test_refused_bodies(body: bytes) -> None:
 
 
 @given(st.binary(max_size=200) | st.text(max_size=100).map(str.encode))
-@settings(max_examples=300, deadline=None)
+@PROPERTY
 def test_any_body_is_a_call_or_a_400(body: bytes) -> None:
     try:
         call = parse_method_call(body)

@@ -16,10 +16,11 @@ from amlhost.script import InputKind
 from amlhost.serve import StartError, load_scorer
 from amlhost.swagger import Swagger, SwaggerError
 from amlhost.wsgi import header_dict
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.modules.amlhost_support import isolated, reply_json, request, scorer_for
+from tests.support.profiles import PROPERTY
 
 PLAIN = """
 import json
@@ -249,14 +250,14 @@ def test_message_and_method_faces(folder: Path) -> None:
 
 
 # -- fuzzing ----------------------------------------------------------------------------------------------------
-@settings(max_examples=300, deadline=None)
+@PROPERTY
 @given(st.text(max_size=200))
 def test_query_parameters_never_fail(query: str) -> None:
     parsed = query_parameters(query)
     assert all(isinstance(k, str) for k in parsed)
 
 
-@settings(max_examples=200, deadline=None)
+@PROPERTY
 @given(st.lists(st.tuples(st.text(alphabet="abcXYZ-_", min_size=1, max_size=12), st.text(max_size=20)),
                 max_size=12))
 def test_header_dict_never_fails_and_drops_underscores(headers: list[tuple[str, str]]) -> None:
@@ -272,7 +273,7 @@ def fuzz_scorers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[obje
                scorer_for(folder, RAW, "raw.py")]
 
 
-@settings(max_examples=300, deadline=None)
+@PROPERTY
 @given(method=st.sampled_from(["GET", "POST", "OPTIONS", "HEAD", "PUT", "DELETE"]),
        path=st.sampled_from(["/", "/score", "/swagger.json", "/x", "/score/", "/sc%6Fre"]),
        query=st.text(max_size=60), body=st.binary(max_size=300),

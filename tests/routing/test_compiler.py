@@ -98,8 +98,10 @@ def test_steps_and_culprits() -> None:
 
 
 # -- three-valued logic laws, checked on generated boolean expressions --------------------------------------
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+from tests.support.profiles import PROPERTY  # noqa: E402
 
 _bool_atoms = st.sampled_from(["true", "false", "undefined", "units = 'C'", "units = 'F'", "missing = 'x'",
                                "as_number(temp) > 30", "as_number(temp) > 40", "is_null(nothing)"]).map(
@@ -109,7 +111,7 @@ _bools = st.recursive(_bool_atoms, lambda c: st.one_of(
     c.map(lambda x: f"(NOT {x})")), max_leaves=8).map(lambda x: f"({x})")
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@PROPERTY
 @given(_bools, _bools)
 def test_kleene_laws(a: str, b: str) -> None:
     def ev(text: str) -> Bool:

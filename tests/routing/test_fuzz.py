@@ -1,4 +1,4 @@
-"""Fuzz the lexer, parser, compiler and evaluator with >= 10,000 generated inputs (hypothesis).
+"""Fuzz the lexer, parser, compiler and evaluator with >= 10,000 generated inputs in CI (hypothesis).
 
 Whatever the input, the only exception allowed is RouteError, and a condition that compiles evaluates to one
 of TRUE/FALSE/UNDEFINED without raising. Each test counts its own examples so the total is checked.
@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from edgegen.routing import Bool, Message, RouteError, RouteTable, compile_condition, parse_route
 from edgegen.routing.lexer import tokenize
+from tests.support import profiles
+from tests.support.profiles import examples
 
 MESSAGES = [
     Message({"a": "1", "b": "x", "n": None, "$s": "v"}, {"s": "sv", "contentType": "application/json",
@@ -49,7 +51,9 @@ def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 expressions = st.recursive(atoms, _combine, max_leaves=12)
-FUZZ = settings(max_examples=2600, deadline=None, database=None,
+# the four tests below share the route language's fuzz budget (10,000 cases in CI; tests/support/profiles.py)
+SHARE = -(-examples("fuzz") // 4)
+FUZZ = settings(profiles.FUZZ, max_examples=SHARE,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
@@ -78,7 +82,7 @@ def _check_route(text: str) -> None:
         assert isinstance(table.match(m), list)
 
 
-def _run(strategy: st.SearchStrategy[Any], check: Callable[[Any], None], n: int = 2600) -> int:
+def _run(strategy: st.SearchStrategy[Any], check: Callable[[Any], None], n: int = SHARE) -> int:
     calls = []
 
     @FUZZ

@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.routing import RouteError, parse_route
 from edgegen.routing.lexer import _RULES, HIDDEN, Token, TokenKind, tokenize
 from edgegen.routing.route import _RouteParser
 from edgegen.routing.table import compile_route
+from tests.support.profiles import FUZZ
 
 
 def reference_tokenize(text: str) -> list[Token]:
@@ -37,7 +38,7 @@ PIECES = [*"abcdeEfinotuxASFWINOT0123456789-+.*/%$'\"\\{}()[],=!<>|?&@;: \t\n\r_
           "0x1F", "\\u00e9", "1e5", "$body", "$upstream", "BrokeredEndpoint", "/messages/modules/m/outputs/o"]
 
 
-@settings(max_examples=3000, deadline=None)
+@FUZZ
 @given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
 def test_filtered_lexer_equals_the_plain_loop(text: str) -> None:
     expected = reference_tokenize(text)
@@ -46,7 +47,7 @@ def test_filtered_lexer_equals_the_plain_loop(text: str) -> None:
 
 
 @given(st.text(max_size=30))
-@settings(max_examples=1000, deadline=None)
+@FUZZ
 def test_filtered_lexer_equals_the_plain_loop_on_any_text(text: str) -> None:
     assert tokenize(text, keep_hidden=True) == reference_tokenize(text)
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.generator.validation import fastgen, schema
 from edgegen.generator.validation.model import AGENT, HUB
 from tests.conftest import CONFORMANCE
+from tests.support.profiles import PROPERTY
 
 DATA = Path(__file__).parent / "data"
 
@@ -88,7 +89,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]
             yield from _paths(v, (*prefix, i))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@PROPERTY
 @given(case=st.integers(0, len(_VALID) - 1), where=st.integers(0, 10**6), value=_JSON,
        how=st.sampled_from(["replace", "add", "delete"]))
 def test_mutated_twins_never_pass_the_fast_path_alone(case: int, where: int, value: Any, how: str) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.generator.validation import ManifestError, validate_text
 from edgegen.generator.validation.jsonpos import SourceMap, parse_json_text, resolve_path
+from tests.support.profiles import PROPERTY
 
 TEXT = """{
   "modulesContent": {
@@ -100,7 +101,7 @@ def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@PROPERTY
 @given(json_values, st.sampled_from([None, 2, 4]))
 def test_every_path_of_any_document_is_found(value: object, indent: int | None) -> None:
     text = json.dumps(value, indent=indent, ensure_ascii=False)

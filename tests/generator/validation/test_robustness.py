@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.generator.validation import validate_manifest, validate_text
 from edgegen.generator.validation.findings import SEVERITIES
+from tests.support.profiles import PROPERTY
 
 BASE = json.loads((Path(__file__).parent / "data/valid/valid-agent1.1-hub1.2.json").read_text())
 
@@ -37,7 +38,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 PATHS = _paths(BASE)
 
 
-@settings(max_examples=400, deadline=None)
+@PROPERTY
 @given(st.sampled_from(PATHS), json_values, st.booleans())
 def test_any_value_anywhere_gives_findings_not_exceptions(path: tuple[Any, ...], value: Any, layered: bool) -> None:
     manifest = copy.deepcopy(BASE)
@@ -56,7 +57,7 @@ def test_any_value_anywhere_gives_findings_not_exceptions(path: tuple[Any, ...],
     assert len(located) >= len(findings)
 
 
-@settings(max_examples=200, deadline=None)
+@PROPERTY
 @given(st.text(max_size=60))
 def test_any_text_gives_findings_not_exceptions(text: str) -> None:
     findings = validate_text(text)

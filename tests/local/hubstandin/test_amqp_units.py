@@ -7,7 +7,7 @@ import contextlib
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from proton import Data, Described, symbol, ulong
 
@@ -17,6 +17,7 @@ from edgegen.local.hubstandin.amqp.sasl import SASL_HEADER, SaslFailure, SaslSer
 from edgegen.local.hubstandin.c2d import MAX_QUEUE_DEPTH, CloudToDevice
 from edgegen.local.hubstandin.errors import NotFound, QueueFull
 from edgegen.local.hubstandin.store import MemoryHubStore, SqliteHubStore, StoredMessage
+from tests.support.profiles import PROPERTY
 
 
 def sasl_init(mechanism: str, response: bytes = b"") -> bytes:
@@ -64,7 +65,7 @@ def test_sasl_refused_mechanism_and_credentials() -> None:
         s2.feed(sasl_init("GSSAPI"))
 
 
-@settings(max_examples=300, deadline=None)
+@PROPERTY
 @given(st.binary(max_size=300))
 def test_sasl_fuzz_fails_cleanly(data: bytes) -> None:
     server = SaslServer(lambda init: True)
@@ -88,7 +89,7 @@ def test_selectors_the_clients_send(text, expected) -> None:
     assert parse_selector(text) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@PROPERTY
 @given(st.text(max_size=300))
 def test_selector_fuzz(text: str) -> None:
     with contextlib.suppress(FilterError):

@@ -17,6 +17,7 @@ from edgegen.local.hubstandin.query.ast import walk
 from edgegen.local.hubstandin.query.evaluate import compile_expr
 from edgegen.local.hubstandin.query.lexer import tokenize
 from edgegen.routing.values import UNDEF
+from tests.support.profiles import PROPERTY
 
 TWINS = [
     {"deviceId": "a", "moduleId": "m", "tags": {"x": 1, "s": "v", "l": [1, "v", None], "o": {"k": True}},
@@ -56,8 +57,7 @@ def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 expressions = st.recursive(atoms, _combine, max_leaves=10)
 item = st.one_of(paths, st.sampled_from(["COUNT()", "AVG(tags.x)", "SUM(tags.x)", "MIN(tags.s)", "MAX(tags.x)"]))
-FUZZ = settings(max_examples=600, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(PROPERTY, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 def _check(text: str) -> None:

@@ -3,22 +3,21 @@ backend, an in-memory store): any route, any id (valid, too long, with ``/``, ``
 of any shape, known bodies with fields of the wrong type, 50,000-deep nesting, bytes that are not UTF-8 or not
 JSON, oversized) and odd headers. Every answer is below 500 and, when an error, IoT Hub's JSON error body.
 
-How many examples: ``EDGEGEN_FUZZ_EXAMPLES`` when set; else 10,000 derandomized in CI (or the loaded Hypothesis
-profile's); else the profile's (Hypothesis' default locally).
+How many examples: the ``FUZZ`` setting of tests/support/profiles.py (10,000 derandomized in CI,
+``EDGEGEN_FUZZ_EXAMPLES`` when set).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.common.sas import generate_sas_token
@@ -28,17 +27,9 @@ from edgegen.local.hubstandin.bodies import CONFIGURATION, DEVICE, MODULE, TWIN
 from edgegen.local.hubstandin.http import make_app
 from edgegen.local.hubstandin.rights import REST_RIGHTS
 from edgegen.local.hubstandin.store import MemoryHubStore
+from tests.support.profiles import FUZZ
 
 HOST = "127.0.0.1:8443"
-# 10,000 derandomized examples in CI (CI=true, as .ci/run is started) unless a loaded Hypothesis profile or
-# EDGEGEN_FUZZ_EXAMPLES says otherwise; the loaded profile's count elsewhere
-_examples = os.environ.get("EDGEGEN_FUZZ_EXAMPLES")
-if _examples:
-    FUZZ = settings(max_examples=int(_examples), deadline=None)
-elif os.environ.get("CI") and not os.environ.get("EDGEGEN_HYPOTHESIS_PROFILE"):
-    FUZZ = settings(max_examples=10_000, deadline=None, derandomize=True, database=None)
-else:
-    FUZZ = settings(deadline=None)
 REQUEST_BOUND = 10.0  # seconds: a request that takes longer is a hang
 
 

@@ -7,7 +7,7 @@ import socket
 
 import paho.mqtt.client as paho
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.local.mqtt.codec import (
@@ -27,6 +27,7 @@ from edgegen.local.mqtt.codec import (
     encode,
     encode_publish,
 )
+from tests.support.profiles import FUZZ, PROPERTY
 
 # Bytes taken from the MQTT 3.1.1 specification's layouts (and what paho 1.6 sends).
 KNOWN = [
@@ -160,7 +161,7 @@ _packets = st.one_of(
 
 
 @given(st.lists(_packets, max_size=6), st.integers(1, 50))
-@settings(max_examples=300, deadline=None)
+@PROPERTY
 def test_round_trip_in_arbitrary_chunks(packets: list[object], chunk: int) -> None:
     wire = b"".join(encode(p) for p in packets)  # type: ignore[arg-type]
     reader = PacketReader()
@@ -171,7 +172,7 @@ def test_round_trip_in_arbitrary_chunks(packets: list[object], chunk: int) -> No
 
 
 @given(st.binary(max_size=400))
-@settings(max_examples=2000, deadline=None)
+@FUZZ
 def test_fuzz_never_raises_anything_but_the_codec_error(data: bytes) -> None:
     reader = PacketReader(max_packet_size=1000)
     with contextlib.suppress(MqttCodecError):
@@ -179,7 +180,7 @@ def test_fuzz_never_raises_anything_but_the_codec_error(data: bytes) -> None:
 
 
 @given(_packets, st.integers(0, 40), st.binary(min_size=1, max_size=4))
-@settings(max_examples=1000, deadline=None)
+@FUZZ
 def test_fuzz_mutated_valid_packets(packet: object, at: int, junk: bytes) -> None:
     wire = bytearray(encode(packet))  # type: ignore[arg-type]
     pos = at % len(wire)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from azure.iot.device import Message
 from azure.iot.device.iothub.pipeline import mqtt_topic_iothub as sdk
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.local.mqtt.topics import (
@@ -30,6 +30,7 @@ from edgegen.local.mqtt.topics import (
     split_property_bag,
 )
 from edgegen.local.router import input_property_bag
+from tests.support.profiles import PROPERTY
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "edgehub_topics.json").read_text(encoding="utf-8"))
@@ -115,7 +116,7 @@ _LEVELS = st.sampled_from(["devices", "dev1", "dev2", "modules", "mod1", "messag
 
 
 @given(st.lists(_LEVELS, min_size=1, max_size=9), st.sampled_from([MOD, DEV]), st.booleans())
-@settings(max_examples=600, deadline=None)
+@PROPERTY
 def test_our_telemetry_parser_equals_edgehubs_inbound_templates(levels: list[str], identity: Identity,
                                                                  prefixed: bool) -> None:
     topic = "/".join(([*identity.topic_base.split("/"), "messages", "events"] if prefixed else []) + levels)
@@ -177,7 +178,7 @@ def test_bag_edge_cases() -> None:
 
 
 @given(st.text(alphabet="ab=&%24.$/+2F", max_size=30))
-@settings(max_examples=400, deadline=None)
+@PROPERTY
 def test_any_bag_is_refused_or_survives_a_round_trip(bag: str) -> None:
     try:
         decoded = split_property_bag(bag)

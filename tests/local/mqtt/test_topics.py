@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.iot.device import Message
 from azure.iot.device.iothub.pipeline import mqtt_topic_iothub as sdk
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgegen.local.mqtt.topics import (
@@ -22,6 +22,7 @@ from edgegen.local.mqtt.topics import (
     topic_matches,
     twin_response_topic,
 )
+from tests.support.profiles import PROPERTY
 
 MOD = Identity("dev1", "mod1")
 DEV = Identity("dev1")
@@ -61,7 +62,7 @@ def test_our_property_bag_matches_the_sdk_byte_for_byte() -> None:
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=10), st.text(max_size=10), max_size=5))
-@settings(max_examples=200, deadline=None)
+@PROPERTY
 def test_inputs_we_encode_decode_in_the_sdk(custom: dict[str, str]) -> None:
     custom = {k: v for k, v in custom.items() if not k.startswith("$.") and k != "iothub-ack"}
     props = {"$.ct": "application/json", "$.mid": "m&1", **custom}
