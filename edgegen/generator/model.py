@@ -24,19 +24,25 @@ def is_layered(manifest: Json) -> bool:
 
 
 def modules_content(manifest: Json, file: str | None = None) -> Json:
-    if "modulesContent" in manifest:
-        return manifest["modulesContent"]  # type: ignore[no-any-return]
-    if "moduleContent" in manifest:
-        return manifest["moduleContent"]  # type: ignore[no-any-return]
     content = manifest.get("content")
-    if isinstance(content, dict) and "modulesContent" in content:
-        return content["modulesContent"]  # type: ignore[no-any-return]
-    raise RenderError(
-        "the template has no modulesContent",
-        location=Location(file=file, json_path="$"),
-        hint='a deployment template is {"modulesContent": {"$edgeAgent": ..., "$edgeHub": ...}} '
-        '(or {"content": {"modulesContent": ...}} for a layered deployment)',
-    )
+    if "modulesContent" in manifest:
+        key, value = "modulesContent", manifest["modulesContent"]
+    elif "moduleContent" in manifest:
+        key, value = "moduleContent", manifest["moduleContent"]
+    elif isinstance(content, dict) and "modulesContent" in content:
+        key, value = "content.modulesContent", content["modulesContent"]
+    else:
+        raise RenderError(
+            "the template has no modulesContent",
+            location=Location(file=file, json_path="$"),
+            hint='a deployment template is {"modulesContent": {"$edgeAgent": ..., "$edgeHub": ...}} '
+            '(or {"content": {"modulesContent": ...}} for a layered deployment)',
+        )
+    if not isinstance(value, dict):
+        raise RenderError(f"{key} must be an object of twins, not {type(value).__name__}",
+                          location=Location(file=file, json_path=key),
+                          hint='{"modulesContent": {"$edgeAgent": ..., "$edgeHub": ...}}')
+    return value
 
 
 def split_content(content: Json) -> Json:

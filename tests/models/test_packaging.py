@@ -48,7 +48,7 @@ def test_unconvertible_conda_packages_are_named() -> None:
     assert "'cudatoolkit=11.8'" in exc.value.message and "'mkl'" in exc.value.message
     with pytest.raises(ModelError, match="dependencies"):
         conda_to_requirements("name: x\n", "env.yml")
-    with pytest.raises(ModelError, match="not valid YAML") as exc:
+    with pytest.raises(ModelError, match="invalid YAML") as exc:
         conda_to_requirements("dependencies: [\n", "env.yml")
 
 
