@@ -147,10 +147,12 @@ def test_validate_takes_any_mutated_manifest(scratch: Path, data: bytes) -> None
 
 # --------------------------------------------------------------------------------------------------- genconfig
 @pytest.fixture(scope="module")
-def solution(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+def solution(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict[str, str], DiskModules]:
     folder = tmp_path_factory.mktemp("solution") / "sol"
     new_solution(folder, module="sensor")
-    return folder, (folder / "deployment.template.json").read_bytes()
+    env = load_env(folder, environ={})
+    return (folder / "deployment.template.json").read_bytes(), env.values, DiskModules(folder, env.modules_path,
+                                                                                         env.values)
 
 
 TEMPLATE = json.dumps(json.loads(MANIFEST), indent=2).encode()  # a valid base for the JSON-level mutations
@@ -161,17 +163,15 @@ TEMPLATE = json.dumps(json.loads(MANIFEST), indent=2).encode()  # a valid base f
        kind=st.sampled_from(["deployment.template.json", "deployment.template.json",
                              "deployment.template.yaml", "deployment.template.json.j2"]),
        base=st.booleans())
-def test_genconfig_renders_or_refuses_any_mutated_template(solution: tuple[Path, bytes], data: bytes, kind: str,
-                                                           base: bool) -> None:
-    folder, template = solution
+def test_genconfig_renders_or_refuses_any_mutated_template(solution: tuple[bytes, dict[str, str], DiskModules],
+                                                           data: bytes, kind: str, base: bool) -> None:
+    template, env, source = solution
     if base:  # mutate the solution's own template (placeholders, ${VARS}) instead
         data = _apply(template, [(len(data) * 7919 % (len(template) + 1), len(data) % 9, data[:8])])
-    env = load_env(folder, environ={})
-    source = DiskModules(folder, env.modules_path, env.values)
     with hang_guard():
         try:
             text = data.decode("utf-8-sig")
-            result = render(text, file=kind, env=env.values, source=source, options=RenderOptions())
+            result = render(text, file=kind, env=env, source=source, options=RenderOptions())
             findings = validate_manifest(result.manifest, file=kind)
             _printable(json.dumps(result.manifest), to_text(kind, findings))
         except UnicodeDecodeError:
