@@ -72,7 +72,7 @@ def test_existing_deployment_config_keeps_its_other_keys(tmp_path: Path) -> None
     assert json.loads(path.read_text()) == {"computeType": "ACI", "x": 1,
                                             "containerResourceRequirements": {"gpu": 0, "cpu": 0.5, "memoryInGB": 1.0}}
     path.write_text("{oops")
-    with pytest.raises(ModelError, match="not JSON"):
+    with pytest.raises(ModelError, match="invalid JSON"):
         write_deployment_config(path, 0.5, 1.0)
 
 
