@@ -20,7 +20,7 @@ from edgegen.generator.createoptions import (
     serialize,
 )
 from edgegen.generator.errors import RenderError
-from tests.support.profiles import PROPERTY
+from tests.support.profiles import EXPENSIVE
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=30),
@@ -29,7 +29,7 @@ json_values = st.recursive(
 )
 
 
-@PROPERTY
+@EXPENSIVE
 @given(st.dictionaries(st.text(max_size=12), json_values, max_size=8))
 def test_chunks_merge_back_to_the_same_object(obj: dict[str, Any]) -> None:
     settings_: dict[str, Any] = {"createOptions": obj}

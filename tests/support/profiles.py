@@ -26,7 +26,7 @@ CI_FUZZ_EXAMPLES = 10_000
 _COUNTS = {  # (local, ci) examples per test
     "fuzz": (200, CI_FUZZ_EXAMPLES),
     "property": (100, 500),
-    "expensive": (25, 100),
+    "expensive": (25, 200),
 }
 
 
