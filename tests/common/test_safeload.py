@@ -21,18 +21,8 @@ from edgegen.common.safeload import (
     read_file,
     read_text,
 )
+from tests.support.attacks import ALIAS_BOMB
 from tests.support.profiles import PROPERTY
-
-BOMB = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
 
 
 def error(call, *args, **kwargs) -> InputError:
@@ -138,7 +128,7 @@ def test_size_bound_and_unreadable_files(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------------- YAML
 def test_the_billion_laughs_is_refused_at_once() -> None:
-    exc = error(loads_yaml, BOMB, file="bomb.yaml")
+    exc = error(loads_yaml, ALIAS_BOMB, file="bomb.yaml")
     assert exc.kind == "aliases" and "expands to more than" in exc.message
     assert exc.location.file == "bomb.yaml" and exc.location.line is not None
 

@@ -17,20 +17,10 @@ import pytest
 
 from edgegen.cli import main
 from edgegen.generator.scaffold import new_solution
+from tests.support.attacks import ALIAS_BOMB
 
 TIMEOUT = 120  # seconds before a command counts as hung
 
-# 376 bytes of YAML whose aliases expand to 9^9 (387 million) strings
-ALIAS_BOMB = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-modulesContent: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
 
 
 def edgegen(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
