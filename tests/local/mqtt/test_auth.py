@@ -53,6 +53,9 @@ def test_accepts_primary_and_secondary_keys_and_reports_expiry() -> None:
         ("d1/m1", user(MOD), b"\xff\xfe", BAD_CREDENTIALS),
         ("d1", user(DEV), tok(DEV), IDENTIFIER_REJECTED),  # devices are not allowed by default
         ("d1/", user(MOD), tok(MOD), IDENTIFIER_REJECTED),
+        ("d1/" + "m" * 129, user(MOD), tok(MOD), IDENTIFIER_REJECTED),  # IoT Hub's id rules (edgegen.common.ids)
+        ("d1/caf\u00e9", user(MOD), tok(MOD), IDENTIFIER_REJECTED),
+        ("d 1/m1", user(MOD), tok(MOD), IDENTIFIER_REJECTED),
     ],
 )
 def test_refusals(client_id: str, username: str | None, password: bytes | None, code: int) -> None:
