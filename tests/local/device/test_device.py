@@ -93,7 +93,8 @@ def test_solution_pipeline_accounts_for_every_message_and_restarts_a_killed_modu
         agent = dev.device.agent
         env = dict(kv.split("=", 1) for kv in Path(f"/proc/{dev.call(lambda: agent.pid('sensor'))}/environ")
                    .read_text().split("\0") if "=" in kv)
-        assert env["IOTEDGE_MODULEID"] == "sensor" and env["IOTEDGE_WORKLOADURI"].startswith("http://127.0.0.1:")
+        assert env["IOTEDGE_MODULEID"] == "sensor" and env["IOTEDGE_WORKLOADURI"].startswith(
+            f"http://{dev.device.address}:")
         assert env["IOTEDGE_GATEWAYHOSTNAME"] == dev.device.address and env["SEND_INTERVAL"] == "0.05"
         assert not [k for k, v in env.items() if "SharedAccessKey" in v or k == "EdgeHubConnectionString"]
         pid = dev.call(lambda: agent.pid("monitor"))
