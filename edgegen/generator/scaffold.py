@@ -23,7 +23,8 @@ from edgegen.generator.solution import load_env
 from edgegen.generator.templatedit import add_module_to_template, load_for_edit
 
 __all__ = ["MODULE_TEMPLATES", "RUNTIME_VERSIONS", "AddResult", "add_module", "add_module_to_template",
-           "check_module_name", "module_files", "new_solution", "render_builtin", "solution_template_text"]
+           "check_module_name", "module_files", "new_solution", "render_builtin", "solution_template_text",
+           "write_module_folder"]
 
 MODULE_TEMPLATES = ("inference", "monitor", "python", "sensor")
 RUNTIME_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
@@ -108,8 +109,14 @@ def module_files(name: str, template: str) -> dict[str, str]:
     if template not in MODULE_TEMPLATES:
         raise ScaffoldError(f"unknown module template {template!r}",
                             hint=f"choose one of {', '.join(MODULE_TEMPLATES)}")
+    module_json = render_builtin("modules/common/module.json.j2", name=name, description=_DESCRIPTIONS[template])
+    if template == "inference":  # the host of modules/inference (amlhost) and a sample entry script
+        from edgegen.generator.inferencehost import host_files
+
+        return {"module.json": module_json, **host_files(name, "score.py", [], onnx=False),
+                "score.py": render_builtin("modules/inference/score.py.j2", name=name)}
     files = {
-        "module.json": render_builtin("modules/common/module.json.j2", name=name, description=_DESCRIPTIONS[template]),
+        "module.json": module_json,
         "requirements.txt": render_builtin("modules/common/requirements.txt.j2", extra_requirements=[]),
         "main.py": render_builtin(f"modules/{template}/main.py.j2", name=name),
     }
@@ -118,6 +125,25 @@ def module_files(name: str, template: str) -> dict[str, str]:
     files["Dockerfile.amd64.debug"] = render_builtin("modules/common/Dockerfile.j2", base_image=_BASE_IMAGES["amd64"],
                                               debug=True)
     return files
+
+
+def write_module_folder(target: Path, files: dict[str, str]) -> None:
+    """Create ``target`` with ``files`` (relative POSIX names -> text) at once: staged beside it, then renamed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for fname, text in files.items():
+            path = staging / fname
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        for folder in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:
+            folder.chmod(0o777 & ~umask)  # mkdtemp made the top 0700
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def add_module(solution_dir: Path | str, name: str, template: str = "python", *,
@@ -138,18 +164,7 @@ def add_module(solution_dir: Path | str, name: str, template: str = "python", *,
         raise ScaffoldError(f'Module "{name}" already exists under {modules_dir.resolve()}',
                             location=Location(file=str(target)))
     files = module_files(name, template)
-    modules_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=modules_dir))
-    try:
-        for fname, text in files.items():
-            (staging / fname).write_text(text, encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp made it 0700
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_module_folder(target, files)
     result = AddResult(target, [target / f for f in files])
     feeds = _input_routes(main_template, modules_dir, name, template)
     result.routes = list(feeds)

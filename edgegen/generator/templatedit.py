@@ -57,15 +57,20 @@ def restore_raw(text: str, raws: list[str]) -> str:
     return text
 
 
-def module_entry(name: str, create_options: dict[str, Any] | None = None, is_debug: bool = False) -> dict[str, Any]:
-    """The module block iotedgedev adds (version 1.0, docker, running, always, ``${MODULES.<name>[.debug]}``)."""
-    return {
+def module_entry(name: str, create_options: dict[str, Any] | None = None, is_debug: bool = False,
+                 env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The module block iotedgedev adds (version 1.0, docker, running, always, ``${MODULES.<name>[.debug]}``), with
+    ``env`` (name -> value) as edgeAgent's ``env`` when given."""
+    entry: dict[str, Any] = {
         "version": "1.0",
         "type": "docker",
         "status": "running",
         "restartPolicy": "always",
         "settings": {"image": image_placeholder(name, is_debug), "createOptions": create_options or {}},
     }
+    if env:
+        entry["env"] = {k: {"value": v} for k, v in env.items()}
+    return entry
 
 
 def _content(data: Any, file: str) -> dict[str, Any]:
@@ -114,14 +119,15 @@ def load_for_edit(path: Path) -> tuple[Any, str, list[str]]:
 
 
 def add_module_to_template(path: Path | str, name: str, create_options: dict[str, Any] | None = None,
-                           is_debug: bool = False, input_routes: dict[str, str] | None = None) -> None:
+                           is_debug: bool = False, input_routes: dict[str, str] | None = None,
+                           env: dict[str, str] | None = None) -> None:
     """Add module ``name`` (image ``${MODULES.name[.debug]}``), the ``input_routes`` (name → route) that feed its
     inputs, and route ``<name>ToIoTHub`` to a template file."""
     path = Path(path)
     data, kind, raws = load_for_edit(path)
     content = _content(data, str(path))
     _nested_set(content, ["$edgeAgent", "properties.desired", "modules", name],
-                module_entry(name, create_options, is_debug), str(path))
+                module_entry(name, create_options, is_debug, env), str(path))
     for route_name, route in (input_routes or {}).items():
         _nested_set(content, ["$edgeHub", "properties.desired", "routes", route_name], route, str(path))
     _nested_set(content, ["$edgeHub", "properties.desired", "routes", f"{name}ToIoTHub"],

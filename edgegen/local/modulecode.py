@@ -134,6 +134,7 @@ class ModuleResolver:
         for name, text in files.items():
             path = folder / name
             if not path.is_file() or path.read_text() != text:
+                path.parent.mkdir(parents=True, exist_ok=True)  # the inference template has amlhost/
                 path.write_text(text)
         spec = load_module_json(folder, expand=lambda text: text.replace("${CONTAINER_REGISTRY_SERVER}", "local"))
         return ModuleCode(folder.resolve(), (folder / "main.py").resolve(), spec)

@@ -1,19 +1,20 @@
 """Package what a data scientist already has into an inference module: ``edgegen add NAME --entry-script FILE
 --model NAME[:VERSION] [--requirements FILE | --conda-file FILE]``.
 
-The module folder gets the entry script (or, for an ONNX model and no script, the generic ``score_onnx.py``),
-``modelpath.py`` (Azure ML's ``Model.get_model_path`` for the deployed layout), a ``main.py`` host, pinned
-requirements, Dockerfiles that copy the models ``edgegen build`` stages, and ``"models"`` in module.json, which
-genconfig turns into the module's ``EDGEGEN_MODELS`` (pinned with digests). A conda environment file becomes pip
+The module folder gets the entry script (or, for an ONNX model and no script, the generic ``score_onnx.py``) and
+the inference host of edgegen's ``modules/inference``, copied (``edgegen.generator.inferencehost``): ``main.py``
+and the scoring core ``amlhost`` — azmlinfsrv's contract over module messages, HTTP ``/score`` and the ``score``
+direct method, the models verified at start and reported in the twin — ``modelpath.py`` (Azure ML's
+``Model.get_model_path`` for the deployed layout), the host's pinned requirements plus the script's, Dockerfiles
+that copy the models ``edgegen build`` stages, and ``"models"`` in module.json, which genconfig turns into the
+module's ``EDGEGEN_MODELS`` (pinned with digests). A script not named ``score.py`` is named by ``ENTRY_SCRIPT`` in
+the module's ``env`` in the deployment template (and in the Dockerfiles). A conda environment file becomes pip
 requirements where a package has a pip twin; what cannot be converted is named in one error.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,13 @@ from typing import Any
 
 from edgegen.common.safeload import InputError, loads_yaml
 from edgegen.generator.errors import Location, ScaffoldError
+from edgegen.generator.inferencehost import HOST_FILES, host_files
 from edgegen.generator.scaffold import (
     AddResult,
     add_module_to_template,
     check_module_name,
-    module_files,
     render_builtin,
+    write_module_folder,
 )
 from edgegen.generator.solution import load_env
 from edgegen.generator.templatedit import load_for_edit
@@ -37,7 +39,6 @@ from edgegen.models.registry import Registry
 __all__ = ["CondaConversion", "add_inference_module", "conda_to_requirements"]
 
 GENERIC_ONNX_SCRIPT = "score_onnx.py"
-ONNX_REQUIREMENTS = ["numpy==2.4.6", "onnxruntime==1.32.0"]
 # conda packages with a different pip name
 _PIP_NAMES = {"pytorch": "torch", "py-xgboost": "xgboost", "msgpack-python": "msgpack", "pytables": "tables",
               "pyqt": "PyQt5", "matplotlib-base": "matplotlib", "tensorflow-base": "tensorflow"}
@@ -141,6 +142,10 @@ def add_inference_module(solution_dir: Path | str, name: str, *, registry: Regis
     script_name = entry_script.name if entry_script is not None else GENERIC_ONNX_SCRIPT
     if entry_script is not None and not entry_script.is_file():
         raise ModelError(f"entry script {entry_script} does not exist", location=Location(file=str(entry_script)))
+    if script_name in HOST_FILES or not script_name.endswith(".py"):
+        raise ModelError(f"the entry script cannot be called {script_name}: the module's host has "
+                         f"{', '.join(HOST_FILES)}, and the script must be a .py file",
+                         location=Location(file=str(entry_script)), hint="rename the script (score.py is usual)")
     extra: list[str] = []
     notes: list[str] = []
     if requirements is not None:
@@ -153,8 +158,6 @@ def add_inference_module(solution_dir: Path | str, name: str, *, registry: Regis
                              location=Location(file=str(conda_file))) from None
         converted = conda_to_requirements(text, str(conda_file))
         extra, notes = converted.requirements, converted.notes
-    if entry_script is None:
-        extra = [*extra, *ONNX_REQUIREMENTS]
     env = load_env(sol, environ)
     main_template = sol / env.template_file
     load_for_edit(main_template)
@@ -162,45 +165,25 @@ def add_inference_module(solution_dir: Path | str, name: str, *, registry: Regis
     if target.exists():
         raise ScaffoldError(f'Module "{name}" already exists under {target.parent.resolve()}',
                             location=Location(file=str(target)))
-    files = _files(name, script_name, extra, [m.id for m in registered])  # pinned to what is registered now
+    # pinned to what is registered now; the generic ONNX script needs the host's onnxruntime pins
+    files = _files(name, script_name, extra, [m.id for m in registered], onnx=entry_script is None)
     if entry_script is not None:
         files[script_name] = entry_script.read_text(encoding="utf-8")
     else:
         files[script_name] = render_builtin("modules/inference-model/score_onnx.py.j2")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    try:
-        for fname, text in files.items():
-            (staging / fname).write_text(text, encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_module_folder(target, files)
     result = AddResult(target, [target / f for f in files])
-    add_module_to_template(main_template, name)
+    # main.py runs ENTRY_SCRIPT (default score.py): the deployment says which script, in process mode and containers
+    add_module_to_template(main_template, name,
+                           env={"ENTRY_SCRIPT": script_name} if script_name != "score.py" else None)
     result.templates.append(main_template)
     return result, notes
 
 
-def _files(name: str, script_name: str, extra: list[str], models: list[str]) -> dict[str, Any]:
+def _files(name: str, script_name: str, extra: list[str], models: list[str], *, onnx: bool) -> dict[str, Any]:
     import json
 
-    from edgegen.models import modelpath
-
-    files = module_files(name, "python")  # Dockerfiles, module.json, requirements from the common templates
-    spec = json.loads(files["module.json"])
+    spec = json.loads(render_builtin("modules/common/module.json.j2", name=name, description=""))
     spec["description"] = f"hosts {script_name} with models {', '.join(models)}"
     spec["models"] = models
-    files["module.json"] = json.dumps(spec, indent=4) + "\n"
-    files["requirements.txt"] = render_builtin("modules/common/requirements.txt.j2", extra_requirements=extra)
-    files["main.py"] = render_builtin("modules/inference-model/main.py.j2", name=name, entry_script=script_name)
-    files["modelpath.py"] = Path(modelpath.__file__).read_text(encoding="utf-8")
-    for fname in [f for f in files if f.startswith("Dockerfile.")]:
-        files[fname] = files[fname].replace(
-            "WORKDIR /app\n",
-            "WORKDIR /app\n# the models this module serves: `edgegen build` stages them as ./azureml-models/ "
-            "(Azure ML's layout)\nENV AML_APP_ROOT=/app\n", 1)
-    return files
+    return {"module.json": json.dumps(spec, indent=4) + "\n", **host_files(name, script_name, extra, onnx=onnx)}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import amlhost
 import pytest
 
 from edgegen.generator.scaffold import new_solution
@@ -77,7 +78,15 @@ def test_add_with_entry_script_and_conda(tmp_path: Path) -> None:
     assert json.loads((folder / "module.json").read_text())["models"] == ["weights:1"]
     reqs = (folder / "requirements.txt").read_text()
     assert "azure-iot-device==2.14.0" in reqs and "scikit-learn==1.5.2" in reqs and notes
-    assert "ENV AML_APP_ROOT=/app" in (folder / "Dockerfile.amd64").read_text()
+    assert "AML_APP_ROOT=/app" in (folder / "Dockerfile.amd64").read_text()
+    # the host is the inference module's, byte for byte: the amlhost that `edgegen serve` imports, and its main.py
+    host = Path(amlhost.__file__).resolve().parent
+    assert {p.relative_to(host).as_posix(): p.read_bytes() for p in host.rglob("*") if p.is_file()
+            and "__pycache__" not in p.parts} == {p.relative_to(folder / "amlhost").as_posix(): p.read_bytes()
+                                                   for p in (folder / "amlhost").rglob("*") if p.is_file()}
+    for name in ("main.py", "outputs.py", "modelpath.py"):
+        assert (folder / name).read_bytes() == (host.parent / name).read_bytes()
+    assert "onnxruntime" not in reqs and "Werkzeug==" in reqs and "inference-schema==" in reqs
     # genconfig pins the module's models from module.json
     manifest = genconfig(cwd=sol, write=False, validate=False, environ={}, models=SolutionModels(sol, {})).manifest
     env = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]["scorer"]["env"]
