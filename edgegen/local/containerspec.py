@@ -16,7 +16,9 @@ From edgeAgent's ``CombinedEdgeletConfigProvider`` and ``CreateOrUpdateCommand``
    Here the edge hub is this process, listening on a 127.x address only, which no bridge network can reach; so a
    module without its own ``NetworkMode``/``NetworkingConfig`` joins the host network with an ``ExtraHosts``
    entry ``edgeHub:<address>`` (a *fallback*, reported in the returned notes). Port bindings have no effect on the
-   host network (the module's ports are the host's); that is reported too;
+   host network (the module's ports are the host's); that is reported too. A module on the host network gets
+   ``EDGEGEN_LISTEN_ADDRESS=127.0.0.1`` (below the manifest's env and createOptions.Env, which may override it):
+   edgegen's modules listen there instead of their images' ``0.0.0.0``, so nothing listens beyond loopback;
 7. ``Privileged`` and ``CapAdd`` are dropped and ``CHOWN``/``SETUID`` added to ``CapDrop`` unless elevated
    permissions are allowed (iotedged's ``unset_privileged`` / ``drop_unsafe_privileges``).
 
@@ -39,6 +41,8 @@ from edgegen.local.deployment import DesiredModule, RegistryCredential
 __all__ = [
     "DEVICE_LABEL",
     "FINGERPRINT_LABEL",
+    "LISTEN_ADDRESS",
+    "LISTEN_ENV",
     "OWNER",
     "OWNER_LABEL",
     "WORKLOAD_SOCKET",
@@ -58,6 +62,10 @@ RESTART_POLICY_LABEL = "net.azure-devices.edge.restartPolicy"
 DESIRED_STATUS_LABEL = "net.azure-devices.edge.desiredStatus"
 CREATE_OPTIONS_LABEL = "net.azure-devices.edge.normalizedCreateOptions"
 DEVICE_LABEL = "dev.edgegen.device"
+# Where a module on the host's network (process mode, or a container on the host network) may listen: edgegen's
+# modules bind their servers (the inference module's /score, debugpy in the debug images) to it when it is set.
+LISTEN_ENV = "EDGEGEN_LISTEN_ADDRESS"
+LISTEN_ADDRESS = "127.0.0.1"
 FINGERPRINT_LABEL = "dev.edgegen.fingerprint"
 WORKLOAD_SOCKET = "/var/run/iotedge/workload.sock"
 DEFAULT_REGISTRY = "https://index.docker.io/v1/"  # edgeAgent's Constants.DefaultRegistryAddress
@@ -135,7 +143,6 @@ def plan_container(module: DesiredModule, env: Mapping[str, str], facts: Contain
     body: dict[str, Any] = copy.deepcopy(user)
     notes: list[str] = []
     body["Image"] = module.image
-    body["Env"] = merge_env(body.get("Env"), {**env, "IOTEDGE_WORKLOADURI": f"unix://{WORKLOAD_SOCKET}"})
     labels = body.get("Labels") if isinstance(body.get("Labels"), Mapping) else {}
     body["Labels"] = {**{str(k): str(v) for k, v in labels.items()}, **_labels(module, user, facts.device_label)}
     host = body.get("HostConfig")
@@ -150,6 +157,7 @@ def plan_container(module: DesiredModule, env: Mapping[str, str], facts: Contain
         host["CapDrop"] = [*drops, *[c for c in host.get("CapDrop") or [] if c not in drops]]
     networking = body.get("NetworkingConfig")
     has_endpoints = isinstance(networking, Mapping) and bool(networking.get("EndpointsConfig"))
+    listen: dict[str, str] = {}
     if not host.get("NetworkMode") and not has_endpoints:
         host["NetworkMode"] = "host"
         hosts = [h for h in host.get("ExtraHosts") or [] if not str(h).startswith("edgeHub:")]
@@ -159,7 +167,10 @@ def plan_container(module: DesiredModule, env: Mapping[str, str], facts: Contain
         if host.get("PortBindings"):
             ports = ", ".join(sorted(host["PortBindings"]))
             notes.append(f"PortBindings ({ports}) have no effect on the host network: the module's own ports "
-                         "are the host's (on 127.0.0.1 and every other host address it binds)")
+                         f"are the host's (edgegen's modules listen on {LISTEN_ADDRESS} there: {LISTEN_ENV})")
+    if host.get("NetworkMode") == "host":  # the host's interfaces: modules that listen keep to loopback
+        listen = {LISTEN_ENV: LISTEN_ADDRESS}
+    body["Env"] = merge_env(body.get("Env"), {**listen, **env, "IOTEDGE_WORKLOADURI": f"unix://{WORKLOAD_SOCKET}"})
     body["HostConfig"] = host
     body.pop("name", None)
     body.pop("Name", None)

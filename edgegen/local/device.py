@@ -48,6 +48,7 @@ from edgegen.common.sqlitespace import file_size
 from edgegen.errors import Location
 from edgegen.local.agent import Agent, BackoffPolicy
 from edgegen.local.agentmethods import AGENT_MODULE, handle_agent_method
+from edgegen.local.containerspec import LISTEN_ADDRESS, LISTEN_ENV
 from edgegen.local.deployment import Deployment, DeploymentSource, DesiredModule, ManifestFile
 from edgegen.local.edgehub import EdgeHubHandler
 from edgegen.local.edgehubhttp import HTTPS_PORT, EdgeHubHttp
@@ -440,6 +441,9 @@ class Device:
             "IOTEDGE_WORKLOADURI": self.workload.uri,
             "IOTEDGE_APIVERSION": API_VERSION,
             "IOTEDGE_AUTHSCHEME": "sasToken",
+            # processes share the host's network: edgegen's modules listen on loopback only (containers get it
+            # from containerspec when they are on the host network)
+            **({LISTEN_ENV: LISTEN_ADDRESS} if self.engine_choice.kind == "process" else {}),
         }
 
     def _agent_changed(self) -> None:

@@ -9,7 +9,9 @@ ML's azmlinfsrv: plain, inference_schema and @rawhttp scripts). Environment:
                       (modelpath.py), reported in the twin (``inference.models``); a mismatch refuses to start
   INPUT_NAME          input to score (default input1; twin desired ``inputName`` overrides)
   OUTPUT_NAME         output for results (default output1); ERROR_OUTPUT for failures (default errors)
-  SCORING_PORT        HTTP port (default 5001, "off" disables); SCORING_HOST bind address (default 127.0.0.1).
+  SCORING_PORT        HTTP port (default 5001, "off" disables); SCORING_HOST bind address (default 127.0.0.1;
+                      the images set 0.0.0.0), EDGEGEN_LISTEN_ADDRESS (set by edgegen's local device on a shared
+                      host network) overrides it.
                       A port already in use is logged and reported (twin ``inference.http``); messages and the
                       direct method keep working.
   SCORING_KEY         when set, /score needs ``Authorization: Bearer <key>``
@@ -275,7 +277,9 @@ async def serve_http(host: Host) -> HttpHost | None:
     assert host.scorer is not None
     server = HttpHost(host.scorer, host.executor, HttpOptions.from_environ(), host.metrics,
                       on_error=lambda e: host.record_error(e, "http /score"))
-    bind = os.environ.get("SCORING_HOST") or "127.0.0.1"
+    # on a shared host network (edgegen's process mode, a container on the host network) the runtime says where to
+    # listen, over the image's SCORING_HOST=0.0.0.0 (meant for a container's own network namespace)
+    bind = os.environ.get("EDGEGEN_LISTEN_ADDRESS") or os.environ.get("SCORING_HOST") or "127.0.0.1"
     try:
         await server.start(bind, int(port_raw))
     except OSError as exc:  # a busy port (a laptop running something else on 5001) must not stop MQTT scoring

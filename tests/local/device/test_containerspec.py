@@ -38,7 +38,9 @@ def test_env_labels_binds_and_network_fallback() -> None:
                           FACTS)
     body = plan.body
     # createOptions' Env wins over the manifest's env (iotedged's merge_env); the workload URI is the socket
-    assert body["Env"] == ["A=create", "B=2", "IOTEDGE_MODULEID=m", f"IOTEDGE_WORKLOADURI=unix://{WORKLOAD_SOCKET}"]
+    # on the host network, edgegen's modules are told to listen on loopback only (EDGEGEN_LISTEN_ADDRESS)
+    assert body["Env"] == ["A=create", "B=2", "EDGEGEN_LISTEN_ADDRESS=127.0.0.1", "IOTEDGE_MODULEID=m",
+                           f"IOTEDGE_WORKLOADURI=unix://{WORKLOAD_SOCKET}"]
     assert body["Image"] == "127.0.0.1:5000/m:1.0-amd64"
     labels = body["Labels"]
     assert labels["mine"] == "x" and labels[OWNER_LABEL] == OWNER and labels[DEVICE_LABEL] == "dev123"
@@ -54,6 +56,15 @@ def test_env_labels_binds_and_network_fallback() -> None:
     assert host["CapDrop"] == ["CHOWN", "SETUID"]
     assert host["NetworkMode"] == "host" and host["ExtraHosts"] == ["edgeHub:127.0.0.7"]
     assert any("host network" in n for n in plan.notes) and any("PortBindings (5001/tcp)" in n for n in plan.notes)
+
+
+def test_listen_address_only_on_the_host_network_and_createoptions_may_set_it() -> None:
+    def env(create: dict) -> list[str]:
+        return [e for e in plan_container(_module(create), {}, FACTS).body["Env"] if e.startswith("EDGEGEN_LISTEN")]
+
+    assert env({}) == env({"HostConfig": {"NetworkMode": "host"}}) == ["EDGEGEN_LISTEN_ADDRESS=127.0.0.1"]
+    assert env({"HostConfig": {"NetworkMode": "bridge"}}) == []  # its own namespace: the image's 0.0.0.0 is right
+    assert env({"Env": ["EDGEGEN_LISTEN_ADDRESS=127.0.0.9"]}) == ["EDGEGEN_LISTEN_ADDRESS=127.0.0.9"]
 
 
 def test_own_network_is_kept_and_privileges_dropped_unless_allowed() -> None:

@@ -32,6 +32,7 @@ from edgegen.local.upstream import upstream_event
 from edgegen.models.registry import SolutionModels
 from edgegen.pipeline import genconfig
 from tests.local.engine.conftest import engine_solution
+from tests.support.listeners import beyond_loopback, listeners_of, process_tree
 from tests.support.net import free_port
 from tests.support.registry import RegistryInfo
 
@@ -120,6 +121,14 @@ def test_repo_solution_runs_from_pulled_images_and_a_redeploy_recreates_only_the
             scored = await asyncio.to_thread(_score, port)
             assert "anomaly" in json.dumps(scored)
             assert any("PortBindings" in n for n in status["inference"]["notes"])
+            # nothing of ours listens beyond loopback: on the host network the inference container gets
+            # EDGEGEN_LISTEN_ADDRESS=127.0.0.1 over its image's SCORING_HOST=0.0.0.0
+            assert envs["EDGEGEN_LISTEN_ADDRESS"] == "127.0.0.1"
+            pids = [(await asyncio.to_thread(engine.inspect, s["containerId"]))["State"]["Pid"]
+                    for s in status.values()]
+            ours = listeners_of(process_tree([os.getpid(), *pids]))
+            assert ("127.0.0.1", port) in {(a, p) for a, p, _ in ours}, ours  # the container's /score is seen
+            assert beyond_loopback(ours) == [], ours
             assert b"ready" in await asyncio.to_thread(dev.agent.read_logs, "inference", 0, 1 << 20)
             # a redeploy that changes only the sensor recreates only the sensor's container
             before = {m: s["containerId"] for m, s in status.items()}
