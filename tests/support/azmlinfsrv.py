@@ -11,7 +11,6 @@ check where it really listens.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -97,21 +96,6 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], what: str, host: str = 
 
 def listening_on(port: int) -> set[str]:
     """The local IPv4/IPv6 addresses with a TCP socket listening on ``port`` (Linux ``/proc/net/tcp*``)."""
-    found: set[str] = set()
-    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            address, port_hex = fields[1].rsplit(":", 1)
-            if int(port_hex, 16) != port or fields[3] != "0A":  # 0A: LISTEN
-                continue
-            raw = bytes.fromhex(address)
-            if family == socket.AF_INET:
-                found.add(socket.inet_ntop(family, raw[::-1]))
-            else:
-                words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-                found.add(socket.inet_ntop(family, words))
-    return found
+    from tests.support.listeners import listening
+
+    return {address for address, bound in listening().values() if bound == port}

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["Listener", "beyond_loopback", "listeners_of", "process_tree"]
+__all__ = ["Listener", "beyond_loopback", "listeners_of", "listening", "process_tree"]
 
 Listener = tuple[str, int, int]  # address, port, pid
 _LISTEN = "0A"
@@ -22,7 +22,7 @@ def _address(hex_addr: str) -> str:
     return str(ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
 
 
-def _listening() -> dict[int, tuple[str, int]]:
+def listening() -> dict[int, tuple[str, int]]:
     """Socket inode -> (address, port) of every TCP socket in LISTEN state in this network namespace."""
     out: dict[int, tuple[str, int]] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -59,7 +59,7 @@ def process_tree(roots: Iterable[int]) -> set[int]:
 
 def listeners_of(pids: Iterable[int]) -> list[Listener]:
     """The TCP listening sockets the processes ``pids`` hold."""
-    listening = _listening()
+    table = listening()
     found: list[Listener] = []
     for pid in pids:
         try:
@@ -73,8 +73,8 @@ def listeners_of(pids: Iterable[int]) -> list[Listener]:
                 continue
             if target.startswith("socket:["):
                 inode = int(target[8:-1])
-                if inode in listening:
-                    found.append((*listening[inode], pid))
+                if inode in table:
+                    found.append((*table[inode], pid))
     return found
 
 
