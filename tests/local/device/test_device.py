@@ -96,6 +96,7 @@ def test_solution_pipeline_accounts_for_every_message_and_restarts_a_killed_modu
         assert env["IOTEDGE_MODULEID"] == "sensor" and env["IOTEDGE_WORKLOADURI"].startswith(
             f"http://{dev.device.address}:")
         assert env["IOTEDGE_GATEWAYHOSTNAME"] == dev.device.address and env["SEND_INTERVAL"] == "0.05"
+        assert env["EDGEGEN_LISTEN_ADDRESS"] == "127.0.0.1"  # processes share the host's network: loopback only
         assert not [k for k, v in env.items() if "SharedAccessKey" in v or k == "EdgeHubConnectionString"]
         pid = dev.call(lambda: agent.pid("monitor"))
         assert pid
