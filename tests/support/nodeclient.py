@@ -1,7 +1,6 @@
 """Drive the Node.js Azure IoT SDKs (``tests/node/iot_client.js``) from tests: one client process per identity.
 
-The SDKs are installed pinned into ``.peers/node`` by ``make node-peers`` (called by ``make test``); without them
-(or without ``node``) the tests that need them skip, saying so.
+Where the SDKs are (``.peers/node``, ``make node-peers``) and when to skip is ``tests.support.peers``'s business.
 """
 
 from __future__ import annotations
@@ -14,29 +13,23 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-NODE_MODULES = REPO / ".peers" / "node" / "node_modules"
+from tests.support.peers import NODE_MODULES, REPO, skip_reason_node
+
 SCRIPT = REPO / "tests" / "node" / "iot_client.js"
-PACKAGES = ("azure-iot-device", "azure-iot-device-mqtt", "azure-iothub")
 
 __all__ = ["NODE_MODULES", "NodeClient", "NodeClientError", "require_node_sdk"]
 
 
 def require_node_sdk() -> str:
     """The node executable; skips the test when node or the pinned SDKs are missing."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (apt-get install nodejs npm); the Node.js SDK tests need it")
-    missing = [p for p in PACKAGES if not (NODE_MODULES / p / "package.json").is_file()]
-    if missing:
-        pytest.skip(f"the Node.js SDKs are not installed in {NODE_MODULES} ({', '.join(missing)}); "
-                    "run 'make node-peers'")
-    return node
+    reason = skip_reason_node()
+    if reason is not None:
+        pytest.skip(reason)
+    return shutil.which("node") or "node"
 
 
 class NodeClientError(AssertionError):

@@ -14,13 +14,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AZ", "AZ_EXT", "NODE_MODULES", "az_env", "ca_bundle", "run_node", "skip_reason_az", "skip_reason_node"]
+__all__ = ["AZ", "AZ_EXT", "NODE_MODULES", "NODE_PACKAGES", "az_env", "ca_bundle", "run_node", "skip_reason_az",
+           "skip_reason_node"]
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = REPO / ".peers"
 AZ = PEERS / "azure-cli" / "bin" / "az"
 AZ_EXT = PEERS / "azure-cli-ext"
 NODE_MODULES = PEERS / "node" / "node_modules"
+NODE_PACKAGES = ("azure-iot-device", "azure-iot-device-mqtt", "azure-iothub")
 
 
 def skip_reason_az() -> str | None:
@@ -31,9 +33,10 @@ def skip_reason_az() -> str | None:
 
 def skip_reason_node() -> str | None:
     if shutil.which("node") is None:
-        return "node is not installed"
-    if not (NODE_MODULES / "azure-iothub").is_dir():
-        return "the Node.js Azure IoT SDKs are not installed (make peers)"
+        return "node is not installed (apt-get install nodejs npm); the Node.js SDK tests need it"
+    missing = [p for p in NODE_PACKAGES if not (NODE_MODULES / p / "package.json").is_file()]
+    if missing:
+        return f"the Node.js SDKs are not installed in {NODE_MODULES} ({', '.join(missing)}); run 'make node-peers'"
     return None
 
 
