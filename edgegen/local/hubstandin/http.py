@@ -253,6 +253,8 @@ def _seconds(body: dict[str, Any], key: str, default: int, low: int, high: int) 
     value = body.get(key)
     if value is None:
         return float(default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # the Azure CLI sends "30": IoT Hub's JSON reader converts numeric strings
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise InvalidArgument(f"{key} must be a number of seconds from {low} to {high}")
     return float(value)
