@@ -1,5 +1,5 @@
-"""Direct methods from the service to an edgegen device: azure-iot-hub → the stand-in → the device's hub link →
-the local edge hub → a module (the repo's sensor, started by the agent) and ``$edgeAgent`` (ping, RestartModule).
+"""Direct methods from the service to an edgegen device: azure-iot-hub and the Azure CLI → the stand-in → the
+device's hub link → the local edge hub → a module (the repo's sensor, started by the agent) and ``$edgeAgent`` (ping, RestartModule).
 Statuses and error bodies as IoT Hub answers them (404103 not online, 504101 no answer in time)."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from edgegen.hub.connection import HubTarget
 from edgegen.hublink.edgedevice import HubDeviceOptions, run_device_on_hub
 from edgegen.local.device import module_credentials
 from tests.local.device.harness import solution_manifest, wait_for
+from tests.support.peers import Az, az_env, ca_bundle, skip_reason_az
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,7 +85,7 @@ class EdgeDeviceThread:
 
 @pytest.fixture
 def edge(hub_factory, tmp_path: Path, repo_root: Path, venv_cache: Path,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[IoTHubRegistryManager, EdgeDeviceThread]]:
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[IoTHubRegistryManager, EdgeDeviceThread, Any]]:
     running, _ = hub_factory(state_dir=tmp_path / "hub", mqtt=True)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", running.info.ca_file)
     info = running.info
@@ -94,7 +95,7 @@ def edge(hub_factory, tmp_path: Path, repo_root: Path, venv_cache: Path,
     options = HubDeviceOptions(identity.connection_string, tmp_path / "device", repo_root, ca_file=info.ca_file,
                                rest_host=info.host_name, venv_dir=venv_cache)
     with EdgeDeviceThread(options) as dev:
-        yield IoTHubRegistryManager.from_connection_string(info.connection_string), dev
+        yield IoTHubRegistryManager.from_connection_string(info.connection_string), dev, info
 
 
 def _invoke(rm: IoTHubRegistryManager, module: str, name: str, payload: Any = None, timeout: int = 10) -> Any:
@@ -108,7 +109,7 @@ def _error(exc: HttpOperationError) -> tuple[int, dict[str, Any]]:
 
 
 def test_service_to_module_and_edge_agent(edge) -> None:
-    rm, dev = edge
+    rm, dev, _ = edge
 
     def reset_answers() -> Any:
         try:
@@ -140,10 +141,43 @@ def test_service_to_module_and_edge_agent(edge) -> None:
     assert wait_for(reset_answers, 60, "the sensor's methods after an edge hub restart", interval=0.5).status == 200
 
 
+def test_azure_cli_to_module_and_edge_agent(edge, tmp_path: Path) -> None:
+    """The same through ``az iot hub invoke-module-method`` (which sends its timeouts as strings)."""
+    if (reason := skip_reason_az()) is not None:
+        pytest.skip(reason)
+    rm, dev, info = edge
+    config = tmp_path / "az-config"
+    config.mkdir(mode=0o700)
+    run = Az(info.connection_string, az_env(config, ca_bundle(info.ca_file, tmp_path)), tmp_path)
+
+    def sensor_ready() -> bool:
+        try:
+            return _invoke(rm, "sensor", "reset", {}).status == 200
+        except HttpOperationError:
+            return False
+
+    wait_for(sensor_ready, 60, "the sensor's methods to reach the hub", interval=0.5)
+    result = run("iot", "hub", "invoke-module-method", "-d", DEVICE, "-m", "sensor", "--mn", "reset", "--mp", "{}")
+    assert result["status"] == 200 and result["payload"]["reset"] is True
+    assert run("iot", "hub", "invoke-module-method", "-d", DEVICE, "-m", "$edgeAgent", "--mn", "ping") == {
+        "status": 200, "payload": None}
+    before = dev.call(lambda: dev.device.agent.pid("sensor"))
+    restart = run("iot", "hub", "invoke-module-method", "-d", DEVICE, "-m", "$edgeAgent", "--mn", "RestartModule",
+                  "--mp", '{"schemaVersion": "1.0", "id": "sensor"}')
+    assert restart == {"status": 200, "payload": None}
+    after = dev.call(lambda: dev.device.agent.pid("sensor"))
+    assert after is not None and after != before
+    unknown = run("iot", "hub", "invoke-module-method", "-d", DEVICE, "-m", "$edgeAgent", "--mn", "RestartModule",
+                  "--mp", '{"schemaVersion": "1.0", "id": "nobody"}')
+    assert unknown == {"status": 500, "payload": {"message": "Module nobody not found in the current environment"}}
+    err = run("iot", "hub", "invoke-module-method", "-d", DEVICE, "-m", "ghost", "--mn", "ping", ok=False)
+    assert "ErrorCode:ModuleNotFound" in err
+
+
 def test_not_online_and_timeout_bodies(edge) -> None:
     from azure.iot.device import IoTHubModuleClient
 
-    rm, dev = edge
+    rm, dev, _ = edge
     with pytest.raises(HttpOperationError) as exc:
         _invoke(rm, "quiet", "hello")
     status, inner = _error(exc.value)

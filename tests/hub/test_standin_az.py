@@ -7,9 +7,7 @@ connecting with the Python device SDK. The hub serves on 443, so every printed c
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -17,26 +15,12 @@ import requests
 from edgegen.common.sas import generate_sas_token
 from edgegen.hublink.moduleidentity import ModuleIdentities
 from tests.support.net import free_loopback_address
-from tests.support.peers import AZ, az_env, ca_bundle, skip_reason_az
+from tests.support.peers import Az, az_env, ca_bundle, skip_reason_az
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(skip_reason_az() is not None, reason=skip_reason_az() or "")]
 
 DATA = Path(__file__).parent / "data"
-
-
-class Az:
-    def __init__(self, connection_string: str, env: dict[str, str], cwd: Path) -> None:
-        self.login, self.env, self.cwd = connection_string, env, cwd
-
-    def __call__(self, *args: str, ok: bool = True) -> Any:
-        proc = subprocess.run([str(AZ), *args, "--login", self.login, "-o", "json"], capture_output=True, text=True,
-                              env=self.env, cwd=self.cwd, timeout=120)
-        if not ok:
-            assert proc.returncode != 0, f"az {' '.join(args)} should have failed:\n{proc.stdout}"
-            return proc.stderr
-        assert proc.returncode == 0, f"az {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
-        return json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
 @pytest.fixture(scope="module")

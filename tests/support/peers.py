@@ -14,8 +14,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AZ", "AZ_EXT", "NODE_MODULES", "NODE_PACKAGES", "az_env", "ca_bundle", "run_node", "skip_reason_az",
-           "skip_reason_node"]
+__all__ = [
+    "AZ",
+    "AZ_EXT",
+    "NODE_MODULES",
+    "NODE_PACKAGES",
+    "Az",
+    "az_env",
+    "ca_bundle",
+    "run_node",
+    "skip_reason_az",
+    "skip_reason_node",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 PEERS = REPO / ".peers"
@@ -73,3 +83,20 @@ def run_node(script: Path, env: dict[str, str], timeout: float = 120) -> dict[st
     assert "fatal" not in out, f"{script.name} failed: {out.get('fatal')}\n{out.get('stack')}"
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+class Az:
+    """``run = Az(hub_connection_string, az_env(...), cwd)``; ``run("iot", "hub", …)`` is the parsed JSON output,
+    ``run(…, ok=False)`` the error text of a command that must fail."""
+
+    def __init__(self, connection_string: str, env: dict[str, str], cwd: Path) -> None:
+        self.login, self.env, self.cwd = connection_string, env, cwd
+
+    def __call__(self, *args: str, ok: bool = True) -> Any:
+        proc = subprocess.run([str(AZ), *args, "--login", self.login, "-o", "json"], capture_output=True, text=True,
+                              env=self.env, cwd=self.cwd, timeout=120)
+        if not ok:
+            assert proc.returncode != 0, f"az {' '.join(args)} should have failed:\n{proc.stdout}"
+            return proc.stderr
+        assert proc.returncode == 0, f"az {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
