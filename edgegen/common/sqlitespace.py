@@ -13,7 +13,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
-__all__ = ["WAL_LIMIT", "file_size", "give_back", "prepare"]
+__all__ = ["WAL_LIMIT", "file_size", "give_back", "prepare", "prune_log"]
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +58,30 @@ def file_size(path: Path | str) -> int:
         with contextlib.suppress(OSError):
             total += Path(f"{path}{suffix}").stat().st_size
     return total
+
+
+def prune_log(db: sqlite3.Connection, table: str, size: str, time_column: str, cutoff: float, stored_bytes: int,
+              max_bytes: int, batch: int = 500) -> tuple[int, int]:
+    """In a message log ``table`` (rows numbered ``seq``, ``size`` the SQL of a row's bytes): delete the rows whose
+    ``time_column`` is before ``cutoff``, then the oldest until the rest fits ``max_bytes``. The caller holds the
+    transaction. Returns (rows removed, bytes left) from ``stored_bytes``, the bytes held before."""
+    removed = 0
+    row = db.execute(f"SELECT COUNT(*), COALESCE(SUM({size}), 0) FROM {table} WHERE {time_column} < ?",
+                     (cutoff,)).fetchone()
+    if row[0]:
+        db.execute(f"DELETE FROM {table} WHERE {time_column} < ?", (cutoff,))
+        removed += int(row[0])
+        stored_bytes -= int(row[1])
+    while stored_bytes > max_bytes:
+        rows = db.execute(f"SELECT seq, {size} FROM {table} ORDER BY seq LIMIT ?", (batch,)).fetchall()
+        if not rows:
+            return removed, 0
+        cut, freed = rows[-1][0], 0
+        for seq, n in rows:
+            freed += n
+            if stored_bytes - freed <= max_bytes:
+                cut = seq
+                break
+        removed += db.execute(f"DELETE FROM {table} WHERE seq <= ?", (cut,)).rowcount
+        stored_bytes -= freed
+    return removed, stored_bytes

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgegen.common.sqlitespace import file_size, give_back, prepare
+from edgegen.common.sqlitespace import file_size, give_back, prepare, prune_log
 
 __all__ = ["LocalUpstream", "UpstreamMessage", "UpstreamSink", "upstream_event"]
 
@@ -118,29 +118,10 @@ class LocalUpstream:
     def prune(self, older_than_ms: int, max_bytes: int) -> int:
         """Drop messages enqueued before ``older_than_ms``, then the oldest until the log fits ``max_bytes``."""
         db = self._db
-        removed = 0
         db.execute("BEGIN")
         try:
-            cutoff = older_than_ms / 1000
-            row = db.execute(f"SELECT COUNT(*), COALESCE(SUM({_SIZE}), 0) FROM upstream WHERE enqueued_time < ?",
-                             (cutoff,)).fetchone()
-            if row[0]:
-                db.execute("DELETE FROM upstream WHERE enqueued_time < ?", (cutoff,))
-                removed += int(row[0])
-                self._bytes -= int(row[1])
-            while self._bytes > max_bytes:
-                rows = db.execute(f"SELECT seq, {_SIZE} FROM upstream ORDER BY seq LIMIT 1000").fetchall()
-                if not rows:
-                    self._bytes = 0
-                    break
-                cut, freed = rows[-1][0], 0
-                for seq, n in rows:
-                    freed += n
-                    if self._bytes - freed <= max_bytes:
-                        cut = seq
-                        break
-                removed += db.execute("DELETE FROM upstream WHERE seq <= ?", (cut,)).rowcount
-                self._bytes -= freed
+            removed, self._bytes = prune_log(db, "upstream", _SIZE, "enqueued_time", older_than_ms / 1000,
+                                             self._bytes, max_bytes, batch=1000)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgegen.common.sqlitespace import file_size, give_back, prepare
+from edgegen.common.sqlitespace import file_size, give_back, prepare, prune_log
 
 __all__ = ["HubStore", "MemoryHubStore", "SqliteHubStore", "StoredMessage"]
 
@@ -337,28 +337,9 @@ class SqliteHubStore:
 
     def prune(self, older_than_ms: int, max_bytes: int) -> int:
         """Drop messages enqueued before ``older_than_ms``, then the oldest until the log fits ``max_bytes``."""
-        size = "LENGTH(body) + LENGTH(properties) + LENGTH(system_properties)"
-        removed = 0
         with self._lock, self.batch():
-            row = self._db.execute(f"SELECT COUNT(*), COALESCE(SUM({size}), 0) FROM messages WHERE enqueued_ms < ?",
-                                   (older_than_ms,)).fetchone()
-            if row[0]:
-                self._db.execute("DELETE FROM messages WHERE enqueued_ms < ?", (older_than_ms,))
-                removed += int(row[0])
-                self._bytes -= int(row[1])
-            while self._bytes > max_bytes:
-                rows = self._db.execute(f"SELECT seq, {size} FROM messages ORDER BY seq LIMIT 500").fetchall()
-                if not rows:
-                    self._bytes = 0
-                    break
-                cut, freed = rows[-1][0], 0
-                for seq, n in rows:
-                    freed += n
-                    if self._bytes - freed <= max_bytes:
-                        cut = seq
-                        break
-                removed += self._db.execute("DELETE FROM messages WHERE seq <= ?", (cut,)).rowcount
-                self._bytes -= freed
+            removed, self._bytes = prune_log(self._db, "messages", _SIZE, "enqueued_ms", older_than_ms, self._bytes,
+                                             max_bytes)
         return removed
 
     def close(self) -> None:
