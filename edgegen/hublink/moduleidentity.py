@@ -20,16 +20,14 @@ the local stand-in.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from edgegen.common.sas import generate_sas_token
+from edgegen.generator.atomic import write_text_atomic
 from edgegen.hub.errors import HubClientError
 
 __all__ = ["API_VERSION", "CACHE_FILE", "SYSTEM_MODULES", "ModuleIdentities", "device_scope_token"]
@@ -46,20 +44,8 @@ def device_scope_token(host: str, device_id: str, device_key: str, ttl: int = 36
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically with mode 0600 (mkstemp creates the temp file 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` atomically with mode 0600 (from creation)."""
+    write_text_atomic(path, text, mode=0o600)
 
 
 class ModuleIdentities:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.common.safeload import InputError, loads_json, read_text
+from edgegen.generator.atomic import write_text_atomic
 from edgegen.models.errors import Location, ModelError
 from edgegen.models.modelpath import PinnedModel, file_digest, tree_digest
 from edgegen.models.refs import ModelRef, check_name, parse_ref
@@ -118,20 +119,7 @@ def _now() -> str:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n", mode=0o644)
 
 
 class Registry:
