@@ -1,6 +1,7 @@
 """Direct methods from the service to an edgegen device: azure-iot-hub and the Azure CLI → the stand-in → the
-device's hub link → the local edge hub → a module (the repo's sensor, started by the agent) and ``$edgeAgent`` (ping, RestartModule).
-Statuses and error bodies as IoT Hub answers them (404103 not online, 504101 no answer in time)."""
+device's hub link → the local edge hub → a module (the repo's sensor, started by the agent) and ``$edgeAgent``
+(ping, RestartModule). Statuses and error bodies as IoT Hub answers them (404103 not online, 504101 no answer
+in time)."""
 
 from __future__ import annotations
 

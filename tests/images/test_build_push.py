@@ -26,7 +26,7 @@ from edgegen.images import (
     record_digests,
 )
 from tests.images.conftest import agent_template, write_module
-from tests.support.net import free_port
+from tests.support.net import closed_port
 from tests.support.registry import RegistryInfo
 
 pytestmark = pytest.mark.integration
@@ -152,11 +152,12 @@ def test_push_without_credentials_names_the_variables_to_set(
 
 
 def test_unreachable_registry_is_a_clear_error(tmp_path: Path, engine: Engine) -> None:
-    host = f"127.0.0.1:{free_port()}"
-    spec = load_module_json(write_module(tmp_path, "lost", repository=f"{host}/lost"))
-    tag = build_image(engine, spec, "amd64").tag
-    with pytest.raises(ImageError) as info:
-        push_image(engine, tag, [Registry(host, "u", "secretpw")])
+    with closed_port() as port:
+        host = f"127.0.0.1:{port}"
+        spec = load_module_json(write_module(tmp_path, "lost", repository=f"{host}/lost"))
+        tag = build_image(engine, spec, "amd64").tag
+        with pytest.raises(ImageError) as info:
+            push_image(engine, tag, [Registry(host, "u", "secretpw")])
     assert f"registry {host} is unreachable" in info.value.message
     assert "CONTAINER_REGISTRY_SERVER" in (info.value.hint or "")
     assert "secretpw" not in info.value.render()
@@ -232,6 +233,6 @@ def test_no_engine_is_a_clear_error_with_the_how_to(tmp_path: Path) -> None:
     assert str(dead) in info.value.message
     assert "podman system service -t 0 unix:///run/podman/podman.sock" in (info.value.hint or "")
     assert "DOCKER_HOST" in (info.value.hint or "")
-    with pytest.raises(ImageError) as tcp:
-        Engine.connect({"DOCKER_HOST": f"tcp://127.0.0.1:{free_port()}"})
+    with closed_port() as port, pytest.raises(ImageError) as tcp:
+        Engine.connect({"DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
     assert "connection refused" in tcp.value.message.lower()

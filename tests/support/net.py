@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from edgegen.common.loopback import first_free_address, loopback_candidate
 
-__all__ = ["free_loopback_address", "free_port", "wait_for_port"]
+__all__ = ["closed_port", "free_loopback_address", "free_port", "wait_for_port"]
 
 _counter = itertools.count(1)
 
@@ -17,6 +19,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def closed_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port that refuses connections for as long as the block runs: bound here and never listened on, so no other
+    process (parallel test runs, other servers) can take it between choosing it and using it, as with free_port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        yield int(s.getsockname()[1])
 
 
 def free_loopback_address(port: int = 8883, *more: int) -> str:
