@@ -20,7 +20,7 @@ import pytest
 from edgegen.hub.connection import resolve_hub
 from edgegen.hub.monitor import LocalFeed
 from edgegen.local.hubstandin.server import read_hub_info
-from tests.e2e.test_up import leftovers, solution_copy
+from tests.e2e.test_up import no_leftovers, solution_copy
 from tests.support.net import free_loopback_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
@@ -83,8 +83,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                     proc.wait(60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        time.sleep(1)
-        assert leftovers(str(sol)) == []
+        no_leftovers(str(sol))
 
 
 def start_device(s: Stack) -> None:
