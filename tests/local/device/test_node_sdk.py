@@ -129,9 +129,11 @@ def test_methods_both_ways(device: DeviceThread, monkeypatch: pytest.MonkeyPatch
                   "connectTimeoutInSeconds": 0}
         assert a.call("invokeMethod", deviceId=DEVICE, moduleId="b", params=params) == {
             "status": 200, "payload": {"echo": {"x": [1, "2"]}, "by": "module-env"}}
-        # Node -> the repo's Python sensor, started by the agent
+        # Node -> the repo's Python sensor, started by the agent: connected (the fixture waits for that) does not
+        # mean its method handler is subscribed yet, so the edge hub waits for that, as IoT Hub does
         reset = a.call("invokeMethod", deviceId=DEVICE, moduleId="sensor",
-                       params={"methodName": "reset", "payload": {}, "responseTimeoutInSeconds": 10})
+                       params={"methodName": "reset", "payload": {}, "responseTimeoutInSeconds": 10,
+                               "connectTimeoutInSeconds": 60}, timeout=90)
         assert reset["status"] == 200 and reset["payload"]["reset"] is True
         # Node -> a module that is not there: edgeHub's 404
         missing = a.call("invokeMethod", deviceId=DEVICE, moduleId="py", params=params)
