@@ -22,7 +22,9 @@ from edgegen.hub.client import HubClient
 from edgegen.hub.connection import HubTarget
 from edgegen.hublink.edgedevice import HubDeviceOptions, run_device_on_hub
 from edgegen.local.device import module_credentials
+from tests.hub.conftest import HubThread
 from tests.local.device.harness import solution_manifest, wait_for
+from tests.support.net import free_loopback_address
 from tests.support.peers import Az, az_env, ca_bundle, skip_reason_az
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -84,19 +86,26 @@ class EdgeDeviceThread:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
 
-@pytest.fixture
-def edge(hub_factory, tmp_path: Path, repo_root: Path, venv_cache: Path,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[IoTHubRegistryManager, EdgeDeviceThread, Any]]:
-    running, _ = hub_factory(state_dir=tmp_path / "hub", mqtt=True)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", running.info.ca_file)
-    info = running.info
-    client = HubClient(HubTarget(info.connection_string, info.host_name, info.ca_file, "stand-in", tmp_path / "hub"))
-    identity = client.create_device(DEVICE, edge=True)
-    client.deploy_to_device(DEVICE, _content(repo_root))
-    options = HubDeviceOptions(identity.connection_string, tmp_path / "device", repo_root, ca_file=info.ca_file,
-                               rest_host=info.host_name, venv_dir=venv_cache)
-    with EdgeDeviceThread(options) as dev:
-        yield IoTHubRegistryManager.from_connection_string(info.connection_string), dev, info
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory, repo_root: Path,
+         venv_cache: Path) -> Iterator[tuple[IoTHubRegistryManager, EdgeDeviceThread, Any]]:
+    """One hub and one edge device for the module's tests (starting them is most of their time); every test
+    waits for what it needs (a module's methods on the hub), whatever the ones before it restarted."""
+    tmp = tmp_path_factory.mktemp("edge-methods")
+    hub = HubThread(tmp / "hub", free_loopback_address(), None, mqtt=True)
+    try:
+        info = hub.start().info
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("REQUESTS_CA_BUNDLE", info.ca_file)
+            client = HubClient(HubTarget(info.connection_string, info.host_name, info.ca_file, "stand-in", tmp / "hub"))
+            identity = client.create_device(DEVICE, edge=True)
+            client.deploy_to_device(DEVICE, _content(repo_root))
+            options = HubDeviceOptions(identity.connection_string, tmp / "device", repo_root, ca_file=info.ca_file,
+                                       rest_host=info.host_name, venv_dir=venv_cache)
+            with EdgeDeviceThread(options) as dev:
+                yield IoTHubRegistryManager.from_connection_string(info.connection_string), dev, info
+    finally:
+        hub.stop()
 
 
 def _invoke(rm: IoTHubRegistryManager, module: str, name: str, payload: Any = None, timeout: int = 10) -> Any:
