@@ -96,7 +96,9 @@ def run_podman_service(timeout: float = 30.0, driver: str = "vfs") -> Iterator[s
     else:
         cmd = service
     log = open(base / "service.log", "wb")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # cwd: conmon writes an empty file "oom" into its working directory when a container hits its memory limit
+    # (a stray top-level "oom" got committed that way when the service ran from the checkout)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=base)
     try:
         _wait_ready(sock, proc, base, timeout)
         yield f"unix://{sock}"
