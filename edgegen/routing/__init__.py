@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from edgegen.routing.route import Endpoint, ModuleInputEndpoint, Route, UpstreamEndpoint, parse_route
     from edgegen.routing.sources import TWIN_CHANGE_SOURCE, message_source, normalize_source, source_matches
     from edgegen.routing.table import DEFAULT_PRIORITY, CompiledRoute, Delivery, RouteResult, RouteTable
-    from edgegen.routing.values import FALSE, TRUE, UNDEF, UNDEFINED, Bool
+    from edgegen.routing.values import ABSENT, FALSE, TRUE, UNDEFINED, Bool
 
 _WHERE: dict[str, str] = {
     "Bool": "edgegen.routing.values",
@@ -42,7 +42,7 @@ _WHERE: dict[str, str] = {
     "Step": "edgegen.routing.condition",
     "TRUE": "edgegen.routing.values",
     "TWIN_CHANGE_SOURCE": "edgegen.routing.sources",
-    "UNDEF": "edgegen.routing.values",
+    "ABSENT": "edgegen.routing.values",
     "UNDEFINED": "edgegen.routing.values",
     "UpstreamEndpoint": "edgegen.routing.route",
     "compile_condition": "edgegen.routing.condition",
@@ -56,11 +56,11 @@ _WHERE: dict[str, str] = {
 }
 
 __all__ = [
+    "ABSENT",
     "DEFAULT_PRIORITY",
     "FALSE",
     "TRUE",
     "TWIN_CHANGE_SOURCE",
-    "UNDEF",
     "UNDEFINED",
     "Bool",
     "CompiledRoute",

@@ -18,6 +18,7 @@ __all__ = [
     "SysProperty",
     "Unary",
     "UnaryOp",
+    "children",
     "walk",
 ]
 
@@ -121,14 +122,20 @@ class Empty:
 Node = Literal | Property | SysProperty | Unary | Binary | Call | Empty
 
 
+def children(node: Node) -> list[Node]:
+    """The node's direct sub-expressions, left to right."""
+    if isinstance(node, Unary):
+        return [node.operand]
+    if isinstance(node, Binary):
+        return [node.left, node.right]
+    if isinstance(node, Call):
+        return list(node.args)
+    return []
+
+
 def walk(node: Node) -> list[Node]:
     """The node and all its descendants, parents first."""
     out: list[Node] = [node]
-    if isinstance(node, Unary):
-        out += walk(node.operand)
-    elif isinstance(node, Binary):
-        out += walk(node.left) + walk(node.right)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            out += walk(arg)
+    for child in children(node):
+        out += walk(child)
     return out

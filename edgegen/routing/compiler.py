@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgegen.routing import builtins as bi
+from edgegen.routing import functions as bi
 from edgegen.routing.ast import (
     Binary,
     BinaryOp,
@@ -28,7 +28,7 @@ from edgegen.routing.ast import (
     UnaryOp,
 )
 from edgegen.routing.errors import RouteError
-from edgegen.routing.message import _NO_MATCH, Message, body_query, compile_json_path, valid_json_path
+from edgegen.routing.message import NO_MATCH, Message, body_query, compile_json_path, valid_json_path
 from edgegen.routing.message import select as bi_select
 from edgegen.routing.ops import (
     compare,
@@ -41,7 +41,7 @@ from edgegen.routing.ops import (
     to_query,
 )
 from edgegen.routing.sources import TWIN_CHANGE_SOURCE, is_twin_change_source
-from edgegen.routing.values import FALSE, TRUE, UNDEF, UNDEFINED, Ty
+from edgegen.routing.values import ABSENT, FALSE, TRUE, UNDEFINED, Ty
 
 __all__ = ["Compiled", "Compiler"]
 
@@ -93,7 +93,7 @@ class Compiler:
 
     # -- leaves ----------------------------------------------------------------------------------------
     def _c_empty(self, node: Empty) -> Compiled:
-        return _const(Ty.UNDEFINED, UNDEF)
+        return _const(Ty.UNDEFINED, ABSENT)
 
     def _c_literal(self, node: Literal) -> Compiled:
         kind = node.kind
@@ -105,11 +105,11 @@ class Compiler:
             return _const(Ty.BOOL, TRUE if node.value else FALSE)
         if kind is LiteralKind.NULL:
             return _const(Ty.NULL, None)
-        return _const(Ty.UNDEFINED, UNDEF)
+        return _const(Ty.UNDEFINED, ABSENT)
 
     def _c_property(self, node: Property) -> Compiled:
         key = node.name.lower()
-        return Compiled(Ty.STRING, lambda m: m._props.get(key, UNDEF))
+        return Compiled(Ty.STRING, lambda m: m.folded_properties.get(key, ABSENT))
 
     def _body_query(self, node: SysProperty) -> Compiled | None:
         """``$body.<path>`` when body queries are on; None when this is not a body query."""
@@ -126,26 +126,27 @@ class Compiler:
 
     def _sys_property(self, name: str) -> Compiled:
         if "[" in name or "]" in name:
-            return _const(Ty.UNDEFINED, UNDEF)
+            return _const(Ty.UNDEFINED, ABSENT)
         key = name.lower()
-        return Compiled(Ty.STRING, lambda m: m._sys.get(key, UNDEF))
+        return Compiled(Ty.STRING, lambda m: m.folded_system_properties.get(key, ABSENT))
 
     def _c_sysproperty(self, node: SysProperty) -> Compiled:
         body = self._body_query(node)
         if node.escaped:
             return body if body is not None else self._sys_property(node.name)
         if "[" in node.name or "]" in node.name:
-            return body if body is not None else _const(Ty.UNDEFINED, UNDEF)
+            return body if body is not None else _const(Ty.UNDEFINED, ABSENT)
         alt = body if body is not None else self._sys_property(node.name)
         key = ("$" + node.name).lower()
         alt_fn = alt.fn
         if alt.const:
             alt_value = alt.fn(_EMPTY)
-            return Compiled(alt.ty if body is not None else Ty.STRING, lambda m: m._props.get(key, alt_value))
+            return Compiled(alt.ty if body is not None else Ty.STRING,
+                            lambda m: m.folded_properties.get(key, alt_value))
 
         def fn(m: Message) -> Any:
-            v = m._props.get(key, UNDEF)
-            return alt_fn(m) if v is UNDEF else v
+            v = m.folded_properties.get(key, ABSENT)
+            return alt_fn(m) if v is ABSENT else v
 
         return Compiled(alt.ty, fn, uses_body=alt.uses_body)
 
@@ -157,7 +158,7 @@ class Compiler:
             if arg.ty is Ty.NUMBER:
                 return _fold(Ty.NUMBER, lambda m: -f(m), (arg,))
             if arg.ty is Ty.QUERY:
-                return _fold(Ty.QUERY, lambda m: -v if (v := f(m)).__class__ is float else UNDEF, (arg,))
+                return _fold(Ty.QUERY, lambda m: -v if (v := f(m)).__class__ is float else ABSENT, (arg,))
             raise self.error(node.span, f"unary '-' needs a number, but {self.snippet(node.operand)!r} is a {arg.ty}",
                              _NUMERIC_HINT if arg.ty is Ty.STRING else None)
         if arg.ty is Ty.NULL:
@@ -327,7 +328,7 @@ class Compiler:
             if doc.__class__ is not dict:
                 return UNDEFINED
             v = bi_select(doc, steps)
-            return FALSE if v is _NO_MATCH else TRUE
+            return FALSE if v is NO_MATCH else TRUE
 
         return Compiled(Ty.BOOL, fn, uses_body=True)
 
@@ -342,7 +343,7 @@ def _undefined_of(ty: Ty) -> Any:
         return math.nan
     if ty is Ty.BOOL:
         return UNDEFINED
-    return UNDEF
+    return ABSENT
 
 
 def _coerce(fn: Fn, ty: Ty, param: Any) -> Fn:
@@ -352,7 +353,7 @@ def _coerce(fn: Fn, ty: Ty, param: Any) -> Fn:
     if param is Ty.NUMBER:
         return lambda m: v if (v := fn(m)).__class__ is float else math.nan
     if param is Ty.STRING:
-        return lambda m: v if (v := fn(m)).__class__ is str or v is None else UNDEF
+        return lambda m: v if (v := fn(m)).__class__ is str or v is None else ABSENT
     if param is Ty.BOOL:
         return lambda m: TRUE if (v := fn(m)) is True else FALSE if v is False else UNDEFINED
     return fn

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edgegen.routing.ast import Binary, BinaryOp, Node, Unary, UnaryOp, walk
+from edgegen.routing.ast import Binary, BinaryOp, Node, Unary, UnaryOp, children
 from edgegen.routing.compiler import Compiled, Compiler
 from edgegen.routing.errors import RouteError
 from edgegen.routing.message import Message
 from edgegen.routing.ops import to_bool
 from edgegen.routing.parser import parse_condition
-from edgegen.routing.values import TRUE, UNDEF, Bool, Ty
+from edgegen.routing.values import ABSENT, TRUE, Bool, Ty
 
 __all__ = ["Condition", "Step", "compile_condition", "compile_parsed"]
 
@@ -31,7 +31,7 @@ class Step:
         v = self.value
         if isinstance(v, Bool):
             return str(v)
-        if v is UNDEF:
+        if v is ABSENT:
             return "undefined"
         if v is None:
             return "null"
@@ -53,16 +53,16 @@ class Condition:
         self.type = compiled.ty
         self.uses_body = compiled.uses_body
         self.is_constant = compiled.const
-        self._fn = to_bool(compiled.ty, compiled.fn)
+        self.predicate = to_bool(compiled.ty, compiled.fn)
         self._parts = parts
 
     def __call__(self, message: Message) -> Bool:
-        return self._fn(message)  # type: ignore[no-any-return]
+        return self.predicate(message)  # type: ignore[no-any-return]
 
     @property
     def constant_value(self) -> Bool | None:
         """The result when it does not depend on the message (e.g. ``false``, ``1 = 2``), else None."""
-        return self._fn(Message()) if self.is_constant else None  # type: ignore[no-any-return]
+        return self.predicate(Message()) if self.is_constant else None  # type: ignore[no-any-return]
 
     def steps(self, message: Message) -> list[Step]:
         """Every sub-expression with its value, parents first."""
@@ -73,7 +73,7 @@ class Condition:
             if part is not None:
                 out.append(Step(node.span.text(self.span_text), node.span.start, node.span.end, depth, part.ty,
                                 part.fn(message)))
-            for child in _children(node):
+            for child in children(node):
                 visit(child, depth + 1)
 
         visit(self.ast, 0)
@@ -105,11 +105,6 @@ class Condition:
 
         visit(self.ast)
         return found
-
-
-def _children(node: Node) -> list[Node]:
-    return walk(node)[1:2] if isinstance(node, Unary) else (
-        [node.left, node.right] if isinstance(node, Binary) else list(getattr(node, "args", ())))
 
 
 def compile_parsed(text: str, ast: Node, *, body_query: bool = True, twin_change_includes: bool = False,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgegen.routing.values import UNDEF
+from edgegen.routing.values import ABSENT
 
 __all__ = ["BODY_ENCODINGS", "BodyUnavailable", "Message"]
 
@@ -40,8 +40,8 @@ class Message:
     system_properties: dict[str, str | None] = field(default_factory=dict)
     body: bytes = b""
     # case-folded copies, built once; treat a Message as immutable after construction
-    _props: dict[str, str | None] = field(init=False, repr=False, compare=False)
-    _sys: dict[str, str | None] = field(init=False, repr=False, compare=False)
+    folded_properties: dict[str, str | None] = field(init=False, repr=False, compare=False)
+    folded_system_properties: dict[str, str | None] = field(init=False, repr=False, compare=False)
     _json: Any = field(init=False, repr=False, compare=False, default=_NOT_PARSED)
     _source: str | None = field(init=False, repr=False, compare=False, default=None)
     body_parse_count: int = field(init=False, repr=False, compare=False, default=0)
@@ -52,26 +52,26 @@ class Message:
         self.properties = props = {} if properties is None else properties
         self.system_properties = sysp = {} if system_properties is None else system_properties
         self.body = body
-        self._props = {k.lower(): v for k, v in props.items()}
-        self._sys = {k.lower(): v for k, v in sysp.items()}
+        self.folded_properties = {k.lower(): v for k, v in props.items()}
+        self.folded_system_properties = {k.lower(): v for k, v in sysp.items()}
         self._json = _NOT_PARSED
         self._source = None
         self.body_parse_count = 0
 
     # -- lookups ----------------------------------------------------------------------------------------
     def get_property(self, name: str) -> Any:
-        """The application property ``name`` (any case): a str, None (null) or UNDEF (absent)."""
-        return self._props.get(name.lower(), UNDEF)
+        """The application property ``name`` (any case): a str, None (null) or ABSENT (absent)."""
+        return self.folded_properties.get(name.lower(), ABSENT)
 
     def get_system_property(self, name: str) -> Any:
-        return self._sys.get(name.lower(), UNDEF)
+        return self.folded_system_properties.get(name.lower(), ABSENT)
 
     @property
     def source(self) -> str:
         """edgeHub's source string for this message (see ``message_source``), computed once."""
         src = self._source
         if src is None:
-            sysp = self._sys
+            sysp = self.folded_system_properties
             mtype = sysp.get("messagetype")
             module = sysp.get("connectionmoduleid")
             if mtype is not None and mtype.lower() == "twinchangenotification":
@@ -92,12 +92,12 @@ class Message:
         return self._json
 
     def _parse_body(self) -> Any:
-        ctype = self._sys.get("contenttype")
+        ctype = self.folded_system_properties.get("contenttype")
         if ctype is None:
             return BodyUnavailable("the message has no contentType system property")
         if ctype != "application/json" and ctype.lower() != "application/json":
             return BodyUnavailable(f"contentType is {ctype!r}, not application/json")
-        enc = self._sys.get("contentencoding")
+        enc = self.folded_system_properties.get("contentencoding")
         if enc is None:
             return BodyUnavailable("the message has no contentEncoding system property")
         codec = BODY_ENCODINGS.get(enc.lower())
@@ -153,21 +153,21 @@ def compile_json_path(path: str) -> tuple[tuple[str, int | None], ...]:
     return tuple((m.group(1), int(m.group(2)) if m.group(2) else None) for m in _STEP.finditer(path))
 
 
-_NO_MATCH = object()
+NO_MATCH = object()
 
 
 def select(doc: dict[str, Any], steps: tuple[tuple[str, int | None], ...]) -> Any:
-    """Walk ``steps`` in ``doc``: the JSON value, or _NO_MATCH when the path selects nothing."""
+    """Walk ``steps`` in ``doc``: the JSON value, or NO_MATCH when the path selects nothing."""
     cur: Any = doc
     for name, index in steps:
         if cur.__class__ is not dict:
-            return _NO_MATCH
-        cur = cur.get(name, _NO_MATCH)
-        if cur is _NO_MATCH:
-            return _NO_MATCH
+            return NO_MATCH
+        cur = cur.get(name, NO_MATCH)
+        if cur is NO_MATCH:
+            return NO_MATCH
         if index is not None:
             if cur.__class__ is not list or index >= len(cur):
-                return _NO_MATCH
+                return NO_MATCH
             cur = cur[index]
     return cur
 
@@ -181,15 +181,15 @@ def body_query(message: Message, steps: tuple[tuple[str, int | None], ...]) -> A
 
 
 def query_value(doc: Any, steps: tuple[tuple[str, int | None], ...]) -> Any:
-    """A ``$body`` query's value: float, str, bool, None (null or no match) or UNDEF (object/array/date/no body)."""
+    """A ``$body`` query's value: float, str, bool, None (null or no match) or ABSENT (object/array/date/no body)."""
     if doc.__class__ is not dict:
-        return UNDEF
+        return ABSENT
     v: Any = doc
     for name, index in steps:
         if v.__class__ is not dict:
             return None
-        v = v.get(name, _NO_MATCH)
-        if v is _NO_MATCH:
+        v = v.get(name, NO_MATCH)
+        if v is NO_MATCH:
             return None
         if index is not None:
             if v.__class__ is not list or index >= len(v):
@@ -197,13 +197,13 @@ def query_value(doc: Any, steps: tuple[tuple[str, int | None], ...]) -> Any:
             v = v[index]
     cls = v.__class__
     if cls is float:
-        return v if v == v else UNDEF
+        return v if v == v else ABSENT
     if cls is int:
         return float(v)
     if cls is str:
-        return UNDEF if _ISO_DATE.match(v) or v.startswith("/Date(") else v
+        return ABSENT if _ISO_DATE.match(v) or v.startswith("/Date(") else v
     if v is None:
         return None
     if cls is bool:
         return v
-    return UNDEF
+    return ABSENT

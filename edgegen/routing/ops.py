@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgegen.routing.ast import BinaryOp
-from edgegen.routing.values import FALSE, TRUE, UNDEF, UNDEFINED, Bool, Ty
+from edgegen.routing.values import ABSENT, FALSE, TRUE, UNDEFINED, Bool, Ty
 
 __all__ = ["compare", "compare_const", "logic_and", "logic_not", "logic_or", "number_op", "to_bool", "to_query"]
 
@@ -37,16 +37,16 @@ def to_bool(ty: Ty, fn: Fn) -> Fn:
 
 
 def to_query(ty: Ty, fn: Fn) -> Fn:
-    """A typed value as a $body value (float/str/bool/None, UNDEF when undefined)."""
+    """A typed value as a $body value (float/str/bool/None, ABSENT when undefined)."""
     if ty is Ty.QUERY or ty is Ty.STRING:
         return fn
     if ty is Ty.NUMBER:
-        return lambda m: v if (v := fn(m)) == v else UNDEF
+        return lambda m: v if (v := fn(m)) == v else ABSENT
     if ty is Ty.BOOL:
-        return lambda m: True if (v := fn(m)) is TRUE else False if v is FALSE else UNDEF
+        return lambda m: True if (v := fn(m)) is TRUE else False if v is FALSE else ABSENT
     if ty is Ty.NULL:
         return _const(None)
-    return _const(UNDEF)
+    return _const(ABSENT)
 
 
 # -- logic -------------------------------------------------------------------------------------------------
@@ -117,9 +117,9 @@ def number_op(op: BinaryOp, lf: Fn, rf: Fn, query: bool) -> Fn:
     def qfn(m: Any) -> Any:
         a, b = lf(m), rf(m)
         if a.__class__ is not float or b.__class__ is not float:
-            return UNDEF
+            return ABSENT
         v = f(a, b)
-        return v if v == v else UNDEF
+        return v if v == v else ABSENT
 
     return qfn
 
@@ -188,7 +188,7 @@ def _query_compare(op: BinaryOp, lf: Fn, rf: Fn) -> Fn:
 
     def fn(m: Any) -> Bool:
         a, b = lf(m), rf(m)
-        if a is UNDEF or b is UNDEF:
+        if a is ABSENT or b is ABSENT:
             return UNDEFINED
         if a.__class__ is not b.__class__:  # JSON types are never coerced
             return FALSE if op is BinaryOp.EQ else TRUE if op is BinaryOp.NE else UNDEFINED
@@ -205,7 +205,7 @@ def compare_const(op: BinaryOp, lt: Ty, rt: Ty, lf: Fn, value: Any) -> Fn:
     if Ty.QUERY in (lt, rt):
         qv = to_query(rt, lambda _m: value)(None)
         qf = to_query(lt, lf)
-        if qv is UNDEF:
+        if qv is ABSENT:
             return _const(UNDEFINED)
         qcls = qv.__class__
         if qv is None:
@@ -216,7 +216,7 @@ def compare_const(op: BinaryOp, lt: Ty, rt: Ty, lf: Fn, value: Any) -> Fn:
             a = qf(m)
             if a.__class__ is qcls:
                 return TRUE if c(a, qv) else FALSE
-            return UNDEFINED if a is UNDEF else mismatch
+            return UNDEFINED if a is ABSENT else mismatch
 
         return query
     if lt is Ty.NUMBER and rt is Ty.NUMBER:

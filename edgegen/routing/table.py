@@ -115,7 +115,7 @@ class RouteTable:
         sinks = {r.route.sink: i for i, r in enumerate(reversed(list(self.routes.values())))}
         # per route, what the hot loop needs: (condition closure or None, sink index, priority, the Delivery)
         self._plan: dict[str, tuple[Any, int, int, Delivery]] = {
-            r.name: (None if r.condition is None else r.condition._fn, sinks[r.route.sink], r.priority,
+            r.name: (None if r.condition is None else r.condition.predicate, sinks[r.route.sink], r.priority,
                      Delivery(r.route.sink, r.priority, r.ttl_secs, r.name))
             for r in self.routes.values()
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Final
 
-__all__ = ["FALSE", "TRUE", "UNDEF", "UNDEFINED", "Bool", "Ty", "Undef"]
+__all__ = ["ABSENT", "FALSE", "TRUE", "UNDEFINED", "Absent", "Bool", "Ty"]
 
 
 class Bool(Enum):
@@ -24,15 +24,15 @@ class Bool(Enum):
 
 TRUE: Final = Bool.TRUE
 FALSE: Final = Bool.FALSE
-UNDEFINED: Final = Bool.UNDEFINED
+UNDEFINED: Final = Bool.UNDEFINED  # the third truth value; ABSENT (below) is a missing *value*
 
 
-class Undef:
+class Absent:
     """The value of an absent property, a failed conversion or an unusable $body result (not null!)."""
 
-    _instance: Undef | None = None
+    _instance: Absent | None = None
 
-    def __new__(cls) -> Undef:
+    def __new__(cls) -> Absent:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -44,7 +44,7 @@ class Undef:
         return False
 
 
-UNDEF: Final = Undef()
+ABSENT: Final = Absent()
 
 
 class Ty(Enum):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgegen.routing import TRUE, UNDEF, UNDEFINED, Message, RouteTable, compile_condition, message_source
+from edgegen.routing import ABSENT, TRUE, UNDEFINED, Message, RouteTable, compile_condition, message_source
 from edgegen.routing.message import BodyUnavailable
 
 JSON_SYS = {"contentType": "application/json", "contentEncoding": "utf-8"}
@@ -16,7 +16,7 @@ def test_lookup_is_case_insensitive_and_null_is_not_absent() -> None:
     m = Message({"Temp": "1", "n": None}, {"ConnectionModuleId": "m"})
     assert m.get_property("TEMP") == "1"
     assert m.get_property("n") is None
-    assert m.get_property("x") is UNDEF
+    assert m.get_property("x") is ABSENT
     assert m.get_system_property("connectionmoduleid") == "m"
 
 

@@ -16,7 +16,7 @@ from edgegen.local.hubstandin.query import QueryError, compile_query, compile_ta
 from edgegen.local.hubstandin.query.ast import walk
 from edgegen.local.hubstandin.query.evaluate import compile_expr
 from edgegen.local.hubstandin.query.lexer import tokenize
-from edgegen.routing.values import UNDEF
+from edgegen.routing.values import ABSENT
 from tests.support.profiles import PROPERTY
 
 TWINS = [
@@ -109,7 +109,7 @@ def test_grammar_expressions_parse_and_evaluate_three_valued(expr: str) -> None:
         return
     for twin in TWINS:
         value = fn(twin)
-        assert value is UNDEF or json.dumps(value) is not None
+        assert value is ABSENT or json.dumps(value) is not None
 
 
 @FUZZ

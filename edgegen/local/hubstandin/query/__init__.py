@@ -3,7 +3,7 @@ target conditions of configurations. Pure: text in, compiled callables out; docu
 
 lexer → parser (Pratt, typed AST with spans) → evaluate (closures, built-ins checked at compile time)
 → engine (filter, group, project, page). The stand-in's ``/devices/query``, configuration targeting and
-deployment metrics all go through here. Depends on edgegen.errors and the routing room's ``Span``/``UNDEF``.
+deployment metrics all go through here. Depends on edgegen.errors and the routing room's ``Span``/``ABSENT``.
 """
 
 from edgegen.local.hubstandin.query.ast import Source

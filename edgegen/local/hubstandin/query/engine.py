@@ -23,7 +23,7 @@ from edgegen.local.hubstandin.query.errors import QueryError
 from edgegen.local.hubstandin.query.evaluate import Doc, compile_expr, lookup, resolve_parts
 from edgegen.local.hubstandin.query.functions import is_number
 from edgegen.local.hubstandin.query.parser import parse_query, parse_target
-from edgegen.routing.values import UNDEF
+from edgegen.routing.values import ABSENT
 
 __all__ = ["CompiledQuery", "Page", "Target", "compile_query", "compile_target", "page_rows"]
 
@@ -73,7 +73,7 @@ def _aggregate(func: str, values: list[Any]) -> Any:
     if func == "SUM":
         return sum(nums)
     if not nums:
-        return UNDEF
+        return ABSENT
     if func == "AVG":
         return sum(nums) / len(nums)
     return min(nums) if func == "MIN" else max(nums)
@@ -118,7 +118,7 @@ class CompiledQuery:
         row: dict[str, Any] = {}
         for name, item in zip(self.names, self.query.items, strict=True):
             value = lookup(doc, self._paths(item))
-            if value is not UNDEF:
+            if value is not ABSENT:
                 row[name] = value
         return row
 
@@ -127,7 +127,7 @@ class CompiledQuery:
         groups: dict[str, list[Doc]] = {}
         for doc in docs:
             values = [lookup(doc, k) for k in keys]
-            marker = json.dumps([None if v is UNDEF else [v] for v in values], sort_keys=True, default=str)
+            marker = json.dumps([None if v is ABSENT else [v] for v in values], sort_keys=True, default=str)
             groups.setdefault(marker, []).append(doc)
         if not keys:
             groups = {"": docs}
@@ -139,10 +139,10 @@ class CompiledQuery:
                     agg = item.value
                     parts = resolve_parts(agg.arg.parts, self.source) if agg.arg else ()
                     values = members if agg.arg is None else [lookup(m, parts) for m in members]
-                    value = _aggregate(agg.func, [v for v in values if v is not UNDEF])
+                    value = _aggregate(agg.func, [v for v in values if v is not ABSENT])
                 else:
                     value = lookup(members[0], self._paths(item))
-                if value is not UNDEF:
+                if value is not ABSENT:
                     row[name] = value
             rows.append(row)
         return rows

@@ -1,4 +1,4 @@
-"""Compile an expression to a closure over a twin document; values are JSON values or ``UNDEF``.
+"""Compile an expression to a closure over a twin document; values are JSON values or ``ABSENT``.
 
 Three-valued like IoT Hub: a missing property is undefined (not null); a comparison between different JSON
 types is undefined; ``AND``/``OR``/``NOT`` follow Kleene's logic; only ``true`` selects a document.
@@ -26,7 +26,7 @@ from edgegen.local.hubstandin.query.ast import (
 )
 from edgegen.local.hubstandin.query.errors import QueryError
 from edgegen.local.hubstandin.query.functions import ANY, BUILTINS, NUMBER, is_number, static_type_of_value
-from edgegen.routing.values import UNDEF
+from edgegen.routing.values import ABSENT
 
 __all__ = ["Doc", "Evaluator", "compare", "compile_expr", "lookup", "resolve_parts"]
 
@@ -54,7 +54,7 @@ def lookup(doc: Any, parts: tuple[str, ...]) -> Any:
         if isinstance(doc, Mapping) and part in doc:
             doc = doc[part]
         else:
-            return UNDEF
+            return ABSENT
     return doc
 
 
@@ -67,18 +67,18 @@ def _same_kind(a: Any, b: Any) -> bool:
 
 
 def compare(op: BinaryOp, a: Any, b: Any) -> Any:
-    if a is UNDEF or b is UNDEF:
-        return UNDEF
+    if a is ABSENT or b is ABSENT:
+        return ABSENT
     if op in (BinaryOp.EQ, BinaryOp.NE):
         if a is None or b is None:
             same = a is None and b is None
         elif not _same_kind(a, b):
-            return UNDEF
+            return ABSENT
         else:
             same = a == b
         return same if op is BinaryOp.EQ else not same
     if not _same_kind(a, b) or not (is_number(a) or isinstance(a, str)):
-        return UNDEF
+        return ABSENT
     return _ORDER[op](a, b)
 
 
@@ -88,7 +88,7 @@ def _num(x: float) -> int | float:
 
 def _arith(op: BinaryOp, a: Any, b: Any) -> Any:
     if not (is_number(a) and is_number(b)):
-        return UNDEF
+        return ABSENT
     try:
         if op is BinaryOp.ADD:
             out = a + b
@@ -101,25 +101,25 @@ def _arith(op: BinaryOp, a: Any, b: Any) -> Any:
         else:
             out = _num(math.fmod(a, b)) if isinstance(a, float) or isinstance(b, float) else int(math.fmod(a, b))
     except (ZeroDivisionError, ValueError, OverflowError):
-        return UNDEF
-    return UNDEF if isinstance(out, float) and not math.isfinite(out) else out
+        return ABSENT
+    return ABSENT if isinstance(out, float) and not math.isfinite(out) else out
 
 
 def _and(a: Any, b: Any) -> Any:
     if a is False or b is False:
         return False
-    return True if a is True and b is True else UNDEF
+    return True if a is True and b is True else ABSENT
 
 
 def _or(a: Any, b: Any) -> Any:
     if a is True or b is True:
         return True
-    return False if a is False and b is False else UNDEF
+    return False if a is False and b is False else ABSENT
 
 
 def _member(value: Any, options: Any, negate: bool) -> Any:
-    if value is UNDEF or not isinstance(options, list):
-        return UNDEF
+    if value is ABSENT or not isinstance(options, list):
+        return ABSENT
     found = any(compare(BinaryOp.EQ, value, o) is True for o in options)
     return found != negate
 
@@ -149,16 +149,16 @@ def compile_expr(node: Expr, text: str, source: Source = Source.DEVICES) -> Eval
         parts = resolve_parts(node.parts, source)
         if len(parts) == 1:
             key = parts[0]
-            return lambda doc: doc.get(key, UNDEF) if isinstance(doc, Mapping) else UNDEF
+            return lambda doc: doc.get(key, ABSENT) if isinstance(doc, Mapping) else ABSENT
         return lambda doc: lookup(doc, parts)
     if isinstance(node, Array):
         items = [compile_expr(i, text, source) for i in node.items]
-        return lambda doc: [v for v in (i(doc) for i in items) if v is not UNDEF]
+        return lambda doc: [v for v in (i(doc) for i in items) if v is not ABSENT]
     if isinstance(node, Unary):
         operand = compile_expr(node.operand, text, source)
         if node.op is UnaryOp.NOT:
-            return lambda doc: (lambda v: not v if isinstance(v, bool) else UNDEF)(operand(doc))
-        return lambda doc: (lambda v: -v if is_number(v) else UNDEF)(operand(doc))
+            return lambda doc: (lambda v: not v if isinstance(v, bool) else ABSENT)(operand(doc))
+        return lambda doc: (lambda v: -v if is_number(v) else ABSENT)(operand(doc))
     if isinstance(node, Binary):
         return _compile_binary(node, text, source)
     return _compile_call(node, text, source)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgegen.routing.values import UNDEF
+from edgegen.routing.values import ABSENT
 
 __all__ = ["BUILTINS", "Builtin", "is_number", "static_type_of_value"]
 
@@ -65,18 +65,18 @@ class Builtin:
 def _typed(*types: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap ``fn`` so an undefined argument or one of the wrong JSON type gives undefined."""
     checks = [{STRING: lambda v: isinstance(v, str), NUMBER: is_number, ARRAY: lambda v: isinstance(v, list),
-               BOOL: lambda v: isinstance(v, bool), ANY: lambda v: v is not UNDEF}[t] for t in types]
+               BOOL: lambda v: isinstance(v, bool), ANY: lambda v: v is not ABSENT}[t] for t in types]
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
             for i, a in enumerate(args):
                 if not checks[min(i, len(checks) - 1)](a):
-                    return UNDEF
+                    return ABSENT
             try:
                 out = fn(*args)
             except (ValueError, OverflowError, ZeroDivisionError):
-                return UNDEF
-            return UNDEF if isinstance(out, float) and not math.isfinite(out) else out
+                return ABSENT
+            return ABSENT if isinstance(out, float) and not math.isfinite(out) else out
 
         return call
 
@@ -96,17 +96,17 @@ def _substring(s: str, start: float, length: float) -> str:
 
 def _array_contains(arr: list[Any], value: Any, partial: bool = False) -> bool:
     if partial and isinstance(value, dict):
-        return any(isinstance(e, dict) and all(e.get(k, UNDEF) == v for k, v in value.items()) for e in arr)
+        return any(isinstance(e, dict) and all(e.get(k, ABSENT) == v for k, v in value.items()) for e in arr)
     return any((type(e) is type(value) and e == value) or (is_number(e) and is_number(value) and e == value)
                for e in arr)
 
 
 def _is(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda v: v is not UNDEF and check(v)
+    return lambda v: v is not ABSENT and check(v)
 
 
 _LIST: list[Builtin] = [
-    Builtin("IS_DEFINED", (ANY,), BOOL, lambda v: v is not UNDEF, "true when the property exists"),
+    Builtin("IS_DEFINED", (ANY,), BOOL, lambda v: v is not ABSENT, "true when the property exists"),
     Builtin("IS_NULL", (ANY,), BOOL, _is(lambda v: v is None), "true for null"),
     Builtin("IS_BOOL", (ANY,), BOOL, _is(lambda v: isinstance(v, bool)), "true for true/false"),
     Builtin("IS_NUMBER", (ANY,), BOOL, _is(is_number), "true for a number"),

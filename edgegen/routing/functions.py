@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgegen.routing.values import FALSE, TRUE, UNDEF, UNDEFINED, Bool, Ty
+from edgegen.routing.values import ABSENT, FALSE, TRUE, UNDEFINED, Bool, Ty
 
 __all__ = ["ANY", "BUILTINS", "Builtin", "Overload", "fits", "lookup"]
 
@@ -117,7 +117,7 @@ def _is_defined(types: tuple[Ty, ...]) -> Impl:
         return lambda v: TRUE
     if t is Ty.UNDEFINED:
         return lambda v: FALSE
-    return lambda v: FALSE if v is UNDEF else TRUE  # STRING, QUERY
+    return lambda v: FALSE if v is ABSENT else TRUE  # STRING, QUERY
 
 
 def _is_null(types: tuple[Ty, ...]) -> Impl:
@@ -195,7 +195,7 @@ def _concat(_types: tuple[Ty, ...]) -> Impl:
             if v.__class__ is str:
                 out.append(v)
             elif v is not None:
-                return UNDEF
+                return ABSENT
         return "".join(out)
 
     return impl
@@ -212,17 +212,17 @@ def _str1(f: Callable[[str], Any], missing: Any) -> Callable[[tuple[Ty, ...]], I
 def _substring(_types: tuple[Ty, ...]) -> Impl:
     def impl(s: Any, start: float, length: float | None = None) -> Any:
         if s.__class__ is not str or not math.isfinite(start):
-            return UNDEF
+            return ABSENT
         i = int(start)
         if i < 0 or i > len(s):
-            return UNDEF
+            return ABSENT
         if length is None:
             return s[i:]
         if not math.isfinite(length):
-            return UNDEF
+            return ABSENT
         n = int(length)
         if n < 0 or i + n > len(s):
-            return UNDEF
+            return ABSENT
         return s[i : i + n]
 
     return impl
@@ -269,8 +269,8 @@ _ALL: list[Builtin] = [
     # strings
     Builtin("concat", (Overload((S, S), S, _concat, variadic=True),), "joins two or more strings (null counts as '')"),
     Builtin("length", (Overload((S,), N, _str1(lambda s: float(utf16_len(s)), NAN)),), "length of a string"),
-    Builtin("lower", (Overload((S,), S, _str1(str.lower, UNDEF)),), "lower-case"),
-    Builtin("upper", (Overload((S,), S, _str1(str.upper, UNDEF)),), "upper-case"),
+    Builtin("lower", (Overload((S,), S, _str1(str.lower, ABSENT)),), "lower-case"),
+    Builtin("upper", (Overload((S,), S, _str1(str.upper, ABSENT)),), "upper-case"),
     Builtin("substring", (Overload((S, N), S, _substring), Overload((S, N, N), S, _substring)),
             "substring(s, start[, length]); undefined when out of range"),
     Builtin("index_of", (Overload((S, S), N, _str2(lambda a, b: float(a.find(b)), NAN)),),
