@@ -12,6 +12,7 @@ from typing import Protocol
 
 from edgegen.common.sas import SasError, verify_sas_token
 from edgegen.errors import EdgegenError
+from edgegen.local.mqtt.packets import ConnackCode
 from edgegen.local.mqtt.topics import Identity, TopicError
 
 __all__ = [
@@ -25,10 +26,10 @@ __all__ = [
     "SasAuthenticator",
 ]
 
-# CONNACK return codes
-IDENTIFIER_REJECTED = 2
-BAD_CREDENTIALS = 4
-NOT_AUTHORIZED = 5
+# the CONNACK return codes an authenticator refuses with
+IDENTIFIER_REJECTED = ConnackCode.IDENTIFIER_REJECTED
+BAD_CREDENTIALS = ConnackCode.BAD_CREDENTIALS
+NOT_AUTHORIZED = ConnackCode.NOT_AUTHORIZED
 
 
 class AuthError(EdgegenError):

@@ -27,11 +27,13 @@ from edgegen.local.mqtt.packets import (
     Disconnect,
     MqttCodecError,
     Packet,
+    PacketType,
     Pingreq,
     Pingresp,
     Puback,
     Publish,
     Suback,
+    SubackCode,
     Subscribe,
     Unsuback,
     Unsubscribe,
@@ -235,7 +237,7 @@ def _decode_suback(data: bytes) -> Suback:
     b = _Body(data, "SUBACK")
     pid = _packet_id(b)
     codes = list(b.rest())
-    if not codes or any(c not in (0, 1, 2, 0x80) for c in codes):
+    if not codes or any(c not in SubackCode._value2member_map_ for c in codes):
         raise MqttCodecError(f"SUBACK return codes {codes} are invalid")
     return Suback(pid, codes)
 
@@ -250,11 +252,7 @@ def _decode_connack(data: bytes) -> Connack:
     return Connack(bool(ack_flags & 1), rc)
 
 
-_NAMES = {
-    1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBREC", 6: "PUBREL", 7: "PUBCOMP",
-    8: "SUBSCRIBE", 9: "SUBACK", 10: "UNSUBSCRIBE", 11: "UNSUBACK", 12: "PINGREQ", 13: "PINGRESP",
-    14: "DISCONNECT",
-}
+_NAMES = {t.value: t.name for t in PacketType}
 
 
 def decode_packet(first: int, data: bytes) -> Packet:
@@ -265,7 +263,7 @@ def decode_packet(first: int, data: bytes) -> Packet:
     name = _NAMES.get(ptype)
     if name is None:
         raise MqttCodecError(f"packet type {ptype} is reserved")
-    expected_flags = 0x02 if ptype in (SUBSCRIBE, UNSUBSCRIBE, 6) else 0
+    expected_flags = 0x02 if ptype in (SUBSCRIBE, UNSUBSCRIBE, PacketType.PUBREL) else 0
     if flags != expected_flags:
         raise MqttCodecError(f"{name} fixed header flags {flags:#x} are invalid")
     if ptype == PUBACK:

@@ -40,6 +40,7 @@ from edgegen.local.mqtt.codec import (
     encode_suback,
     encode_unsuback,
 )
+from edgegen.local.mqtt.core import BrokerCore
 from edgegen.local.mqtt.handler import (
     BaseGatewayHandler,
     GatewayError,
@@ -48,8 +49,9 @@ from edgegen.local.mqtt.handler import (
     TelemetryMessage,
     TelemetrySink,
 )
+from edgegen.local.mqtt.packets import ConnackCode, SubackCode
 from edgegen.local.mqtt.server import Connection, ConnState, MqttServer
-from edgegen.local.mqtt.session import Session, SessionState
+from edgegen.local.mqtt.session import Session
 from edgegen.local.mqtt.store import MemorySessionStore, SessionStore
 from edgegen.local.mqtt.topics import (
     Identity,
@@ -59,7 +61,6 @@ from edgegen.local.mqtt.topics import (
     desired_patch_topic,
     encode_property_bag,
     in_sdk_order,
-    may_subscribe,
     method_request_topic,
     parse_inbound,
     twin_response_topic,
@@ -76,7 +77,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-SERVER_UNAVAILABLE = 3  # CONNACK return code
+SERVER_UNAVAILABLE = ConnackCode.SERVER_UNAVAILABLE
 MAX_TELEMETRY_BYTES = 256 * 1024  # IoT Hub's device-to-cloud message limit (its SDKs refuse larger ones themselves)
 
 
@@ -118,19 +119,17 @@ class MqttGateway:
         self.authenticator = authenticator
         self.handler = handler
         self.store: SessionStore = session_store if session_store is not None else MemorySessionStore()
-        self._limits = {"max_inflight": max_inflight, "max_queued": max_queued}
+        self.core = BrokerCore(self.store, max_inflight=max_inflight, max_queued=max_queued,
+                               session_expiry=session_expiry)
         self._server = MqttServer(self, max_connections=max_connections)
         self._sink: TelemetrySink | None = getattr(handler, "telemetry_sink", None)
-        self._sessions: dict[str, Session] = {}
         self._online: dict[str, Connection] = {}
         self._methods: dict[tuple[str, str], asyncio.Future[tuple[int, Any]]] = {}
         self._method_waiters: dict[str, set[asyncio.Future[None]]] = {}  # client id -> invocations waiting for it
         self._rids = itertools.count(1)
         self._flush_handle: asyncio.TimerHandle | None = None
         self.flush_interval = flush_interval  # session-store writes are grouped over this many seconds
-        self.session_expiry = session_expiry  # persistent sessions offline longer than this are dropped
         self._input_prefixes: dict[tuple[Identity, str], bytes] = {}
-        self._absent: set[str] = set()  # client ids known to have no stored session
         self.address: tuple[str, int] | None = None
         self._stopped = False
 
@@ -165,6 +164,15 @@ class MqttGateway:
 
     # ------------------------------------------------------------------ queries
 
+    @property
+    def session_expiry(self) -> float | None:
+        """Persistent sessions offline longer than this many seconds are dropped (None: kept)."""
+        return self.core.session_expiry
+
+    @session_expiry.setter
+    def session_expiry(self, seconds: float | None) -> None:
+        self.core.session_expiry = seconds
+
     def is_connected(self, identity: Identity) -> bool:
         return identity.client_id in self._online
 
@@ -191,14 +199,7 @@ class MqttGateway:
             log.info("closing %s: %s", identity, reason)
             conn.close()
         if forget:
-            session = self._session(identity)
-            if session is not None and conn is None:  # an online session is forgotten when its connection ends
-                session.discard()
-                self._sessions.pop(identity.client_id, None)
-                self._absent.add(identity.client_id)
-            elif session is not None:
-                session.persistent = False  # _detach ends it when the connection's close is handled
-                self.store.delete(identity.client_id)
+            self.core.forget(identity, online=conn is not None)
         return conn is not None
 
     def pending_count(self, identity: Identity) -> int:
@@ -306,27 +307,9 @@ class MqttGateway:
         return conn
 
     def _send(self, identity: Identity, topic: bytes, payload: bytes, qos: int, tag: str | None = None) -> bool:
-        session = self._session(identity)
-        if session is None or session.state is SessionState.ENDED:
-            return False
-        if (
-            self.session_expiry is not None
-            and session.state is SessionState.OFFLINE
-            and time.monotonic() - session.offline_since > self.session_expiry
-        ):
-            log.info("%s: persistent session expired after %ss offline", identity, self.session_expiry)
-            session.discard()
-            del self._sessions[identity.client_id]
-            self._absent.add(identity.client_id)
-            return False
-        granted = session.granted_qos(topic)
-        if granted is None:
-            return False
-        qos = min(qos, granted)
         conn = self._online.get(identity.client_id)
-        if conn is None and not (qos and session.persistent):
-            return False  # nobody to send a QoS 0 message to, and no session to keep it
-        if not session.enqueue(topic, payload, qos, tag):
+        session = self.core.enqueue(identity, topic, payload, qos, tag, online=conn is not None)
+        if session is None:
             return False
         if conn is not None and conn.writable:
             self._pump(conn, session)
@@ -334,9 +317,9 @@ class MqttGateway:
         return True
 
     def _pump(self, conn: Connection, session: Session) -> None:
-        for message, pid in session.take():
-            dup = pid is not None and message.attempts > 1
-            conn.send(encode_publish(message.topic, message.payload, message.qos, pid, dup))
+        for out in self.core.outgoing(session):
+            message = out.message
+            conn.send(encode_publish(message.topic, message.payload, message.qos, out.packet_id, out.dup))
 
     def on_writable(self, conn: Connection) -> None:
         client: _Client | None = conn.context
@@ -352,17 +335,7 @@ class MqttGateway:
         self.store.flush()
 
     def _session(self, identity: Identity) -> Session | None:
-        cid = identity.client_id
-        session = self._sessions.get(cid)
-        if session is None and cid not in self._absent:
-            session = Session.restore(identity, self.store, **self._limits)
-            if session is not None:
-                self._sessions[cid] = session
-            else:
-                if len(self._absent) > 100_000:
-                    self._absent.clear()
-                self._absent.add(cid)
-        return session
+        return self.core.lookup(identity)
 
     # ------------------------------------------------------------------ packets from clients
 
@@ -383,7 +356,7 @@ class MqttGateway:
         return False
 
     def _on_puback(self, conn: Connection, client: _Client, packet: Puback) -> None:
-        acked = client.session.ack(packet.packet_id)
+        acked = self.core.acknowledge(client.session, packet.packet_id)
         if acked is not None:
             if conn.writable:
                 self._pump(conn, client.session)
@@ -455,7 +428,7 @@ class MqttGateway:
 
     async def _on_connect(self, conn: Connection, packet: Connect) -> None:
         if packet.protocol_level != 4:
-            conn.send(encode_connack(False, 1))
+            conn.send(encode_connack(False, ConnackCode.UNACCEPTABLE_PROTOCOL_VERSION))
             conn.close()
             return
         if conn.over_limit:
@@ -478,47 +451,25 @@ class MqttGateway:
             return
         identity = auth.identity
         cid = identity.client_id
-        self._absent.discard(cid)
         old = self._online.pop(cid, None)
         if old is not None:  # the same client id again: the new connection takes over
             log.info("%s connected again; closing its previous connection", cid)
             old.context = None
             old.close()
-            self._detach(cid)
+            self.core.end_connection(cid)
             await self._safe(self.handler.on_disconnect(identity))
-        session = self._session(identity)
-        if packet.clean_session:
-            if session is not None:
-                session.discard()
-            session = Session(identity, self.store, persistent=False, **self._limits)
-            present = False
-        elif session is None:
-            session = Session(identity, self.store, persistent=True, **self._limits)
-            session.save_subscriptions()
-            present = False
-        else:
-            session.persistent = True
-            present = True
-        self._sessions[cid] = session
-        session.state = SessionState.ONLINE
+        opened = self.core.open_session(identity, packet.clean_session)
+        session, present = opened.session, opened.present
         conn.context = _Client(identity, session, f"{identity.topic_base}/messages/events")
         self._online[cid] = conn
         conn.activate(packet.keepalive)
         if auth.expiry is not None:
             conn.close_at(auth.expiry, time.time())
-        conn.send(encode_connack(present, 0))
+        conn.send(encode_connack(present, ConnackCode.ACCEPTED))
         self._pump(conn, session)
         await self._safe(self.handler.on_connect(identity))
         if present and session.subscriptions:
             await self._safe(self.handler.on_session_resumed(identity, list(session.subscriptions)))
-
-    def _detach(self, client_id: str) -> None:
-        session = self._sessions.get(client_id)
-        if session is None:
-            return
-        session.detach()
-        if session.state is SessionState.ENDED:
-            del self._sessions[client_id]
 
     async def on_closed(self, conn: Connection) -> None:
         client: _Client | None = conn.context
@@ -528,22 +479,16 @@ class MqttGateway:
         cid = client.identity.client_id
         if self._online.get(cid) is conn:
             del self._online[cid]
-            self._detach(cid)
+            self.core.end_connection(cid)
             self.store.flush()
             await self._safe(self.handler.on_disconnect(client.identity))
 
     async def _on_subscribe(self, conn: Connection, client: _Client, packet: Subscribe) -> None:
-        codes = []
-        granted = []
-        for topic_filter, qos in packet.topics:
-            if may_subscribe(client.identity, topic_filter):
-                client.session.subscribe(topic_filter, min(qos, 1))
-                codes.append(min(qos, 1))
-                granted.append(topic_filter)
-            else:
+        outcome = self.core.subscribe(client.session, packet.topics)
+        codes, granted = outcome.codes, outcome.granted
+        for (topic_filter, _qos), code in zip(packet.topics, codes, strict=True):
+            if code == SubackCode.FAILURE:
                 log.info("%s may not subscribe %r", client.identity, topic_filter)
-                codes.append(0x80)
-        client.session.save_subscriptions()
         conn.send(encode_suback(packet.packet_id, codes))
         for waiter in self._method_waiters.get(client.identity.client_id, ()):
             if not waiter.done():

@@ -3,28 +3,75 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from edgegen.errors import EdgegenError
 
 __all__ = [
     "Connack",
+    "ConnackCode",
     "Connect",
     "Disconnect",
     "MqttCodecError",
     "Packet",
+    "PacketType",
     "Pingreq",
     "Pingresp",
     "Puback",
     "Publish",
     "Suback",
+    "SubackCode",
     "Subscribe",
     "Unsuback",
     "Unsubscribe",
 ]
 
-CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
-SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK = 8, 9, 10, 11
-PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
+
+
+class PacketType(IntEnum):
+    """The control packet type (the fixed header's high nibble). IntEnum: on the wire it is the same number."""
+
+    CONNECT = 1
+    CONNACK = 2
+    PUBLISH = 3
+    PUBACK = 4
+    PUBREC = 5
+    PUBREL = 6
+    PUBCOMP = 7
+    SUBSCRIBE = 8
+    SUBACK = 9
+    UNSUBSCRIBE = 10
+    UNSUBACK = 11
+    PINGREQ = 12
+    PINGRESP = 13
+    DISCONNECT = 14
+
+
+class ConnackCode(IntEnum):
+    """CONNACK return codes (MQTT 3.1.1 section 3.2.2.3)."""
+
+    ACCEPTED = 0
+    UNACCEPTABLE_PROTOCOL_VERSION = 1
+    IDENTIFIER_REJECTED = 2
+    SERVER_UNAVAILABLE = 3
+    BAD_CREDENTIALS = 4
+    NOT_AUTHORIZED = 5
+
+
+class SubackCode(IntEnum):
+    """SUBACK return codes: the granted QoS, or FAILURE."""
+
+    QOS0 = 0
+    QOS1 = 1
+    QOS2 = 2
+    FAILURE = 0x80
+
+
+# the packet types the codec speaks, as short names (the same IntEnum members)
+CONNECT, CONNACK, PUBLISH, PUBACK = PacketType.CONNECT, PacketType.CONNACK, PacketType.PUBLISH, PacketType.PUBACK
+SUBSCRIBE, SUBACK = PacketType.SUBSCRIBE, PacketType.SUBACK
+UNSUBSCRIBE, UNSUBACK = PacketType.UNSUBSCRIBE, PacketType.UNSUBACK
+PINGREQ, PINGRESP, DISCONNECT = PacketType.PINGREQ, PacketType.PINGRESP, PacketType.DISCONNECT
 DEFAULT_MAX_PACKET = 1024 * 1024  # IoT Hub caps messages at 256 KB; a bit of room for topics
 
 
