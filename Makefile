@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := mosquitto mosquitto-clients podman runc mmdebstrap docker-registry apache2-utils graphviz openssl
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system venv peers node-peers base-image bench clean
+.PHONY: demo test test-fast lint system venv peers node-peers base-image bench clean
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -85,11 +85,20 @@ demo: system venv
 
 test: system venv peers base-image
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# ruff, and the house's floors (tests/test_layers.py: the layer order, no import cycles; about 1 s)
+# The unit tier for the edit loop: no servers, peers, containers or subprocesses (the markers in pyproject.toml);
+# the whole suite (make test) is what CI runs. Extra pytest arguments: make test-fast PYTEST_ARGS="-x tests/routing"
+FAST_MARKERS := not integration and not e2e and not slow and not soak and not process
+test-fast: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+
+# ruff, mypy ([tool.mypy] in pyproject.toml), and the house's floors (tests/test_layers.py: the layer order, no
+# import cycles; about 1 s)
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 clean:

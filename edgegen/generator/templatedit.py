@@ -77,10 +77,10 @@ def _content(data: Any, file: str) -> dict[str, Any]:
     if isinstance(data, dict):
         for key in ("modulesContent", "moduleContent"):
             if isinstance(data.get(key), dict):
-                return data[key]  # type: ignore[no-any-return]
+                return data[key]
         content = data.get("content")
         if isinstance(content, dict) and isinstance(content.get("modulesContent"), dict):
-            return content["modulesContent"]  # type: ignore[no-any-return]
+            return content["modulesContent"]
     raise ScaffoldError(f"Missing key 'modulesContent' in file {file}", location=Location(file=file, json_path="$"),
                         hint='a deployment template is {"modulesContent": {"$edgeAgent": ..., "$edgeHub": ...}}')
 

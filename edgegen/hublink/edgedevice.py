@@ -43,7 +43,7 @@ async def run_device_on_hub(options: HubDeviceOptions, stop: asyncio.Event,
     async with EdgeLink(options.connection_string, options.ca_file, state_dir=options.state_dir,
                         rest_host=options.rest_host) as link:
         config = DeviceConfig(
-            state_dir=options.state_dir, source=link.source, upstream=link.upstream,  # type: ignore[arg-type]
+            state_dir=options.state_dir, source=link.source, upstream=link.upstream,
             solution_dir=options.solution_dir, address=options.address, device_id=link.device_id,
             hub_hostname=link.host, share_site_packages=options.share_site_packages,
             venv_dir=options.venv_dir, **options.extra)

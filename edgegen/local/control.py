@@ -196,18 +196,18 @@ class ControlClient:
         return json.loads(self._call(method, path, body, timeout)[0])
 
     def status(self) -> dict[str, Any]:
-        return self.json("GET", "/status")  # type: ignore[no-any-return]
+        return self.json("GET", "/status")
 
     def logs(self, module: str, offset: int = 0) -> tuple[bytes, int]:
         data, headers = self._call("GET", f"/logs/{urllib.parse.quote(module)}?offset={offset}")
         return data, int(headers.get("X-Next-Offset", offset + len(data)))
 
     def invoke(self, module: str, method: str, payload: Any, timeout: float = 30) -> dict[str, Any]:
-        return self.json("POST", f"/methods/{urllib.parse.quote(module)}/{urllib.parse.quote(method)}",  # type: ignore[no-any-return]
+        return self.json("POST", f"/methods/{urllib.parse.quote(module)}/{urllib.parse.quote(method)}",
                          {"payload": payload, "timeout": timeout}, timeout=timeout + 5)
 
     def messages(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        return self.json("GET", f"/messages?after={after}&limit={limit}")  # type: ignore[no-any-return]
+        return self.json("GET", f"/messages?after={after}&limit={limit}")
 
     def module_action(self, module: str, action: str) -> dict[str, Any]:
-        return self.json("POST", f"/modules/{urllib.parse.quote(module)}/{action}")  # type: ignore[no-any-return]
+        return self.json("POST", f"/modules/{urllib.parse.quote(module)}/{action}")

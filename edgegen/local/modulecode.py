@@ -189,7 +189,7 @@ class VenvCache:
                                "--disable-pip-version-check", "-q", "-r", str(req)], out, folder)
             finally:
                 if log:
-                    out.close()  # type: ignore[union-attr]
+                    out.close()
             done.write_text(self.key(folder))
         return python
 
@@ -203,7 +203,7 @@ class VenvCache:
             (site_dir / "_edgegen_shared.pth").write_text("\n".join(out) + "\n")
 
     def _run(self, cmd: list[str], out: object, folder: Path) -> None:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=folder, check=False)  # type: ignore[arg-type]
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=folder, check=False)
         if proc.returncode != 0:
             raise DeviceError(
                 f"preparing the Python environment of {folder.name} failed (exit {proc.returncode}): "

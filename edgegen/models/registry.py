@@ -14,6 +14,7 @@ Every read that hands bytes out (download, layout) re-hashes them, so a corrupte
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import fcntl
@@ -257,7 +258,7 @@ class Registry:
             counter.write_text(f"{version}\n")
         return model, True
 
-    def _scan(self, src: Path) -> list[tuple[str, str, int]]:
+    def _scan(self, src: Path) -> builtins.list[tuple[str, str, int]]:
         """(relative path, sha256, size) of each file, without copying; refuses links and special files."""
         if src.is_file():
             return [(src.name, file_digest(src), src.stat().st_size)]
@@ -317,7 +318,7 @@ class Registry:
                                   f"{model.id}")
         return blob
 
-    def verify(self, ref: ModelRef | str | None = None) -> list[tuple[ModelVersion, str | None]]:
+    def verify(self, ref: ModelRef | str | None = None) -> builtins.list[tuple[ModelVersion, str | None]]:
         """(version, problem or None) for one version or every version."""
         models = [self.get(ref)] if ref is not None else self.list()
         out: list[tuple[ModelVersion, str | None]] = []
@@ -364,7 +365,7 @@ class Registry:
         return self.write_entry(model, Path(target_dir))
 
     # -- deleting ---------------------------------------------------------------------------------------------
-    def delete(self, ref: ModelRef | str) -> list[ModelVersion]:
+    def delete(self, ref: ModelRef | str) -> builtins.list[ModelVersion]:
         """Delete one version (or every version when ``ref`` names none); blobs nobody uses any more go too."""
         r = parse_ref(ref) if isinstance(ref, str) else ref
         with self._locked():

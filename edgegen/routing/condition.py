@@ -57,12 +57,12 @@ class Condition:
         self._parts = parts
 
     def __call__(self, message: Message) -> Bool:
-        return self.predicate(message)  # type: ignore[no-any-return]
+        return self.predicate(message)
 
     @property
     def constant_value(self) -> Bool | None:
         """The result when it does not depend on the message (e.g. ``false``, ``1 = 2``), else None."""
-        return self.predicate(Message()) if self.is_constant else None  # type: ignore[no-any-return]
+        return self.predicate(Message()) if self.is_constant else None
 
     def steps(self, message: Message) -> list[Step]:
         """Every sub-expression with its value, parents first."""
@@ -85,7 +85,7 @@ class Condition:
 
         def value(node: Node) -> Bool:
             part = self._parts[id(node)]
-            return to_bool(part.ty, part.fn)(message)  # type: ignore[no-any-return]
+            return to_bool(part.ty, part.fn)(message)
 
         def visit(node: Node) -> None:
             v = value(node)

@@ -30,6 +30,7 @@ def test_unknown_command_is_usage_error(capsys: pytest.CaptureFixture[str]) -> N
     assert "No such command" in capsys.readouterr().err
 
 
+@pytest.mark.process
 def test_help_imports_no_sdk() -> None:
     code = (
         "import sys\n"
@@ -53,6 +54,7 @@ def _modules_after(args: list[str], cwd: str | None = None) -> set[str]:
     return set(err.rsplit("LOADED=", 1)[1].split(","))
 
 
+@pytest.mark.process
 def test_help_imports_only_the_command_table() -> None:
     loaded = _modules_after(["--help"])
     ours = sorted(m for m in loaded if m.startswith("edgegen"))
@@ -77,6 +79,7 @@ def test_a_narrow_terminal_gets_clicks_wrapping(monkeypatch: pytest.MonkeyPatch,
     assert "Commands:" in capsys.readouterr().out  # printed by click itself (wrapped for 60 columns)
 
 
+@pytest.mark.process
 def test_genconfig_of_a_valid_solution_never_imports_jsonschema(tmp_path: Path, repo_root: Path) -> None:
     shutil.copy(repo_root / "deployment.template.json", tmp_path)
     shutil.copytree(repo_root / "modules", tmp_path / "modules", ignore=shutil.ignore_patterns("__pycache__"))
@@ -87,6 +90,7 @@ def test_genconfig_of_a_valid_solution_never_imports_jsonschema(tmp_path: Path, 
     assert not {"jsonschema", "edgegen.routing.compiler", "jinja2", "yaml"} & loaded
 
 
+@pytest.mark.process
 def test_genconfig_without_model_placeholders_never_imports_the_model_registry(tmp_path: Path) -> None:
     from edgegen.generator.scaffold import new_solution
 

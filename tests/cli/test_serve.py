@@ -45,6 +45,7 @@ def test_missing_script_and_model_dir_are_explained(tmp_path: Path, capsys: pyte
     assert code == 2
 
 
+@pytest.mark.process
 @pytest.mark.integration
 def test_serves_default_script_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     (tmp_path / "score.py").write_text(SCRIPT)
@@ -72,6 +73,7 @@ def test_serves_default_script_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     assert "Traceback" not in text
 
 
+@pytest.mark.process
 @pytest.mark.integration
 def test_init_failure_prints_the_traceback_and_exits_1(tmp_path: Path) -> None:
     script = tmp_path / "broken.py"
@@ -83,6 +85,7 @@ def test_init_failure_prints_the_traceback_and_exits_1(tmp_path: Path) -> None:
     assert "error: init() of broken.py failed: FileNotFoundError: model.pkl is missing" in text
 
 
+@pytest.mark.process
 @pytest.mark.integration
 def test_busy_port_is_explained(tmp_path: Path) -> None:
     import socket

@@ -156,6 +156,7 @@ def exchange(hub: object, input_name: str, body: str, output: str) -> object:
     raise AssertionError(f"no message on {output} after 20 tries")
 
 
+@pytest.mark.process
 @pytest.mark.integration
 def test_generated_modules_run(tmp_path: Path) -> None:
     sol = new_solution(tmp_path / "s", module=None)

@@ -128,6 +128,7 @@ def test_fleet_usage_and_file_errors(solution: Path, capsys: pytest.CaptureFixtu
     assert "cannot read the fleet file" in capsys.readouterr().err
 
 
+@pytest.mark.process
 def test_genconfig_fleet_imports_no_sdk(solution: Path) -> None:
     code = (
         "import sys\n"

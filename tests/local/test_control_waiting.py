@@ -21,6 +21,7 @@ def test_a_waiting_device_is_not_reported_as_absent(tmp_path: Path) -> None:
     assert "edgegen deploy -d cam-1" in (info.value.hint or "")
 
 
+@pytest.mark.process
 def test_a_leftover_marker_of_a_gone_process_is_ignored(tmp_path: Path) -> None:
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True)

@@ -95,6 +95,7 @@ def test_add_with_entry_script_and_conda(tmp_path: Path) -> None:
         add_inference_module(sol, "scorer", registry=reg, models=["weights"], entry_script=script, environ={})
 
 
+@pytest.mark.process
 def test_generic_onnx_script_serves_a_converted_model(tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
     pytest.importorskip("onnxruntime")

@@ -27,6 +27,7 @@ def test_edgegen_imports_the_module_folders_core() -> None:
     assert Path(amlhost.__file__).resolve().parent == CORE.resolve()
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_wheel_ships_the_same_core_and_edgegen_serve_runs_from_it(repo_root: Path, tmp_path: Path) -> None:
     source = tmp_path / "src"  # a clean copy: setuptools' build/ in the checkout may hold files removed since

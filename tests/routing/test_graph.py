@@ -83,6 +83,7 @@ def test_text_drawing_lists_routes_and_problems() -> None:
     assert "not drawn: modulesContent.$edgeHub.properties.desired.routes.r5" in text
 
 
+@pytest.mark.process
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed (apt install graphviz)")
 @pytest.mark.parametrize("which", ["repo", "tricky"])
 def test_dot_renders_with_graphviz(which: str, repo_root: Path, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-def server_ssl_context(cert_file: str, key_file: str):  # type: ignore[no-untyped-def]
+def server_ssl_context(cert_file: str, key_file: str):
     """A TLS server context (TLS 1.2+) from a certificate and key (see edgegen.common.certs)."""
     import ssl
 

@@ -554,7 +554,7 @@ class MqttGateway:
     @staticmethod
     async def _twin_call(call: Any) -> tuple[int, Any]:
         try:
-            return await call  # type: ignore[no-any-return]
+            return await call
         except GatewayError as exc:
             return exc.status, {"message": exc.message}
         except Exception as exc:

@@ -29,6 +29,8 @@ from edgegen.local.hubstandin.rights import REST_RIGHTS
 from edgegen.local.hubstandin.store import MemoryHubStore
 from tests.support.profiles import FUZZ
 
+pytestmark = pytest.mark.integration  # an in-process REST server on loopback
+
 HOST = "127.0.0.1:8443"
 REQUEST_BOUND = 10.0  # seconds: a request that takes longer is a hang
 
