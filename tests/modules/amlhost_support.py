@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +13,8 @@ from amlhost.http import HttpHost, HttpOptions
 from amlhost.scorer import Scorer
 from amlhost.serve import load_scorer
 from amlhost.workers import RunThreads
+
+from tests.support.loopthread import LoopThread
 
 __all__ = ["hosted", "isolated", "request", "scorer_for"]
 
@@ -54,17 +54,14 @@ def reply_json(reply: Reply) -> object:
 @contextmanager
 def hosted(scorer: Scorer, options: HttpOptions | None = None, threads: int = 1) -> Iterator[tuple[str, int]]:
     """The scorer behind the real HTTP server on 127.0.0.1 (a free port), its loop in a thread."""
-    loop = asyncio.new_event_loop()
-    runner = threading.Thread(target=loop.run_forever, daemon=True, name="test-loop")
-    runner.start()
     workers = RunThreads(threads)
     host = HttpHost(scorer, workers, options or HttpOptions())
     try:
-        address = asyncio.run_coroutine_threadsafe(host.start("127.0.0.1", 0), loop).result(10)
-        yield address
+        with LoopThread("test-loop") as loop_thread:
+            address = loop_thread.run(host.start("127.0.0.1", 0), 10)
+            try:
+                yield address
+            finally:
+                loop_thread.run(host.close(), 10)
     finally:
-        asyncio.run_coroutine_threadsafe(host.close(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        runner.join(10)
-        loop.close()
         workers.shutdown(wait=False, cancel_futures=True)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -13,6 +11,8 @@ from typing import Any, TypeVar
 
 from edgegen.generator.modulejson import load_module_json
 from edgegen.local.device import Device, DeviceConfig
+from tests.support.loopthread import LoopThread
+from tests.support.waits import DEVICE_START, DEVICE_STOP
 
 T = TypeVar("T")
 
@@ -22,41 +22,33 @@ class DeviceThread:
 
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
-        self.loop = asyncio.new_event_loop()
+        self._loop_thread = LoopThread("device-loop")
+        self.loop = self._loop_thread.loop
         self.device: Device | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True, name="device-loop")
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
 
     def __enter__(self) -> DeviceThread:
-        self._thread.start()
+        self._loop_thread.start()
 
         async def start() -> Device:
             dev = Device(self.config)
             await dev.start()
             return dev
 
-        self.device = self.run(start, timeout=180)
+        self.device = self.run(start, timeout=DEVICE_START)
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
             if self.device is not None:
-                self.run(self.device.stop, timeout=60)
+                self.run(self.device.stop, timeout=DEVICE_STOP)
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
+            self._loop_thread.stop()
 
     def run(self, coro_fn: Callable[[], Coroutine[Any, Any, T]], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)
+        return self._loop_thread.run(coro_fn(), timeout)
 
     def call(self, fn: Callable[[], T], timeout: float = 10) -> T:
-        async def wrap() -> T:
-            return fn()
-
-        return self.run(wrap, timeout)
+        return self._loop_thread.call(fn, timeout=timeout)
 
     def reported(self, module: str) -> dict[str, Any]:
         assert self.device is not None

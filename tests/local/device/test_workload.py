@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +10,7 @@ import requests
 
 from edgegen.common.sas import generate_sas_token, verify_sas_token
 from edgegen.local.workload import ModuleKey, WorkloadApi
+from tests.support.loopthread import LoopThread
 
 KEY = "c2VjcmV0LWtleS1mb3ItdGVzdHMtMTIzNDU2Nzg5MA=="
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -20,23 +20,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def api() -> Iterator[WorkloadApi]:
-    loop = asyncio.new_event_loop()
     server = WorkloadApi(lambda m: ModuleKey(KEY, "gen1") if m == "sensor" else None, lambda: PEM)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    assert ready.wait(10)
-    yield server
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    t.join(10)
+    with LoopThread("workload-loop") as loop_thread:
+        loop_thread.run(server.start(), 10)
+        try:
+            yield server
+        finally:
+            loop_thread.run(server.stop(), 10)
 
 
 def test_sdk_hsm_gets_trust_bundle_and_a_signature_that_verifies(api: WorkloadApi) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ from edgegen.local.mqtt import (
     TelemetryMessage,
     server_ssl_context,
 )
+from tests.support.loopthread import LoopThread
 from tests.support.net import free_loopback_address
 
 T = TypeVar("T")
@@ -84,7 +84,6 @@ class GatewayHarness:
     gateway: MqttGateway | None = None
     store: SessionStore | None = None
     ssl_context: Any = None
-    _thread: threading.Thread | None = field(default=None, repr=False)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -132,19 +131,11 @@ def gateway_harness(tmp: Path, store: SessionStore | None = None) -> Iterator[Ga
     host = free_loopback_address(8883)
     ca = ensure_ca(tmp / "certs")
     pair = ensure_server_cert(ca, tmp / "certs", "edgehub", ["localhost", host])
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
-    thread.start()
-    harness = GatewayHarness(host, ca.cert_path, {}, RecordingHandler(), loop)
-    harness.ssl_context = server_ssl_context(str(pair.cert_path), str(pair.key_path))
-    harness._thread = thread
-    try:
-        harness.start_gateway(store)
-        yield harness
-    finally:
+    with LoopThread("gateway-loop") as loop_thread:
+        harness = GatewayHarness(host, ca.cert_path, {}, RecordingHandler(), loop_thread.loop)
+        harness.ssl_context = server_ssl_context(str(pair.cert_path), str(pair.key_path))
         try:
-            harness.stop_gateway()
+            harness.start_gateway(store)
+            yield harness
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
+            harness.stop_gateway()
