@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,9 @@ import pytest
 
 from edgegen.local.hubstandin.server import HubInfo, HubStandIn
 from tests.local.device.conftest import venv_cache  # noqa: F401  (edge devices on the stand-in run modules)
+from tests.support.loopthread import LoopThread
 from tests.support.net import free_loopback_address
+from tests.support.waits import HUB_START
 
 
 @dataclass
@@ -41,41 +42,33 @@ class RunningHub:
 
 
 class HubThread:
+    """The stand-in on its own loop (tests.support.loopthread); ``stop`` may be called more than once."""
+
     def __init__(self, state_dir: Path, address: str, port: int | None, mqtt: bool = False,
                  amqp: bool = False) -> None:
         self.standin = HubStandIn(state_dir, address, port, mqtt=mqtt, amqp=amqp)
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self._stop: asyncio.Event | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        try:
-            async with self.standin:
-                self.ready.set()
-                await self._stop.wait()
-        except BaseException as exc:  # surfaced to the test
-            self.error = exc
-            self.ready.set()
+        self._loop_thread = LoopThread("hub-loop")
+        self.loop = self._loop_thread.loop
+        self._running = False
 
     def start(self) -> RunningHub:
-        self.thread.start()
-        self.ready.wait(30)
-        if self.error:
-            raise self.error
+        self._loop_thread.start()
+        try:
+            self._loop_thread.run(self.standin.__aenter__(), HUB_START)
+        except BaseException:
+            self._loop_thread.stop()
+            raise
+        self._running = True
         assert self.standin.info is not None
         return RunningHub(self.standin, self.standin.info, self.loop, self.standin.state_dir)
 
     def stop(self) -> None:
-        if self._stop is not None:
-            self.loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(30)
+        try:
+            if self._running:
+                self._running = False
+                self._loop_thread.run(self.standin.__aexit__(None, None, None), HUB_START)
+        finally:
+            self._loop_thread.stop()
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from edgegen.hublink.edgedevice import HubDeviceOptions, run_device_on_hub
 from edgegen.local.device import module_credentials
 from tests.hub.conftest import HubThread
 from tests.local.device.harness import solution_manifest, wait_for
+from tests.support.loopthread import LoopThread
 from tests.support.net import free_loopback_address
 from tests.support.peers import Az, az_env, ca_bundle, skip_reason_az
+from tests.support.waits import DEVICE_START, DEVICE_STOP
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,43 +50,44 @@ def _content(repo: Path) -> dict[str, Any]:
 
 
 class EdgeDeviceThread:
-    """``run_device_on_hub`` on its own loop, as ``edgegen hub device run`` runs it."""
+    """``run_device_on_hub`` on its own loop (tests.support.loopthread), as ``edgegen hub device run`` runs it."""
 
     def __init__(self, options: HubDeviceOptions) -> None:
         self.options = options
-        self.loop = asyncio.new_event_loop()
+        self._loop_thread = LoopThread("edge-device")
+        self.loop = self._loop_thread.loop
         self.device: Any = None
         self.error: BaseException | None = None
         self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True, name="edge-device")
+        self._main: Future[None] | None = None
 
-    def _main(self) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            try:
-                await run_device_on_hub(self.options, self._stop, on_ready=lambda d: setattr(self, "device", d))
-            except BaseException as exc:  # surfaced to the test
-                self.error = exc
-
-        self.loop.run_until_complete(main())
+    async def _run(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            await run_device_on_hub(self.options, self._stop, on_ready=lambda d: setattr(self, "device", d))
+        except BaseException as exc:  # surfaced to the test
+            self.error = exc
 
     def __enter__(self) -> EdgeDeviceThread:
-        self._thread.start()
-        wait_for(lambda: self.device is not None or self.error is not None, 180, "the edge device to start")
+        self._loop_thread.start()
+        self._main = asyncio.run_coroutine_threadsafe(self._run(), self.loop)
+        wait_for(lambda: self.device is not None or self.error is not None, DEVICE_START, "the edge device to start")
         if self.error is not None:
+            self._loop_thread.stop()
             raise self.error
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._stop is not None:
-            self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
+        try:
+            if self._stop is not None:
+                self.loop.call_soon_threadsafe(self._stop.set)
+            if self._main is not None:
+                wait_futures([self._main], DEVICE_STOP)
+        finally:
+            self._loop_thread.stop()
 
     def call(self, fn: Any) -> Any:
-        async def run() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+        return self._loop_thread.call(fn, timeout=10)
 
 
 @pytest.fixture(scope="module")
