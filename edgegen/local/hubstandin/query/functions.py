@@ -127,7 +127,7 @@ _LIST: list[Builtin] = [
     Builtin("EXP", (NUMBER,), NUMBER, _typed(NUMBER)(math.exp), "e to the power x"),
     Builtin("LOG", (NUMBER,), NUMBER, _typed(NUMBER)(math.log), "natural logarithm"),
     Builtin("LOG10", (NUMBER,), NUMBER, _typed(NUMBER)(math.log10), "base-10 logarithm"),
-    Builtin("POWER", (NUMBER, NUMBER), NUMBER, _typed(NUMBER)(lambda x, y: _num(float(x) ** y)), "x to the power y"),
+    Builtin("POWER", (NUMBER, NUMBER), NUMBER, _typed(NUMBER)(lambda x, y: _num(math.pow(x, y))), "x to the power y"),
     Builtin("CONCAT", (STRING, STRING), STRING, _typed(STRING)(lambda *s: "".join(s)), "joins strings",
             variadic=True),
     Builtin("LENGTH", (STRING,), NUMBER, _typed(STRING)(len), "number of characters"),
