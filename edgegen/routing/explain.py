@@ -98,7 +98,7 @@ def _source_into(source: str, sysp: dict[str, Any]) -> None:
 
 
 def route_test_message(doc: Any, *, file: str | None = None, body: str | None = None,
-                      props: dict[str, str] | None = None, sys_props: dict[str, str] | None = None,
+                      props: dict[str, str | None] | None = None, sys_props: dict[str, str | None] | None = None,
                       source: str | None = None) -> Message:
     """The message ``edgegen route test`` evaluates: a parsed message file ``doc`` (``{"properties": {...},
     "systemProperties": {...}, "body": ...}``, or None) with ``body`` (JSON text), ``props``, ``sys_props`` and

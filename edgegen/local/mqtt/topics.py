@@ -92,7 +92,7 @@ class Identity:
             if value is None and label == "module id":
                 continue
             problem = id_problem(value, label)
-            if problem is None and _MQTT_WILDCARDS & set(value):
+            if problem is None and value is not None and _MQTT_WILDCARDS & set(value):
                 problem = f"the {label} {value!r} has an MQTT wildcard ('#' or '+'), which no topic may hold"
             if problem is not None:
                 raise TopicError(problem, hint=f"ids are 1-{MAX_ID_LENGTH} ASCII letters, digits and {ID_CHARS} "
