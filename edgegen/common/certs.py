@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgegen.common.private import repair_private, write_private
+
 __all__ = ["CertPair", "LocalCA", "ensure_ca", "ensure_server_cert"]
 
 _VALIDITY = _dt.timedelta(days=365)
@@ -28,14 +30,19 @@ class CertPair:
     key_path: Path
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def _write_atomic(path: Path, data: bytes) -> None:
+    """A certificate (public): atomically, with the umask's mode. Keys go through ``write_private``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
+    with open(tmp, "wb") as fh:
         fh.write(data)
-    os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """0600 from creation; the folder's mode is the caller's (a state directory is made private by its owner)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, _key_pem(key), private_parent=False)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -69,6 +76,7 @@ def ensure_ca(directory: Path, name: str = "edgegen local CA") -> LocalCA:
     directory = Path(directory)
     ca = LocalCA(directory / "ca.pem", directory / "ca.key.pem")
     if ca.cert_path.exists() and ca.key_path.exists():
+        repair_private(ca.key_path)
         return ca
     key = _new_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -93,7 +101,7 @@ def ensure_ca(directory: Path, name: str = "edgegen local CA") -> LocalCA:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_atomic(ca.key_path, _key_pem(key), 0o600)
+    _write_key(ca.key_path, key)
     _write_atomic(ca.cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return ca
 
@@ -110,6 +118,7 @@ def ensure_server_cert(
     ca_cert, ca_key = ca.load()
     wanted = set(hosts)
     if pair.cert_path.exists() and pair.key_path.exists():
+        repair_private(pair.key_path)
         existing = x509.load_pem_x509_certificate(pair.cert_path.read_bytes())
         try:
             san = existing.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -144,6 +153,6 @@ def ensure_server_cert(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    _write_atomic(pair.key_path, _key_pem(key), 0o600)
+    _write_key(pair.key_path, key)
     _write_atomic(pair.cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return pair

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from edgegen.common.private import write_private
 from edgegen.common.sas import generate_sas_token
-from edgegen.generator.atomic import write_text_atomic
 from edgegen.hub.errors import HubClientError
 
 __all__ = ["API_VERSION", "CACHE_FILE", "SYSTEM_MODULES", "ModuleIdentities", "device_scope_token"]
@@ -41,11 +41,6 @@ SYSTEM_MODULES = frozenset({"$edgeAgent", "$edgeHub"})
 def device_scope_token(host: str, device_id: str, device_key: str, ttl: int = 3600) -> str:
     """A SAS token for ``{host}/devices/{deviceId}`` signed with the device key (no ``skn``)."""
     return generate_sas_token(f"{host}/devices/{device_id}", device_key, ttl=ttl)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically with mode 0600 (from creation)."""
-    write_text_atomic(path, text, mode=0o600)
 
 
 class ModuleIdentities:
@@ -83,7 +78,7 @@ class ModuleIdentities:
         if self.cache_path is None:
             return
         doc = {"hostName": self.host, "deviceId": self.device_id, "modules": dict(sorted(self._keys.items()))}
-        _write_private(self.cache_path, json.dumps(doc, indent=2) + "\n")
+        write_private(self.cache_path, json.dumps(doc, indent=2) + "\n")
 
     def cached(self, module_id: str) -> str | None:
         return self._keys.get(module_id)

@@ -1,5 +1,9 @@
 """The running device's control API (HTTP on 127.0.0.1, port in ``<state>/device.json``) and its client.
 
+Every request needs ``Authorization: Bearer <token>``, the token being what ``<state>/control.token`` holds (0600
+in the 0700 state directory, new at each start): only the device's user can read it, so only that user can use
+the API, although any local user can reach the port. Without it (or with another): 401 and a JSON error.
+
 ``GET /status`` · ``GET /logs/{module}?offset=N`` (bytes; ``X-Next-Offset``) · ``POST /methods/{module}/{method}``
 ``{"payload", "timeout", "connectTimeout"}`` → ``{"status", "payload"}`` (``$edgeAgent``: ping, RestartModule)
 · ``GET /messages?after=N&limit=M`` (``$upstream`` events)
@@ -9,8 +13,10 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
+import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
+from edgegen.common.private import write_private
 from edgegen.errors import Location
 from edgegen.local.errors import DeviceError
 from edgegen.local.upstream import upstream_event
@@ -29,7 +36,9 @@ if TYPE_CHECKING:
     from edgegen.local.mqtt.gateway import MqttGateway
     from edgegen.local.upstream import LocalUpstream
 
-__all__ = ["WAITING_FILE", "ControlApi", "ControlClient", "ControlledDevice", "mark_waiting"]
+__all__ = ["TOKEN_FILE", "WAITING_FILE", "ControlApi", "ControlClient", "ControlledDevice", "mark_waiting"]
+
+TOKEN_FILE = "control.token"
 
 
 class _DeviceSettings(Protocol):
@@ -54,15 +63,39 @@ class ControlledDevice(Protocol):
                                    connect_timeout: float = 0.0) -> tuple[int, Any]: ...
 
 
+def _unauthorized(request: web.Request, token: str) -> web.Response | None:
+    """401 unless the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    return web.json_response(
+        {"message": "the control API needs the token in <state>/control.token (Authorization: Bearer <token>)",
+         "hint": "run the edgegen device commands as the user that runs the device"},
+        status=401, headers={"WWW-Authenticate": 'Bearer realm="edgegen-device"'})
+
+
 class ControlApi:
-    def __init__(self, device: ControlledDevice, host: str = "127.0.0.1", port: int = 0) -> None:
+    """Serves the device; ``token_path`` (when given) receives a new token, 0600, that every request must carry."""
+
+    def __init__(self, device: ControlledDevice, host: str = "127.0.0.1", port: int = 0,
+                 token_path: Path | None = None) -> None:
         self.device = device
         self.host = host
         self.port = port
+        self.token_path = token_path
+        self.token = secrets.token_urlsafe(32)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application()
+        if self.token_path is not None:
+            write_private(self.token_path, self.token + "\n", fsync=False)
+        token = self.token
+
+        @web.middleware
+        async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
+            return _unauthorized(request, token) or await handler(request)
+
+        app = web.Application(middlewares=[authenticate])
         app.router.add_get("/status", self._status)
         app.router.add_get("/logs/{module}", self._logs)
         app.router.add_post("/methods/{module}/{method}", self._invoke)
@@ -79,6 +112,8 @@ class ControlApi:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.token_path is not None:
+            self.token_path.unlink(missing_ok=True)
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.device.status())
@@ -134,12 +169,8 @@ WAITING_FILE = "waiting.json"  # a hub-joined device that has no deployment yet 
 
 def mark_waiting(state_dir: Path, device_id: str, hub: str) -> Path:
     """Say that a device joined to ``hub`` runs and waits for its first deployment (removed once it starts)."""
-    path = Path(state_dir) / WAITING_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{WAITING_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"deviceId": device_id, "hub": hub, "pid": os.getpid()}))
-    os.replace(tmp, path)
-    return path
+    return write_private(Path(state_dir) / WAITING_FILE,
+                         json.dumps({"deviceId": device_id, "hub": hub, "pid": os.getpid()}), fsync=False)
 
 
 def _waiting(state: Path) -> dict[str, Any] | None:
@@ -149,6 +180,18 @@ def _waiting(state: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return info if isinstance(info, dict) else None
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except PermissionError:
+        raise DeviceError("cannot read the device's control token: the device runs as another user",
+                          location=Location(file=str(path)),
+                          hint="run this command as the user that runs 'edgegen device run'") from None
+    except FileNotFoundError:
+        raise DeviceError("the device's control token is missing (a device of an older edgegen, or stopping)",
+                          location=Location(file=str(path)), hint="restart 'edgegen device run'") from None
 
 
 class ControlClient:
@@ -171,11 +214,13 @@ class ControlClient:
                               hint="start one with 'edgegen device run --manifest FILE' (same --state-dir)") from None
         self.base = f"http://127.0.0.1:{self.info['controlPort']}"
         self.timeout = timeout
+        self.token = _read_token(self.state / TOKEN_FILE)
 
     def _call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[bytes, dict]:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.token}"})
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(req, timeout=timeout or self.timeout) as resp:

@@ -43,6 +43,7 @@ from typing import Any
 
 from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.common.loopback import first_free_address, loopback_candidate
+from edgegen.common.private import private_dir, write_private
 from edgegen.common.retention import INTERVAL, Retention
 from edgegen.common.sqlitespace import file_size
 from edgegen.errors import Location
@@ -152,6 +153,7 @@ class Device:
                               hint="the local device only listens on loopback, e.g. --address 127.0.0.5") from None
         self.source: DeploymentSource = c.source or ManifestFile(Path(c.manifest), c.watch_interval)  # type: ignore[arg-type]
         solution = c.solution_dir or (_solution_of(Path(c.manifest)) if c.manifest else Path.cwd())
+        private_dir(self.state)  # keys, twins (deployment secrets), messages, the control token: this user only
         self.identities = IdentityBook(self.state / "identities.json")
         self.store = SqliteStore(self.state / "store.sqlite")
         self.sessions = SqliteSessionStore(self.state / "sessions.sqlite")
@@ -214,7 +216,6 @@ class Device:
             raise
 
     async def _start(self) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
         ca = ensure_ca(self.state / "certs")
         self._server_tls(ca)
         deployment = await self.source.current()
@@ -240,9 +241,9 @@ class Device:
                 log.warning("removed containers left by an earlier run of this device: %s", ", ".join(left))
         await self.router.start()
         if self.config.control_api:
-            from edgegen.local.control import ControlApi
+            from edgegen.local.control import TOKEN_FILE, ControlApi
 
-            self.control = ControlApi(self)
+            self.control = ControlApi(self, token_path=self.state / TOKEN_FILE)
             await self.control.start()
         self._write_device_file()
         await self.apply(deployment)
@@ -461,9 +462,7 @@ class Device:
             "caFile": str(self.ca_file),
             "engine": self.engine_choice.kind,
         }
-        tmp = self.state / f".device.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.state / "device.json")
+        write_private(self.state / "device.json", json.dumps(data, indent=1), fsync=False)
 
     def status(self) -> dict[str, Any]:
         return {

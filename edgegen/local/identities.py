@@ -8,10 +8,10 @@ it on request, for running one module under a debugger).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 
+from edgegen.common.private import repair_private, write_private
 from edgegen.common.sas import generate_key
 from edgegen.errors import Location
 from edgegen.local.errors import DeviceError
@@ -25,6 +25,7 @@ class IdentityBook:
         self.path = Path(path)
         self._keys: dict[str, ModuleKey] = {}
         if self.path.exists():
+            repair_private(self.path)
             try:
                 data = json.loads(self.path.read_text())
                 self._keys = {m: ModuleKey(v["key"], v["generationId"]) for m, v in data["modules"].items()}
@@ -57,10 +58,5 @@ class IdentityBook:
         return sorted(self._keys)
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         data = {"modules": {m: {"key": k.key, "generationId": k.generation_id} for m, k in sorted(self._keys.items())}}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(data, indent=1))

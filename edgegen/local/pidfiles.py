@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgegen.common.private import write_private
 
 __all__ = ["RunRecord", "fingerprint", "live_record", "process_start", "read_record", "recorded_modules",
            "remove_record", "write_record"]
@@ -54,15 +55,8 @@ def _path(run_dir: Path, module: str) -> Path:
 
 
 def write_record(run_dir: Path, module: str, record: RunRecord) -> None:
-    run_dir = Path(run_dir)
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = run_dir / f".{module}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"pid": record.pid, "start": record.start, "fingerprint": record.fingerprint}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, _path(run_dir, module))
+    write_private(_path(run_dir, module),
+                  json.dumps({"pid": record.pid, "start": record.start, "fingerprint": record.fingerprint}))
 
 
 def read_record(run_dir: Path, module: str) -> RunRecord | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import heapq
 import json
-import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from edgegen.common.private import open_private_sqlite
 from edgegen.common.sqlitespace import give_back, prepare
 
 __all__ = ["EndpointStats", "MemoryStore", "Pending", "QueuedMessage", "SqliteStore", "Store"]
@@ -105,8 +105,7 @@ class SqliteStore:
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db = open_private_sqlite(self.path, isolation_level=None, check_same_thread=False)
         prepare(self._db, self.path)
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)

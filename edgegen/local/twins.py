@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.private import repair_private, write_private
 from edgegen.errors import Location
 from edgegen.local.errors import DeviceError
 
@@ -166,12 +166,13 @@ class Twins:
 
 
 class TwinFile:
-    """Twins persisted as one JSON file, rewritten atomically after each change."""
+    """Twins persisted as one JSON file (0600), rewritten atomically after each change."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def load(self) -> Twins:
+        repair_private(self.path)  # desired properties carry deployment secrets (env, registry passwords)
         try:
             return Twins.from_dict(json.loads(self.path.read_text()))
         except FileNotFoundError:
@@ -183,7 +184,4 @@ class TwinFile:
             ) from None
 
     def save(self, twins: Twins) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(twins.to_dict(), indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(twins.to_dict(), indent=1, sort_keys=True), fsync=False)

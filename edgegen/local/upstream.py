@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgegen.common.private import open_private_sqlite
 from edgegen.common.sqlitespace import file_size, give_back, prepare, prune_log
 
 __all__ = ["LocalUpstream", "UpstreamMessage", "UpstreamSink", "upstream_event"]
@@ -84,8 +84,7 @@ class LocalUpstream:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db = open_private_sqlite(self.path, isolation_level=None, check_same_thread=False)
         prepare(self._db, self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS upstream (seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL,"

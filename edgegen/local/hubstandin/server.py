@@ -5,6 +5,7 @@ State directory layout (default ``.state/hub``)::
     hub.sqlite      registry, twins, configurations, D2C messages (SQLite, WAL)
     ca.pem          the local CA (clients trust it: REQUESTS_CA_BUNDLE / EdgeModuleCACertificateFile)
     server.pem      server certificate for the hub's address (SAN localhost + the IP), key 0600
+    (the folder is 0700, every file with a key 0600, from creation: see docs/security.md)
     hub.json        how to reach the running hub: connection string, addresses, CA path, pid, device capacity
     hub-sessions.db MQTT persistent sessions
 
@@ -36,6 +37,7 @@ from aiohttp import web
 
 from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.common.fdlimit import connection_capacity, raise_nofile_limit
+from edgegen.common.private import private_dir, write_private
 from edgegen.common.retention import DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_DAYS, INTERVAL, Retention
 from edgegen.common.sqlitespace import file_size
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
@@ -52,14 +54,6 @@ log = logging.getLogger(__name__)
 HTTPS_PORT = 443  # IoT Hub's
 FALLBACK_PORT = 8443
 RETENTION_INTERVAL = INTERVAL
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def host_name_for(address: str, port: int) -> str:
@@ -134,7 +128,7 @@ class HubStandIn:
         self.open_files = raise_nofile_limit()
         if self.max_connections is None:
             self.max_connections = connection_capacity()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)  # keys, the owner connection string, the stores: only this user
         ca = ensure_ca(self.state_dir)
         cert = ensure_server_cert(ca, self.state_dir, "server", ("localhost", self.address))
         sock = self._bind_https()
@@ -186,7 +180,7 @@ class HubStandIn:
         self.info = HubInfo(self.host_name, self.address, self.port, self.backend.connection_string(),
                             str(ca.cert_path), mqtt_port, os.getpid(), amqp_port, eh_cs,
                             self.max_connections if mqtt_port else None)
-        _write_atomic(self.state_dir / "hub.json", json.dumps(self.info.to_dict(), indent=2))
+        write_private(self.state_dir / "hub.json", json.dumps(self.info.to_dict(), indent=2), fsync=False)
         return self
 
     async def _start_mqtt(self, ctx_files: tuple[str, str]) -> int:

@@ -15,7 +15,6 @@ pages to the file system.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgegen.common.private import open_private_sqlite
 from edgegen.common.sqlitespace import file_size, give_back, prepare, prune_log
 
 __all__ = ["HubStore", "MemoryHubStore", "SqliteHubStore", "StoredMessage"]
@@ -183,9 +183,8 @@ class SqliteHubStore:
     """SQLite in WAL mode; safe to share between the HTTP and MQTT sides of one process."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_private_sqlite(path, check_same_thread=False, isolation_level=None)
         prepare(self._db, path)
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from edgegen.common.private import open_private_sqlite
 from edgegen.common.sqlitespace import give_back, prepare
 
 __all__ = ["MemorySessionStore", "SessionStore", "SqliteSessionStore", "StoredMessage", "StoredSession"]
@@ -100,9 +100,8 @@ class SqliteSessionStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+        self._db = open_private_sqlite(self.path, check_same_thread=False)
         prepare(self._db, self.path)
         self._db.executescript(
             """

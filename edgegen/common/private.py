@@ -1,0 +1,120 @@
+"""Private files: secrets (keys, tokens, passwords, deployment settings) are 0600 in 0700 folders from the moment
+they exist, whatever the umask, and looser modes left by older versions are repaired with a warning.
+
+- ``private_dir(path)``: the folder (and any missing parent) made 0700; an existing one looser than that is
+  tightened (a warning names the path and the modes, never what is in it).
+- ``write_private(path, data)``: atomic write; the temp file is created 0600 (``O_CREAT|O_EXCL``), so the content
+  is never readable by others, not even for an instant, and the rename keeps that mode.
+- ``open_private_sqlite(path)``: the database file is created 0600 *before* SQLite opens it; SQLite creates its
+  ``-wal``, ``-shm`` and ``-journal`` files with the database file's mode (the unix VFS copies it), and leftovers
+  of an older version are tightened.
+- ``repair_private(path)``: tighten one existing file to 0600 (warning once), for files written by others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DIR_MODE", "FILE_MODE", "SQLITE_SIDECARS", "open_private_sqlite", "private_dir", "repair_private",
+           "write_private"]
+
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _tighten(path: Path, wanted: int, st: os.stat_result) -> None:
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & ~wanted & 0o077 == 0:  # nothing for the group or others: leave the owner's bits alone
+        return
+    if st.st_uid != os.geteuid():
+        log.warning("%s is mode %04o and belongs to uid %d: not changing it (others may read it)",
+                    path, mode, st.st_uid)
+        return
+    os.chmod(path, wanted)
+    log.warning("%s was mode %04o (readable by others); repaired to %04o", path, mode, wanted)
+
+
+def repair_private(path: Path | str) -> None:
+    """Tighten an existing file to 0600 (or a folder to 0700) when the group or others have any access."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return
+    _tighten(p, DIR_MODE if stat.S_ISDIR(st.st_mode) else FILE_MODE, st)
+
+
+def private_dir(path: Path | str) -> Path:
+    """Make ``path`` a 0700 folder: missing parents and itself are created 0700; an existing one is tightened."""
+    p = Path(path)
+    missing: list[Path] = []
+    cur = p
+    while not cur.exists():
+        missing.append(cur)
+        if cur.parent == cur:
+            break
+        cur = cur.parent
+    made: set[Path] = set()
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, DIR_MODE)  # the umask can only take bits away: never looser than 0700
+        except FileExistsError:  # made meanwhile by another process: checked below
+            continue
+        made.add(folder)
+        if stat.S_IMODE(folder.stat().st_mode) != DIR_MODE:
+            os.chmod(folder, DIR_MODE)  # a umask such as 0277 took the owner's own bits: give them back
+    st = p.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(str(p))
+    if p not in made:
+        _tighten(p, DIR_MODE, st)
+    return p
+
+
+def write_private(path: Path | str, data: str | bytes, *, fsync: bool = True, private_parent: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically, 0600 from creation. ``private_parent``: the folder is made (or
+    tightened to) 0700 too; False leaves an existing folder's mode alone (a new one is still made 0700)."""
+    target = Path(path)
+    if private_parent or not target.parent.exists():
+        private_dir(target.parent)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(raw):x}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # exactly 0600 (a umask may have taken the owner's bits)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def open_private_sqlite(path: Path | str, **connect: Any) -> sqlite3.Connection:
+    """``sqlite3.connect(path, **connect)`` on a file created 0600 in a 0700 folder before SQLite opens it."""
+    p = Path(path)
+    private_dir(p.parent)
+    fd = os.open(p, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    try:
+        st = os.fstat(fd)
+        if st.st_size == 0 and stat.S_IMODE(st.st_mode) != FILE_MODE and st.st_uid == os.geteuid():
+            os.fchmod(fd, FILE_MODE)  # just made under an odd umask
+    finally:
+        os.close(fd)
+    for suffix in ("", *SQLITE_SIDECARS):
+        repair_private(p.with_name(p.name + suffix))
+    return sqlite3.connect(str(p), **connect)
