@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
+from edgegen.cli.hub import DEVICE_CS_ENV
 from edgegen.cli.output import emit, output_option, table
+from edgegen.cli.secrets import secret_option
 
 __all__ = ["device"]
 
@@ -37,9 +39,9 @@ def device() -> None:
 @click.option("--manifest", "-m", type=click.Path(dir_okay=False, path_type=Path),
               help="A deployment manifest [default: render this solution's template first, like edgegen "
               "genconfig, into CONFIG_OUTPUT_DIR (config/ in a new solution) or manifests/].")
-@click.option("--connection-string", "device_cs", metavar="CS",
-              help="Instead of --manifest: join an IoT Hub as this edge device (deployment from its twins, "
-              "$upstream to the hub); see 'edgegen hub device run'.")
+@secret_option("--connection-string", "device_cs", env=DEVICE_CS_ENV,
+               help="Instead of --manifest: join an IoT Hub as this edge device (deployment from its twins, "
+               "$upstream to the hub); see 'edgegen hub device run'.")
 @click.option("--hub-ca-file", type=click.Path(dir_okay=False), help="With --connection-string: the hub's CA.")
 @_state_option
 @click.option("--address", help="127.x address for the edge hub's port 8883 (default: a free one).")
@@ -76,7 +78,8 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
     from edgegen.cli.runloop import stop_on_signals
 
     if manifest is not None and device_cs is not None:
-        raise click.UsageError("give either --manifest FILE or --connection-string CS, not both")
+        raise click.UsageError(f"give either --manifest FILE or --connection-string(-file) / {DEVICE_CS_ENV}, "
+                               "not both")
     if manifest is None and device_cs is None:
         from edgegen.pipeline import genconfig
 

@@ -9,17 +9,20 @@ from typing import Any
 import click
 
 from edgegen.cli.output import emit, output_option
+from edgegen.cli.secrets import secret_option
 from edgegen.errors import EdgegenError
 
-__all__ = ["deploy", "hub", "monitor"]
+__all__ = ["DEVICE_CS_ENV", "deploy", "hub", "monitor"]
+
+DEVICE_CS_ENV = "IOTEDGE_DEVICE_CONNECTION_STRING"  # the edge device's connection string, off the command line
 
 
 def _hub_options(fn: Any) -> Any:
     fn = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                       help="State directory of the local stand-in (default .state/hub).")(fn)
-    fn = click.option("--hub-connection-string", "hub_cs", default=None, metavar="CS",
-                      help="IoT Hub service connection string (else IOTHUB_CONNECTION_STRING, .env, "
-                           "or the running local stand-in).")(fn)
+    fn = secret_option("--hub-connection-string", "hub_cs",
+                       help="IoT Hub service connection string (else IOTHUB_CONNECTION_STRING, .env, "
+                            "or the running local stand-in).")(fn)
     return fn
 
 
@@ -68,6 +71,7 @@ def serve(state_dir: Path, address: str, port: int | None, no_mqtt: bool, no_amq
     import logging
 
     from edgegen.common import lograte
+    from edgegen.common.sas import mask_secrets
     from edgegen.local.hubstandin.runner import run_hub
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,9 +81,11 @@ def serve(state_dir: Path, address: str, port: int | None, no_mqtt: bool, no_amq
         click.echo(f"local IoT Hub: https://{info.host_name}"
                    + (f"  (devices: mqtts://{info.address}:{info.mqtt_port})" if info.mqtt_port else "")
                    + (f"  (service: amqps://{info.address}:{info.amqp_port})" if info.amqp_port else ""))
-        click.echo(f"connection string: {info.connection_string}")
+        # the keys stay in hub.json (0600): commands find the hub there; a key printed would end in scrollback/logs
+        hub_json = Path(state_dir) / "hub.json"
+        click.echo(f"connection string: {mask_secrets(info.connection_string)}  (full: {hub_json}, 0600)")
         if info.event_hub_connection_string:
-            click.echo(f"Event Hub-compatible endpoint: {info.event_hub_connection_string}")
+            click.echo(f"Event Hub-compatible endpoint: {mask_secrets(info.event_hub_connection_string)}")
         click.echo(f"CA certificate:    {info.ca_file}  (export REQUESTS_CA_BUNDLE={info.ca_file})")
         if info.device_capacity:
             click.echo(f"devices at once:   {info.device_capacity} (the open-files limit, ulimit -n, decides; "
@@ -351,9 +357,9 @@ def _since_ms(text: str) -> int:
 @click.option("--content-type", "--ct", "content_type", default=None,
               help="Decode payloads as this content type (application/json).")
 @click.option("--from-start", is_flag=True, help="Also show stored messages from before now.")
-@click.option("--eventhub-connection-string", "eventhub_cs", default=None, metavar="CS",
-              help="Read the Event Hub-compatible endpoint with azure-eventhub (else "
-                   "IOTHUB_EVENTHUB_CONNECTION_STRING; always for an Azure hub).")
+@secret_option("--eventhub-connection-string", "eventhub_cs",
+               help="Read the Event Hub-compatible endpoint with azure-eventhub (else "
+                    "IOTHUB_EVENTHUB_CONNECTION_STRING; always for an Azure hub).")
 @click.option("--consumer-group", "--cg", "group", default="$Default", show_default=True)
 @click.option("--from", "since", default=None, metavar="TIME",
               help="Start with the messages enqueued at or after TIME: ISO 8601 (2026-12-01T08:00:00Z; no zone: "
@@ -385,8 +391,8 @@ def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple
 
 
 @device_group.command("run")
-@click.option("--connection-string", "device_cs", required=True, metavar="CS",
-              help="The edge device's connection string (edgegen hub device create DEVICE --edge prints it).")
+@secret_option("--connection-string", "device_cs", env=DEVICE_CS_ENV, required=True,
+               help="The edge device's connection string (edgegen hub device create DEVICE --edge prints it).")
 @click.option("--solution", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Solution folder holding modules/<folder>.")
 @click.option("--device-state-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -423,7 +429,10 @@ def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: 
         elif ca_file is None:
             raise EdgegenError(f"no CA for the local hub at {host}",
                                hint="pass --ca-file, or --state-dir of the running 'edgegen hub serve'")
+    from edgegen.common import lograte
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lograte.install()
     for noisy in ("azure.iot.device", "paho"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = HubDeviceOptions(device_cs, device_state_dir, solution.resolve(), ca_file=ca_file,

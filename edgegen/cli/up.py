@@ -34,9 +34,11 @@ def up(duration: float | None, device_id: str, state_dir: Path, platform: str | 
     import logging
 
     from edgegen.cli.runloop import stop_on_signals
+    from edgegen.common import lograte
     from edgegen.orchestration.up import UpOptions, run_up
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    lograte.install()
     options = UpOptions(Path.cwd(), state_dir.resolve(), device_id, duration, platform, hub_port, engine=engine)
     live = not plain and sys.stdout.isatty()
 

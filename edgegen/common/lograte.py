@@ -4,6 +4,9 @@ hundreds of megabytes of the same line.
 ``RepeatFilter`` lets the first ``burst`` records of a kind (logger, level, first line of the message template)
 through in each ``interval`` seconds and drops the rest; the first record of that kind after the interval says
 how many were dropped. Attach it to handlers (``install``), so it sees records from every logger.
+
+``MaskFilter`` (installed with it) replaces keys, SAS signatures and passwords in every line by ``****``
+(``edgegen.common.sas.mask_secrets``): a connection string in an error message never reaches a log.
 """
 
 from __future__ import annotations
@@ -12,7 +15,18 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["RepeatFilter", "install"]
+__all__ = ["MaskFilter", "RepeatFilter", "install"]
+
+
+class MaskFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        from edgegen.common.sas import mask_secrets
+
+        text = record.getMessage()
+        masked = mask_secrets(text)
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
 
 
 class RepeatFilter(logging.Filter):
@@ -44,9 +58,11 @@ class RepeatFilter(logging.Filter):
 
 
 def install(logger: logging.Logger | None = None, **limits: float) -> RepeatFilter:
-    """Put one ``RepeatFilter`` on every handler of ``logger`` (default: the root logger)."""
+    """Put a ``MaskFilter`` and one ``RepeatFilter`` on every handler of ``logger`` (default: the root logger)."""
     target = logger or logging.getLogger()
     repeat = RepeatFilter(**limits)  # type: ignore[arg-type]
+    mask = MaskFilter()
     for handler in target.handlers:
+        handler.addFilter(mask)
         handler.addFilter(repeat)
     return repeat

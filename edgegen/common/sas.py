@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ __all__ = [
     "SasToken",
     "generate_key",
     "generate_sas_token",
+    "mask_secrets",
     "parse_connection_string",
     "parse_sas_token",
     "sign",
@@ -122,6 +124,17 @@ def parse_connection_string(text: str) -> dict[str, str]:
             continue
         name, sep, value = part.partition("=")
         if not sep:
-            raise SasError(f"malformed connection string field {part!r}", hint="expected Name=value;Name=value")
+            raise SasError(f"malformed connection string field {mask_secrets(part)!r}",
+                           hint="expected Name=value;Name=value")
         out[name] = value
     return out
+
+
+MASK = "****"
+_SECRET_VALUES = re.compile(r"((?:SharedAccessKey|SharedAccessSignature|sig|password|Password)=)[^;&\s\"',]+")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the values of ``SharedAccessKey=``, ``sig=`` (a SAS token's signature) and ``password=``
+    replaced by ``****``: what connection strings and tokens look like in a log line or a message."""
+    return _SECRET_VALUES.sub(lambda m: m.group(1) + MASK, text)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.private import write_private
 from edgegen.common.safeload import InputError, decode, read_file
 from edgegen.generator import validation
 from edgegen.generator.atomic import write_text_atomic
@@ -31,8 +32,8 @@ from edgegen.generator.naming import manifest_name
 from edgegen.generator.render import RenderOptions, RenderResult, render
 from edgegen.generator.solution import DiskModules, SolutionEnv, find_template, load_env
 
-__all__ = ["GenconfigResult", "RenderedSolution", "find_template", "render_solution", "run_validation",
-           "write_manifest"]
+__all__ = ["GenconfigResult", "RenderedSolution", "carries_registry_password", "find_template", "render_solution",
+           "run_validation", "write_manifest"]
 
 @dataclass
 class RenderedSolution:
@@ -144,7 +145,10 @@ def write_manifest(rendered: RenderedSolution, *, output_dir: str | None = None,
         if fail_on_validation_error and any(f.severity == "error" for f in gen.findings):
             raise validation.ValidationError(gen.findings, file=str(out_path))
     if write:
-        write_text_atomic(full_out, out_text)
+        if carries_registry_password(result.manifest):  # same bytes; only this user may read them
+            write_private(full_out, out_text, private_parent=False)
+        else:
+            write_text_atomic(full_out, out_text)
         gen.written = True
     return gen
 
@@ -164,3 +168,15 @@ def _messaging(rendered: RenderedSolution) -> dict[str, bool]:
             continue  # a broken module.json that no image used: rendering did not need it either
         folders.append((spec.folder, [spec.image(p, rendered.env.container_tag) for p in spec.platforms]))
     return messaging_of(rendered.rendered_images, folders)
+
+
+def carries_registry_password(manifest: Any) -> bool:
+    """Whether a manifest holds a non-empty registry password (``$edgeAgent`` runtime.settings.registryCredentials):
+    such a manifest is written 0600 (iotedgedev writes it with the umask's mode, usually 0644)."""
+    try:
+        agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
+        creds = agent["runtime"]["settings"]["registryCredentials"]
+    except (KeyError, TypeError):
+        return False
+    return isinstance(creds, dict) and any(isinstance(c, dict) and c.get("password") for c in creds.values())
+

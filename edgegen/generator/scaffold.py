@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgegen.common import ids
+from edgegen.common.private import write_private
 from edgegen.generator.atomic import write_text_atomic
 from edgegen.generator.errors import Location, ScaffoldError
 from edgegen.generator.jinja import builtin_templates_dir
@@ -237,7 +238,10 @@ def new_solution(path: Path | str, *, module: str | None = "filtermodule", templ
     }
     target.mkdir(parents=True, exist_ok=True)
     for fname, text in files.items():
-        write_text_atomic(target / fname, text)
+        if fname == ".env":  # where the registry passwords and connection strings go: 0600 before they do
+            write_private(target / fname, text, private_parent=False)
+        else:
+            write_text_atomic(target / fname, text)
     (target / "modules").mkdir(exist_ok=True)
     if module is not None:
         add_module(target, module, template, environ={})

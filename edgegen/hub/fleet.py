@@ -31,8 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgegen.common.private import write_private
 from edgegen.common.safeload import InputError, loads_yaml, read_text
 from edgegen.errors import Location
+from edgegen.generator.atomic import write_text_atomic
+from edgegen.generator.genconfig import carries_registry_password
 from edgegen.hub.errors import HubClientError
 
 __all__ = ["FleetDeployment", "FleetPlan", "deploy_fleet", "load_fleet", "render_fleet", "write_fleet"]
@@ -237,7 +240,7 @@ def write_fleet(plan: FleetPlan, out_dir: Path) -> list[Path]:
     written = []
     for d in plan.deployments:
         target = out_dir / f"{d.name}.json"
-        _write_atomic(target, json.dumps(d.manifest, indent=2))
+        _write_atomic(target, json.dumps(d.manifest, indent=2), carries_registry_password(d.manifest))
         written.append(target)
     index = {"deployments": {d.name: {"group": d.group, "targetCondition": d.target_condition,
                                       "priority": d.priority, "file": f"{d.name}.json"} for d in plan.deployments},
@@ -247,12 +250,11 @@ def write_fleet(plan: FleetPlan, out_dir: Path) -> list[Path]:
     return written
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_atomic(path: Path, text: str, private: bool = False) -> None:
+    if private:  # a manifest with a registry password: 0600 from creation
+        write_private(path, text, private_parent=False)
+    else:
+        write_text_atomic(path, text)
 
 
 def deploy_fleet(path: Path, client: Any, *, validate: bool = True) -> list[Any]:

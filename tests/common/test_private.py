@@ -3,6 +3,7 @@ too; looser modes left by older versions repaired with one warning line per path
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -52,10 +53,8 @@ def test_write_private_is_0600_from_creation(tmp_path: Path, umask: int) -> None
     def watch() -> None:
         while not done.is_set():
             for entry in os.scandir(folder):
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     seen.add(stat.S_IMODE(entry.stat().st_mode))
-                except FileNotFoundError:
-                    pass
 
     watcher = threading.Thread(target=watch)
     watcher.start()
