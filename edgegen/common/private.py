@@ -8,7 +8,12 @@ they exist, whatever the umask, and looser modes left by older versions are repa
 - ``open_private_sqlite(path)``: the database file is created 0600 *before* SQLite opens it; SQLite creates its
   ``-wal``, ``-shm`` and ``-journal`` files with the database file's mode (the unix VFS copies it), and leftovers
   of an older version are tightened.
+- ``open_private_append(path)``: a log file opened for appending, created 0600 (module output may hold secrets).
 - ``repair_private(path)``: tighten one existing file to 0600 (warning once), for files written by others.
+- ``private_tree(root, skip)``: a state folder at start: the folder made (or tightened to) 0700, and every file and
+  folder under it that the group or others may access tightened to 0600/0700 — one warning line per path — except
+  the folders named in ``skip`` (venvs, models: code, not secrets) and certificates (``*.pem`` but not
+  ``*.key.pem``: public).
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["DIR_MODE", "FILE_MODE", "SQLITE_SIDECARS", "open_private_sqlite", "private_dir", "repair_private",
-           "write_private"]
+__all__ = ["DIR_MODE", "FILE_MODE", "SQLITE_SIDECARS", "open_private_append", "open_private_sqlite", "private_dir",
+           "private_tree", "repair_private", "write_private"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,25 @@ def private_dir(path: Path | str) -> Path:
     return p
 
 
+def private_tree(root: Path | str, skip: tuple[str, ...] = ()) -> Path:
+    """``private_dir(root)``, then repair what an older version left readable under it (see the module doc)."""
+    top = private_dir(root)
+    for folder, dirs, files in os.walk(top):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not (here == top and d in skip)]
+        for name in dirs:
+            repair_private(here / name)
+        for name in files:
+            if name.endswith(".pem") and not name.endswith(".key.pem"):
+                continue
+            path = here / name
+            with contextlib.suppress(FileNotFoundError):
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode):
+                    _tighten(path, FILE_MODE, st)
+    return top
+
+
 def write_private(path: Path | str, data: str | bytes, *, fsync: bool = True, private_parent: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically, 0600 from creation. ``private_parent``: the folder is made (or
     tightened to) 0700 too; False leaves an existing folder's mode alone (a new one is still made 0700)."""
@@ -104,15 +128,27 @@ def write_private(path: Path | str, data: str | bytes, *, fsync: bool = True, pr
     return target
 
 
+def open_private_append(path: Path | str) -> BinaryIO:
+    """``open(path, "ab")``, but a file it creates is 0600 from the start."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    _exactly_0600_if_new(fd)
+    return os.fdopen(fd, "ab")
+
+
+def _exactly_0600_if_new(fd: int) -> None:
+    """A file just created by ``os.open(..., 0o600)`` under a umask that took the owner's bits: give them back."""
+    st = os.fstat(fd)
+    if st.st_size == 0 and stat.S_IMODE(st.st_mode) != FILE_MODE and st.st_uid == os.geteuid():
+        os.fchmod(fd, FILE_MODE)
+
+
 def open_private_sqlite(path: Path | str, **connect: Any) -> sqlite3.Connection:
     """``sqlite3.connect(path, **connect)`` on a file created 0600 in a 0700 folder before SQLite opens it."""
     p = Path(path)
     private_dir(p.parent)
     fd = os.open(p, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
     try:
-        st = os.fstat(fd)
-        if st.st_size == 0 and stat.S_IMODE(st.st_mode) != FILE_MODE and st.st_uid == os.geteuid():
-            os.fchmod(fd, FILE_MODE)  # just made under an odd umask
+        _exactly_0600_if_new(fd)
     finally:
         os.close(fd)
     for suffix in ("", *SQLITE_SIDECARS):

@@ -21,12 +21,12 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgegen.common.private import open_private_append, private_dir
 from edgegen.errors import Location
 from edgegen.images.errors import ImageError
 from edgegen.local.agent import ModuleRun, ModuleUnavailable
@@ -152,7 +152,7 @@ class ContainerRuntime:
         data = self.engine.logs(container_id)
         if data:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path(module), "ab") as fh:
+            with open_private_append(self.log_path(module)) as fh:
                 fh.write(f"--- edgegen: container {container_id[:12]} of {module}\n".encode())
                 fh.write(data)
         self.engine.remove(container_id)
@@ -204,7 +204,5 @@ def short_socket_dir(preferred: Path) -> Path:
     """``preferred`` for the workload sockets, or a private temp folder when its paths would be too long for
     AF_UNIX (108 bytes)."""
     if len(str(preferred)) + 40 < 100:
-        preferred.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(preferred, 0o700)
-        return preferred
+        return private_dir(preferred)
     return Path(tempfile.mkdtemp(prefix="edgegen-workload-"))

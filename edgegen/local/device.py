@@ -43,7 +43,7 @@ from typing import Any
 
 from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.common.loopback import first_free_address, loopback_candidate
-from edgegen.common.private import private_dir, write_private
+from edgegen.common.private import private_tree, write_private
 from edgegen.common.retention import INTERVAL, Retention
 from edgegen.common.sqlitespace import file_size
 from edgegen.errors import Location
@@ -153,7 +153,8 @@ class Device:
                               hint="the local device only listens on loopback, e.g. --address 127.0.0.5") from None
         self.source: DeploymentSource = c.source or ManifestFile(Path(c.manifest), c.watch_interval)  # type: ignore[arg-type]
         solution = c.solution_dir or (_solution_of(Path(c.manifest)) if c.manifest else Path.cwd())
-        private_dir(self.state)  # keys, twins (deployment secrets), messages, the control token: this user only
+        # keys, twins (deployment secrets), messages, the control token: this user only (venvs and models are code)
+        private_tree(self.state, skip=("venvs", "models"))
         self.identities = IdentityBook(self.state / "identities.json")
         self.store = SqliteStore(self.state / "store.sqlite")
         self.sessions = SqliteSessionStore(self.state / "sessions.sqlite")

@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from edgegen.common.private import open_private_append
 from edgegen.local import pidfiles
 from edgegen.local.agent import ModuleRun, ModuleUnavailable
 from edgegen.local.deployment import DesiredModule
@@ -84,7 +85,7 @@ class ProcessRun:
                          record.pid)
                 await _stop_group(record.pid, None, 10.0)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as out:
+        with open_private_append(self.log_path) as out:
             out.write(f"--- edgegen: starting {self.name} at {_utc_now()}\n".encode())
             out.flush()
             self._proc = await asyncio.create_subprocess_exec(

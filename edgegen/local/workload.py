@@ -26,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from edgegen.common.private import private_dir
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ModuleKey", "WorkloadApi", "sign_digest"]
@@ -98,8 +100,7 @@ class WorkloadApi:
             return self._sockets[module]
         if self._runner is None or self.socket_dir is None:
             raise RuntimeError("the workload API is not started with a socket folder")
-        self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.socket_dir, 0o700)
+        private_dir(self.socket_dir)
         path = self.socket_dir / f"{module}.sock"
         path.unlink(missing_ok=True)
         site = web.UnixSite(self._runner, str(path))

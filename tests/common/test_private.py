@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.common.private import open_private_sqlite, private_dir, repair_private, write_private
+from edgegen.common.private import (
+    open_private_append,
+    open_private_sqlite,
+    private_dir,
+    private_tree,
+    repair_private,
+    write_private,
+)
 
 SECRET = "SharedAccessKey=c2VjcmV0LWtleS1ub3Qtc2hvd24="
 
@@ -151,3 +158,34 @@ def test_a_file_in_the_way_of_a_private_dir_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("not a folder")
     with pytest.raises(NotADirectoryError):
         private_dir(tmp_path / "state")
+
+
+def test_private_tree_repairs_a_state_folder_but_not_code_or_certificates(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What a device or hub does at start with a state folder an older version left open."""
+    old = os.umask(0o022)
+    try:
+        state = tmp_path / "device"
+        for rel in ("twins.json", "logs/sensor.log", "certs/ca.key.pem", "certs/ca.pem", "run/m.json",
+                    "venvs/m/bin/python"):
+            (state / rel).parent.mkdir(parents=True, exist_ok=True)
+            (state / rel).write_text(SECRET)
+        os.chmod(state / "venvs/m/bin/python", 0o755)
+    finally:
+        os.umask(old)
+    with caplog.at_level(logging.WARNING, logger="edgegen.common.private"):
+        private_tree(state, skip=("venvs",))
+    repaired = sorted(r.getMessage().split(" was mode")[0] for r in caplog.records)
+    assert repaired == sorted(str(state / rel) for rel in (
+        "", "twins.json", "logs", "logs/sensor.log", "certs", "certs/ca.key.pem", "run", "run/m.json"))
+    assert mode(state / "certs/ca.pem") == 0o644  # a certificate is public
+    assert mode(state / "venvs/m/bin/python") == 0o755  # code, not a secret
+    assert all(mode(state / rel) == 0o600 for rel in ("twins.json", "logs/sensor.log", "certs/ca.key.pem"))
+
+
+def test_open_private_append_creates_0600_and_appends(tmp_path: Path, umask: int) -> None:
+    for n in range(2):
+        with open_private_append(tmp_path / "m.log") as fh:
+            fh.write(f"line {n}\n".encode())
+    assert mode(tmp_path / "m.log") == 0o600
+    assert (tmp_path / "m.log").read_text() == "line 0\nline 1\n"

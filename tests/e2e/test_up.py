@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +26,30 @@ def solution_copy(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "modules", sol / "modules", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(REPO / ".models", sol / ".models")  # the registry holding the model the template pins
     return sol
+
+
+def cmdlines() -> dict[int, str]:
+    """Every process's command line (/proc/<pid>/cmdline, what any local user sees in ``ps``)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+    return found
+
+
+_KEY = re.compile(rb"[A-Za-z0-9+/]{43}=")  # a 32-byte key in base64, as IoT Hub and edgegen make them
+
+
+def stored_keys(state: Path) -> set[str]:
+    """The symmetric keys in a state tree (the hub's SQLite store, the device's key caches)."""
+    keys: set[str] = set()
+    for path in state.rglob("*"):
+        if path.is_file() and (path.suffix in (".sqlite", ".json") or path.name.endswith("-wal")):
+            keys.update(m.decode() for m in _KEY.findall(path.read_bytes()))
+    return keys
 
 
 def leftovers(marker: str) -> list[str]:
@@ -71,6 +97,15 @@ def test_up_streams_results_and_stops_every_child_on_ctrl_c(tmp_path: Path) -> N
     """Waits for what it checks (three results, a summary with the modules running), however slow the machine."""
     sol = solution_copy(tmp_path)
     proc = start_up(sol)
+    argv_seen: set[str] = set()  # every command line on the host while up runs, as `ps` shows them to anyone
+    watching = threading.Event()
+
+    def watch_argv() -> None:
+        while not watching.wait(0.3):
+            argv_seen.update(cmdlines().values())
+
+    watcher = threading.Thread(target=watch_argv, daemon=True)
+    watcher.start()
 
     def seen(lines: list[str]) -> bool:
         return sum("edgegen-demo/monitor:" in line for line in lines) >= 3 and any(
@@ -86,6 +121,12 @@ def test_up_streams_results_and_stops_every_child_on_ctrl_c(tmp_path: Path) -> N
     rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + rest
     assert "[done]" in rest
+    watching.set()
+    watcher.join(10)
+    keys = stored_keys(sol / ".state")
+    assert len(keys) >= 4, keys  # the hub's policies, the device, its modules
+    leaked = [k for k in keys if k in out + rest or any(k in cmd for cmd in argv_seen)]
+    assert leaked == [], "a key was printed or passed on a command line"
     no_leftovers(str(sol))
 
 

@@ -90,10 +90,12 @@ def start_device(s: Stack) -> None:
     out = edgegen(s.sol, "hub", "device", "create", "edge1", "--edge", "--state-dir", str(s.state),
                   "--output", "json")
     cs = json.loads(out)["connectionString"]
+    # the key goes in the environment, never in argv (where any local user would see it)
     s.device = subprocess.Popen(
-        [sys.executable, "-m", "edgegen", "device", "run", "--connection-string", cs, "--hub-ca-file",
+        [sys.executable, "-m", "edgegen", "device", "run", "--hub-ca-file",
          str(s.state / "ca.pem"), "--state-dir", str(s.sol / ".state" / "device"), "--solution", str(s.sol)],
-        cwd=s.sol, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=s.sol, env={**_env(), "IOTEDGE_DEVICE_CONNECTION_STRING": cs}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
 
 
 def pids(s: Stack) -> dict[str, int]:

@@ -37,7 +37,7 @@ from aiohttp import web
 
 from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.common.fdlimit import connection_capacity, raise_nofile_limit
-from edgegen.common.private import private_dir, write_private
+from edgegen.common.private import private_tree, write_private
 from edgegen.common.retention import DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_DAYS, INTERVAL, Retention
 from edgegen.common.sqlitespace import file_size
 from edgegen.local.hubstandin.auth import DeviceScopeAuthenticator, ServiceAuthenticator
@@ -128,7 +128,7 @@ class HubStandIn:
         self.open_files = raise_nofile_limit()
         if self.max_connections is None:
             self.max_connections = connection_capacity()
-        private_dir(self.state_dir)  # keys, the owner connection string, the stores: only this user
+        private_tree(self.state_dir)  # keys, the owner connection string, the stores: only this user
         ca = ensure_ca(self.state_dir)
         cert = ensure_server_cert(ca, self.state_dir, "server", ("localhost", self.address))
         sock = self._bind_https()
