@@ -21,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import sqlite3
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
 __all__ = ["DIR_MODE", "FILE_MODE", "SQLITE_SIDECARS", "open_private_append", "open_private_sqlite", "private_dir",
-           "private_tree", "repair_private", "write_private"]
+           "private_tree", "repair_private", "write_atomic", "write_private"]
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,19 @@ def write_private(path: Path | str, data: str | bytes, *, fsync: bool = True, pr
     target = Path(path)
     if private_parent or not target.parent.exists():
         private_dir(target.parent)
+    return write_atomic(target, data, mode=FILE_MODE, fsync=fsync)
+
+
+def write_atomic(path: Path | str, data: str | bytes, *, mode: int = FILE_MODE, fsync: bool = True) -> Path:
+    """Write ``data`` (str: UTF-8) to ``path`` through a temp file in the same folder, created 0600 (``O_EXCL``)
+    and given ``mode`` before a byte is written, then renamed over ``path``: a failure leaves the old file as it
+    was. ``write_private`` is this with 0600 and a private folder; public files (manifests) pass their mode."""
+    target = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(raw):x}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)  # exactly 0600 (a umask may have taken the owner's bits)
+        os.fchmod(fd, mode)  # exactly this mode (the umask may have taken the owner's bits of 0600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
             if fsync:

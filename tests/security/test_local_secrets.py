@@ -32,6 +32,7 @@ from edgegen.common.sas import parse_connection_string
 from edgegen.local.agent import BackoffPolicy
 from edgegen.local.control import TOKEN_FILE, ControlClient
 from edgegen.local.device import DeviceConfig
+from tests.e2e.test_up import cmdlines
 from tests.hub.conftest import HubThread
 from tests.local.device.harness import DeviceThread, fast_solution, wait_for, write_manifest
 from tests.support.net import free_loopback_address
@@ -90,20 +91,8 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _cmdlines() -> dict[int, str]:
-    """Every process's command line, as any local user sees it in ``ps`` (/proc/<pid>/cmdline)."""
-    out = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                out[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-    return out
-
-
 def _keys_in_argv(keys: set[str]) -> list[str]:
-    return [f"{pid}: {cmd[:200]}" for pid, cmd in _cmdlines().items() for key in keys if key and key in cmd]
+    return [f"{pid}: {cmd[:200]}" for pid, cmd in cmdlines().items() for key in keys if key and key in cmd]
 
 
 def test_hub_state_is_closed_to_other_users(outsider: Outsider, shared: Path) -> None:
