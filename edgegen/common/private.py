@@ -41,12 +41,14 @@ def _tighten(path: Path, wanted: int, st: os.stat_result) -> None:
     mode = stat.S_IMODE(st.st_mode)
     if mode & ~wanted & 0o077 == 0:  # nothing for the group or others: leave the owner's bits alone
         return
+    # one line per path, each its own message (not one template with arguments): the CLI's repeat filter
+    # (edgegen.common.lograte) counts lines by template and would drop all but the first few repairs
     if st.st_uid != os.geteuid():
-        log.warning("%s is mode %04o and belongs to uid %d: not changing it (others may read it)",
-                    path, mode, st.st_uid)
+        log.warning(f"{path} is mode {mode:04o} and belongs to uid {st.st_uid}: not changing it "
+                    "(others may read it)")
         return
     os.chmod(path, wanted)
-    log.warning("%s was mode %04o (readable by others); repaired to %04o", path, mode, wanted)
+    log.warning(f"{path} was mode {mode:04o} (readable by others); repaired to {wanted:04o}")
 
 
 def repair_private(path: Path | str) -> None:

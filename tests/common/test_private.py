@@ -189,3 +189,30 @@ def test_open_private_append_creates_0600_and_appends(tmp_path: Path, umask: int
             fh.write(f"line {n}\n".encode())
     assert mode(tmp_path / "m.log") == 0o600
     assert (tmp_path / "m.log").read_text() == "line 0\nline 1\n"
+
+
+def test_every_repair_gets_its_line_through_the_clis_repeat_filter(tmp_path: Path) -> None:
+    """The CLI puts a repeat filter on its log handlers (edgegen.common.lograte, at most 5 lines of a kind per 10 s):
+    each repaired path is still one line of its own."""
+    import io
+
+    from edgegen.common import lograte
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chmod(state, 0o700)
+    for n in range(8):
+        (state / f"f{n}.json").write_text("{}")
+        os.chmod(state / f"f{n}.json", 0o644)
+    stream = io.StringIO()
+    logger = logging.getLogger("edgegen.common.private")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        lograte.install(logger)
+        private_tree(state)
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert sorted(lines) == sorted(f"{state / f'f{n}.json'} was mode 0644 (readable by others); repaired to 0600"
+                                   for n in range(8))
