@@ -23,10 +23,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCRIPTS = Path(__file__).resolve().parents[1] / "node"
 
 
-def node(node_bin: str, script: Path, args: list[str], ca_file: str) -> subprocess.Popen[str]:
+def node(node_bin: str, script: Path, cs: str, args: list[str], ca_file: str) -> subprocess.Popen[str]:
+    """The connection string goes in the environment: a key on argv is visible to every local user."""
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
     env.update({"NODE_PATH": str(NODE_MODULES), "NODE_EXTRA_CA_CERTS": ca_file, "NODE_NO_WARNINGS": "1",
-                "NO_PROXY": "*", "no_proxy": "*"})
+                "NO_PROXY": "*", "no_proxy": "*", "CONNECTION_STRING": cs})
     return subprocess.Popen([node_bin, str(script), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True)
 
@@ -39,7 +40,7 @@ def test_node_service_sdk_c2d_to_node_and_python_devices(hub_factory, tmp_path: 
     hub = HubClient(HubTarget(info.connection_string, info.host_name, info.ca_file, "test"))
     on_node, on_python = hub.create_device("node-dev"), hub.create_device("py-dev")
     assert on_node.connection_string.startswith(f"HostName={info.address};")
-    receiver = node(node_bin, SCRIPTS / "c2d_receive.js", [on_node.connection_string, "1"], info.ca_file)
+    receiver = node(node_bin, SCRIPTS / "c2d_receive.js", on_node.connection_string, ["1"], info.ca_file)
     python_device = IoTHubDeviceClient.create_from_connection_string(
         on_python.connection_string, server_verification_cert=Path(info.ca_file).read_text())
     inbox: queue.Queue = queue.Queue()
@@ -47,8 +48,8 @@ def test_node_service_sdk_c2d_to_node_and_python_devices(hub_factory, tmp_path: 
     python_device.connect()
     try:
         assert receiver.stdout is not None and receiver.stdout.readline().strip() == "READY", receiver.stderr
-        sender = node(node_bin, SCRIPTS / "c2d_send.js", [info.connection_string, 'node-dev:n-1:{"to": "node"}',
-                                                          'py-dev:n-2:{"to": "python"}'], info.ca_file)
+        sender = node(node_bin, SCRIPTS / "c2d_send.js", info.connection_string,
+                      ['node-dev:n-1:{"to": "node"}', 'py-dev:n-2:{"to": "python"}'], info.ca_file)
         out, err = sender.communicate(timeout=60)
         assert sender.returncode == 0, err
         assert json.loads(out) == {"sent": ["n-1", "n-2"]}

@@ -1,12 +1,13 @@
 // Receive cloud-to-device messages with the Node device SDK over MQTT (azure-iot-device + azure-iot-device-mqtt),
 // completing each, from a device connection string as `edgegen hub device create` prints it.
-//   node c2d_receive.js DEVICE_CONNECTION_STRING COUNT
+//   CONNECTION_STRING=<device connection string> node c2d_receive.js COUNT   (a key never goes on argv: ps shows it)
 // Prints READY once connected, then a JSON list of the COUNT messages; exits 2 after 60 s without them.
 'use strict';
 const { Client } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
 
-const [connectionString, count] = process.argv.slice(2);
+const connectionString = process.env.CONNECTION_STRING;
+const [count] = process.argv.slice(2);
 const client = Client.fromConnectionString(connectionString, Mqtt);
 const received = [];
 const timer = setTimeout(() => {

@@ -1,13 +1,14 @@
 // Send cloud-to-device messages with the Node service SDK (azure-iothub Client.send, AMQP), after reading each
 // target device with Registry.get (REST): both from the hub connection string as `edgegen hub serve` prints it.
-//   node c2d_send.js HUB_CONNECTION_STRING DEVICE_ID:MESSAGE_ID:BODY ...
+//   CONNECTION_STRING=<hub connection string> node c2d_send.js DEVICE_ID:MESSAGE_ID:BODY ...   (the key: not on argv)
 // Prints {"sent": [messageId, ...]} on success; the error and exit code 1 otherwise.
 'use strict';
 const { Client, Registry } = require('azure-iothub');
 const { Message } = require('azure-iot-common');
 
 async function main() {
-  const [connectionString, ...targets] = process.argv.slice(2);
+  const connectionString = process.env.CONNECTION_STRING;
+  const targets = process.argv.slice(2);
   const registry = Registry.fromConnectionString(connectionString);
   const client = Client.fromConnectionString(connectionString);
   await client.open();
