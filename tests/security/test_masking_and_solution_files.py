@@ -1,5 +1,6 @@
-"""What ``edgegen hub serve`` prints while it runs: the connection strings with their keys masked, the file that
-holds them (0600) named instead; a log line carrying a connection string is masked by the CLI's log filter."""
+"""Secrets in output and in a new solution: ``edgegen hub serve`` prints the connection strings with their keys
+masked and names the file that holds them (0600); a log line carrying a connection string is masked by the CLI's
+log filter; ``edgegen new`` writes ``.env`` 0600."""
 
 from __future__ import annotations
 
@@ -58,3 +59,19 @@ def test_log_lines_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert err == ("cannot connect with HostName=h;DeviceId=d;SharedAccessKey=****\n"
                    "token SharedAccessSignature sr=h&sig=****&se=1\n")
+
+
+def test_a_new_solutions_env_file_is_private_from_creation(tmp_path: Path) -> None:
+    """``edgegen new``: ``.env`` is where registry passwords and connection strings go, so it starts 0600 (a file
+    filled in later keeps its mode); the other files keep the umask's mode."""
+    from edgegen.generator.scaffold import new_solution
+
+    old = os.umask(0o022)
+    try:
+        sol = new_solution(tmp_path / "sol", module=None)
+    finally:
+        os.umask(old)
+    assert "CONTAINER_REGISTRY_PASSWORD" in (sol / ".env").read_text()
+    assert stat.S_IMODE((sol / ".env").stat().st_mode) == 0o600
+    assert stat.S_IMODE((sol / "deployment.template.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE(sol.stat().st_mode) == 0o755  # the solution folder itself is the user's
