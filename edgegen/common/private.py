@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
-import sqlite3
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # sqlite3 and secrets (hashlib) stay out of the CLI's start-up (genconfig writes through here)
+    import sqlite3
 
 __all__ = ["DIR_MODE", "FILE_MODE", "SQLITE_SIDECARS", "open_private_append", "open_private_sqlite", "private_dir",
            "private_tree", "repair_private", "write_atomic", "write_private"]
@@ -122,7 +123,7 @@ def write_atomic(path: Path | str, data: str | bytes, *, mode: int = FILE_MODE, 
     was. ``write_private`` is this with 0600 and a private folder; public files (manifests) pass their mode."""
     target = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
     try:
         os.fchmod(fd, mode)  # exactly this mode (the umask may have taken the owner's bits of 0600)
@@ -164,4 +165,6 @@ def open_private_sqlite(path: Path | str, **connect: Any) -> sqlite3.Connection:
         os.close(fd)
     for suffix in ("", *SQLITE_SIDECARS):
         repair_private(p.with_name(p.name + suffix))
+    import sqlite3
+
     return sqlite3.connect(str(p), **connect)
