@@ -151,7 +151,7 @@ class ContainerRuntime:
     def _archive_and_remove(self, module: str, container_id: str) -> None:
         data = self.engine.logs(container_id)
         if data:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.log_dir)
             with open_private_append(self.log_path(module)) as fh:
                 fh.write(f"--- edgegen: container {container_id[:12]} of {module}\n".encode())
                 fh.write(data)

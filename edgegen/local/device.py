@@ -43,7 +43,7 @@ from typing import Any
 
 from edgegen.common.certs import ensure_ca, ensure_server_cert
 from edgegen.common.loopback import first_free_address, loopback_candidate
-from edgegen.common.private import private_tree, write_private
+from edgegen.common.private import private_dir, private_tree, write_private
 from edgegen.common.retention import INTERVAL, Retention
 from edgegen.common.sqlitespace import file_size
 from edgegen.errors import Location
@@ -217,7 +217,7 @@ class Device:
             raise
 
     async def _start(self) -> None:
-        ca = ensure_ca(self.state / "certs")
+        ca = ensure_ca(private_dir(self.state / "certs"))
         self._server_tls(ca)
         deployment = await self.source.current()
         # An address picked here (not given) was free when picked; another process may have taken its port since

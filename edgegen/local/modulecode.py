@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgegen.common.private import open_private_append, private_dir
 from edgegen.errors import Location
 from edgegen.generator.modulejson import ModuleJsonError, ModuleSpec, load_module_json
 from edgegen.local.errors import DeviceError
@@ -174,8 +175,8 @@ class VenvCache:
             if venv.exists():
                 shutil.rmtree(venv)
             if log:
-                log.parent.mkdir(parents=True, exist_ok=True)
-            out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+                private_dir(log.parent)
+            out = open_private_append(log) if log else subprocess.DEVNULL
             try:
                 cmd = [self.python, "-m", "venv", "--without-pip"]
                 if self.system_site_packages:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from edgegen.common.private import open_private_append
+from edgegen.common.private import open_private_append, private_dir
 from edgegen.local import pidfiles
 from edgegen.local.agent import ModuleRun, ModuleUnavailable
 from edgegen.local.deployment import DesiredModule
@@ -84,7 +84,7 @@ class ProcessRun:
                 log.info("module %s: stopping process %s of an earlier run (its settings changed)", self.name,
                          record.pid)
                 await _stop_group(record.pid, None, 10.0)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_path.parent)
         with open_private_append(self.log_path) as out:
             out.write(f"--- edgegen: starting {self.name} at {_utc_now()}\n".encode())
             out.flush()

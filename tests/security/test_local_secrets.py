@@ -166,6 +166,17 @@ def test_device_state_and_control_api_are_closed_to_other_users(
         assert _mode(state / name) == 0o600, f"{name} is {_mode(state / name):04o}"
         assert not outsider.can_read(state / name), f"another user read {name}"
 
+    # and nothing else in the state folder is open either (module venvs and staged models are code, not secrets)
+    for folder, dirs, files in os.walk(state):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not (here == state and d in ("venvs", "models"))]
+        for name in dirs:
+            assert _mode(here / name) == 0o700, f"{here / name} is {_mode(here / name):04o}"
+        for name in files:
+            path = here / name
+            if stat.S_ISREG(path.lstat().st_mode) and not (name.endswith(".pem") and not name.endswith(".key.pem")):
+                assert _mode(path) == 0o600, f"{path} is {_mode(path):04o}"
+
     # the control API: reachable by anyone on the host, usable only with the token
     port = json.loads((state / "device.json").read_text())["controlPort"]
     base = f"http://127.0.0.1:{port}"
