@@ -146,6 +146,7 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
         return
     from pathlib import Path
 
+    from edgegen.generator.validation.findings import ValidationError
     from edgegen.pipeline import genconfig as run
 
     try:
@@ -154,10 +155,9 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
                      fail_on_validation_error=fail_on_validation_error,
                      registry_credentials=registry_credentials, pin_digests=pin_digests,
                      resource_limits=resource_limits, models=_LazyModels(Path.cwd()))
-    except Exception as exc:
-        findings = getattr(exc, "findings", None)
-        if findings is not None:  # ValidationError: show every finding before the one-line failure
-            _print_findings(str(getattr(exc.location, "file", "") or "manifest"), findings, output_format)
+    except ValidationError as exc:  # show every finding before the one-line failure
+        _print_findings(str(exc.location.file if exc.location and exc.location.file else "manifest"), exc.findings,
+                        output_format)
         raise
     _genconfig_report(result, output_format)
 
