@@ -386,15 +386,7 @@ class Device:
     async def apply(self, deployment: Deployment) -> list[str]:
         """Routes, twins, then modules; returns the modules (re)started."""
         self.identities.ensure(list(deployment.modules))
-        try:
-            self.router.set_routes(deployment.routes, deployment.hub_schema_version, deployment.store_ttl_secs)
-        except Exception as exc:
-            from edgegen.errors import EdgegenError
-
-            if isinstance(exc, EdgegenError):
-                raise
-            raise DeviceError(f"routes do not compile: {exc}", location=Location(
-                json_path="modulesContent.$edgeHub.properties.desired.routes")) from exc
+        self.router.set_routes(deployment.routes, deployment.hub_schema_version, deployment.store_ttl_secs)
         self.hub.apply_twins(deployment.twins, self.gateway)
         self.deployment = deployment
         started = await self.agent.apply(deployment.modules, getattr(self.source, "path", "manifest").__str__())
