@@ -60,10 +60,17 @@ def short_help(name: str) -> str:
     return source[doc:source.index("\n", doc)].strip()
 
 
-def _source(module: str) -> str:
-    from pathlib import Path
+_SOURCES: dict[str, str] = {}
 
-    return (Path(__file__).parent / f"{module.rsplit('.', 1)[1]}.py").read_text(encoding="utf-8")
+
+def _source(module: str) -> str:
+    """A command module's source text, read once (``--help`` reads each module's once, imports none)."""
+    text = _SOURCES.get(module)
+    if text is None:
+        path = os.path.join(os.path.dirname(__file__), f"{module.rsplit('.', 1)[1]}.py")
+        with open(path, encoding="utf-8") as f:
+            text = _SOURCES[module] = f.read()
+    return text
 
 
 def help_text() -> str:
