@@ -24,7 +24,6 @@ class ManifestRejected(HubClientError):
 
     def __init__(self, path: Path, findings: list[Any]) -> None:
         super().__init__(f"{path}: the manifest has validation errors; nothing was deployed",
-                         location=Location(file=str(path)),
                          hint="fix them (see above), or pass --no-validation to deploy anyway")
         self.findings = findings
 
