@@ -94,8 +94,8 @@ def _fleet(request: DeployRequest, fleet: Path, client: Callable[[], Any], cwd: 
 
     if request.dry_run is None:
         results = deploy_fleet(fleet, client(), validate=request.validate)
-        data = [{"action": r.action, "target": r.target, "notes": list(r.notes)} for r in results]
-        return DeployOutcome("fleet", data, results=results)
+        rows = [{"action": r.action, "target": r.target, "notes": list(r.notes)} for r in results]
+        return DeployOutcome("fleet", rows, results=results)
     plan = render_fleet(fleet, cwd=cwd, validate=request.validate)
     errors = plan.errors()
     if on_findings is not None and errors:
