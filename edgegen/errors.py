@@ -2,11 +2,16 @@
 
 An error a person can act on says *where* (file, line, column, or a JSON path), *what* went wrong and
 *what to do* (the hint). The CLI prints ``render()`` and exits 1; nothing below the CLI prints.
+
+Errors keep their type across boundaries: a caller that knows more about *where* relocates the error with
+``raise exc.at(file=...)`` and adds context with ``exc.add_note(...)`` (Python's own notes, rendered after the
+headline); it never catches ``Exception`` to build a new error from the old one's message.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Self
 
 __all__ = ["EdgegenError", "Location"]
 
@@ -61,9 +66,31 @@ class EdgegenError(Exception):
         caret = self.location.caret() if self.location else ""
         if caret:
             lines.append(caret)
+        lines.extend(self.notes)
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+    def at(self, where: Location | str | None = None, /, *, file: str | None = None, line: int | None = None,
+           column: int | None = None, json_path: str | None = None, source_line: str | None = None) -> Self:
+        """Relocate this error, keeping its type, message, hint and attributes; returns it (``raise exc.at(...)``).
+
+        ``where`` replaces the whole location (a Location, or a file name); the keywords then set single parts,
+        keeping the others. A column without a new line is dropped when the line changes."""
+        base = Location(file=where) if isinstance(where, str) else (where or self.location or Location())
+        parts: dict[str, object] = {k: v for k, v in (("file", file), ("line", line), ("column", column),
+                                                     ("json_path", json_path), ("source_line", source_line))
+                                    if v is not None}
+        if "line" in parts and parts["line"] != base.line:
+            parts.setdefault("column", None)
+            parts.setdefault("source_line", None)
+        self.location = replace(base, **parts)  # type: ignore[arg-type]
+        return self
+
+    @property
+    def notes(self) -> list[str]:
+        """Context added on the way out (``add_note``), oldest first."""
+        return list(getattr(self, "__notes__", ()))
 
     def _headline(self) -> str:
         """The first line after the location; subclasses may prefix it (RouteError adds the column)."""
@@ -79,6 +106,7 @@ class EdgegenError(Exception):
             "column": loc.column,
             "path": loc.json_path,
             "hint": self.hint,
+            **({"notes": self.notes} if self.notes else {}),
         }
 
     def __str__(self) -> str:

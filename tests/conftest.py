@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import profiles  # noqa: F401  (registers and loads the Hypothesis profile first)
+from tests.support.cli import CliRunner, make_runner
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = REPO / "tests" / "conformance"  # upstream vectors and fixtures, copied with provenance (README.md)
@@ -22,6 +23,12 @@ def repo_root() -> Path:
 def conformance_dir() -> Path:
     """tests/conformance: edgeHub's routing vectors, iotedgedev's fixtures, the official schemas and payloads."""
     return CONFORMANCE
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """``cli(["genconfig", "--output", "json"])`` runs edgegen in process: a CliResult (code, out, err)."""
+    return make_runner(capsys)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

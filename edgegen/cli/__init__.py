@@ -14,7 +14,7 @@ import sys
 from enum import IntEnum
 from typing import Any
 
-__all__ = ["COMMANDS", "DESCRIPTION", "ExitStatus", "cli", "help_text", "main"]
+__all__ = ["COMMANDS", "DESCRIPTION", "ExitStatus", "cli", "help_text", "main", "short_help"]
 
 
 class ExitStatus(IntEnum):
@@ -47,24 +47,30 @@ COMMANDS: dict[str, str] = {
 DESCRIPTION = "edgegen: Azure IoT Edge solutions, offline first."
 _OPTIONS = [("--traceback", "Show the Python traceback on errors."), ("--version", "Show the version and exit."),
             ("-h, --help", "Show this message and exit.")]
-_HELP: dict[str, str] = {
-    "new": "Create a new IoT Edge solution folder.",
-    "add": "Add a module to the solution.",
-    "genconfig": "Render deployment templates into manifests/.",
-    "validate": "Validate a deployment manifest offline.",
-    "route": "Test a route or condition against a message.",
-    "routes": "Draw a manifest's message flow (text, mermaid, dot).",
-    "build": "Build module images with the Docker SDK.",
-    "push": "Push module images to their registries.",
-    "device": "Run and inspect a local edge device.",
-    "hub": "The local IoT Hub stand-in.",
-    "deploy": "Deploy a manifest to a device or at scale.",
-    "monitor": "Show device-to-cloud messages as they arrive.",
-    "up": "The whole demo: hub, device, deployment and live results.",
-    "serve": "Host an Azure ML entry script over HTTP, like azmlinfsrv.",
-    "model": "Register, list, download, convert models (no Azure).",
-    "profile": "Measure a scoring host under load; recommend cpu and memory.",
-}
+
+
+def short_help(name: str) -> str:
+    """The first line of command ``name``'s docstring, read from its module's source without importing it (the
+    one source of a command's help: ``edgegen --help`` lists these lines, ``edgegen NAME --help`` shows the whole
+    docstring). ``tests/cli/test_commands.py`` checks each equals the imported command's first help line."""
+    module, attr = COMMANDS[name].split(":")
+    source = _source(module)
+    start = source.index(f"\ndef {attr}(")
+    doc = source.index('"""', start) + 3
+    return source[doc:source.index("\n", doc)].strip()
+
+
+_SOURCES: dict[str, str] = {}
+
+
+def _source(module: str) -> str:
+    """A command module's source text, read once (``--help`` reads each module's once, imports none)."""
+    text = _SOURCES.get(module)
+    if text is None:
+        path = os.path.join(os.path.dirname(__file__), f"{module.rsplit('.', 1)[1]}.py")
+        with open(path, encoding="utf-8") as f:
+            text = _SOURCES[module] = f.read()
+    return text
 
 
 def help_text() -> str:
@@ -75,7 +81,7 @@ def help_text() -> str:
         return "".join(f"  {first:<{width}}  {text}\n" for first, text in items)
 
     return (f"Usage: edgegen [OPTIONS] COMMAND [ARGS]...\n\n  {DESCRIPTION}\n\nOptions:\n{rows(_OPTIONS)}\n"
-            f"Commands:\n{rows(sorted(_HELP.items()))}")
+            f"Commands:\n{rows([(name, short_help(name)) for name in sorted(COMMANDS)])}")
 
 
 def _fits_help_text() -> bool:

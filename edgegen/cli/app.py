@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-from edgegen.cli import _HELP, COMMANDS, DESCRIPTION
+from edgegen.cli import COMMANDS, DESCRIPTION, short_help
 
 __all__ = ["LazyGroup", "cli"]
 
@@ -26,9 +26,9 @@ class LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Short help without importing every command module.
+        # The first line of each command's docstring, without importing every command module.
         with formatter.section("Commands"):
-            formatter.write_dl([(name, _HELP.get(name, "")) for name in self.list_commands(ctx)])
+            formatter.write_dl([(name, short_help(name)) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, help=DESCRIPTION, context_settings={"help_option_names": ["-h", "--help"]})

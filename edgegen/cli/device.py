@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from edgegen.cli.hub import DEVICE_CS_ENV
-from edgegen.cli.output import emit, output_option, table
+from edgegen.cli.output import emit, output_option, render_record, table
 from edgegen.cli.secrets import secret_option
 
 __all__ = ["device"]
@@ -32,7 +32,16 @@ engine_option = click.option(
 
 @click.group(name="device")
 def device() -> None:
-    """Run and inspect a local edge device (modules as processes or containers; no Azure)."""
+    """Run and inspect a local edge device.
+
+    Modules run as processes or containers, beside a local edge hub; no Azure needed.
+
+    \b
+    Examples:
+      edgegen device run
+      edgegen device status
+      edgegen device messages --follow --output text
+    """
 
 
 @device.command()
@@ -71,6 +80,12 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
 
     Without --manifest (and --connection-string), renders the solution in the current folder first, as
     `edgegen genconfig` does, and runs what it wrote.
+
+    \b
+    Examples:
+      edgegen device run
+      edgegen device run --manifest manifests/deployment.amd64.json --engine process
+      edgegen device run --connection-string "$DEVICE_CS"
     """
     import asyncio
     import logging
@@ -122,9 +137,15 @@ def run(ctx: click.Context, manifest: Path | None, device_cs: str | None, hub_ca
 
 @device.command()
 @_state_option
-@output_option(("table", "json", "yaml"), default="table")
+@output_option()
 def status(state_dir: Path, output_format: str) -> None:
-    """Modules (runtime status, exit code, restarts) and endpoint queues of the running device."""
+    """Modules (runtime status, exit code, restarts) and endpoint queues of the running device.
+
+    \b
+    Examples:
+      edgegen device status
+      edgegen device status --output json
+    """
     from edgegen.local.control import ControlClient
 
     data = ControlClient(state_dir).status()
@@ -155,16 +176,22 @@ def status(state_dir: Path, output_format: str) -> None:
             stores.append({"file": name, "MB on disk": f"{size / mb:.1f}", "messages": "", "retention": ""})
     if stores:
         text += "\n" + table(stores, ["file", "MB on disk", "messages", "retention"], title="stores")
-    emit(data, output_format, text)
+    emit(data, output_format, text, rows=rows)
 
 
 @device.command()
 @click.argument("module")
 @_state_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output.")
-@output_option(("text", "json"))
+@output_option()
 def logs(module: str, state_dir: Path, follow: bool, output_format: str) -> None:
-    """Print a module's output (--output json: one JSON object per line, {"module", "line"})."""
+    """Print a module's output (--output json: one JSON object per line, {"module", "line"}).
+
+    \b
+    Examples:
+      edgegen device logs sensor
+      edgegen device logs inference --follow --output json
+    """
     from edgegen.local.control import ControlClient
 
     client = ControlClient(state_dir)
@@ -173,16 +200,18 @@ def logs(module: str, state_dir: Path, follow: bool, output_format: str) -> None
     partial = b""
     while True:
         data, offset = client.logs(module, offset)
-        if data and output_format == "json":
+        if data and output_format in ("json", "yaml"):
             *lines, partial = (partial + data).split(b"\n")
             for line in lines:
-                click.echo(json.dumps({"module": module, "line": line.decode("utf-8", "replace")}))
+                text = line.decode("utf-8", "replace")
+                click.echo(render_record({"module": module, "line": text}, output_format, text))
         elif data:
             stream.write(data)
             stream.flush()
         elif not follow:
-            if partial and output_format == "json":
-                click.echo(json.dumps({"module": module, "line": partial.decode("utf-8", "replace")}))
+            if partial and output_format in ("json", "yaml"):
+                text = partial.decode("utf-8", "replace")
+                click.echo(render_record({"module": module, "line": text}, output_format, text))
             return
         else:
             time.sleep(0.5)
@@ -194,8 +223,15 @@ def logs(module: str, state_dir: Path, follow: bool, output_format: str) -> None
 @click.option("--payload", default="null", show_default=True, help="JSON payload of the method call.")
 @click.option("--timeout", type=float, default=30.0, show_default=True)
 @_state_option
-def invoke(module: str, method: str, payload: str, timeout: float, state_dir: Path) -> None:
-    """Call a direct method on a module; prints {"status", "payload"}; exit 1 unless status is 2xx."""
+@output_option(default="json")
+def invoke(module: str, method: str, payload: str, timeout: float, state_dir: Path, output_format: str) -> None:
+    """Call a direct method on a module; prints {"status", "payload"}; exit 1 unless status is 2xx.
+
+    \b
+    Examples:
+      edgegen device invoke '$edgeAgent' ping
+      edgegen device invoke sensor SetInterval --payload '{"seconds": 2}' --timeout 10
+    """
     from edgegen.local.control import ControlClient
     from edgegen.local.errors import DeviceError
 
@@ -204,7 +240,7 @@ def invoke(module: str, method: str, payload: str, timeout: float, state_dir: Pa
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
     result = ControlClient(state_dir).invoke(module, method, body, timeout)
-    click.echo(json.dumps(result, indent=2))
+    emit(result, output_format, f"status {result.get('status')}\n{json.dumps(result.get('payload'), indent=2)}")
     if not 200 <= int(result.get("status", 500)) < 300:
         raise DeviceError(f"method {method!r} on {module!r} answered {result.get('status')}")
 
@@ -213,17 +249,26 @@ def invoke(module: str, method: str, payload: str, timeout: float, state_dir: Pa
 @_state_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing messages as they arrive.")
 @click.option("--after", type=int, default=0, help="Only messages after this sequence number.")
-@output_option(("json", "text"), default="json")
+@output_option(default="json")
 def messages(state_dir: Path, follow: bool, after: int, output_format: str) -> None:
-    """Print the device's $upstream messages: JSON lines like az iot hub monitor-events (--output json, the
-    default), or one readable line each (--output text)."""
+    """Print the device's $upstream messages.
+
+    JSON lines like az iot hub monitor-events (--output json, the default), YAML documents, or one readable
+    line each (--output text or table).
+
+    \b
+    Examples:
+      edgegen device messages
+      edgegen device messages --follow --output text
+      edgegen device messages --after 120 --output yaml
+    """
     from edgegen.local.control import ControlClient
 
     client = ControlClient(state_dir)
     while True:
         batch = client.messages(after)
         for event in batch:
-            click.echo(json.dumps(event) if output_format == "json" else _message_line(event))
+            click.echo(render_record(event, output_format, _message_line(event)))
             after = event["seq"]
         if not batch:
             if not follow:
@@ -247,6 +292,10 @@ def modulecred(module: str, state_dir: Path, as_shell: bool) -> None:
     """Credentials to run MODULE by hand (e.g. under a debugger) against the running edge hub.
 
     Set the module's status to stopped in the manifest first, or the two copies take turns on one identity.
+
+    \b
+    Examples:
+      eval "$(edgegen device modulecred sensor --shell)" && python modules/sensor/main.py
     """
     import shlex
 

@@ -22,10 +22,17 @@ from edgegen.cli.output import emit, output_option
 @click.option("--edge-runtime-version", "-er", default="1.4", show_default=True,
               type=click.Choice(["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"]), help="IoT Edge runtime version.")
 def new(name: str, module: str, module_template: str, edge_runtime_version: str) -> None:
-    """Create a new solution folder NAME ('.' for the current, empty folder).
+    """Create a new IoT Edge solution folder.
 
-    Writes deployment.template.json, deployment.debug.template.json, a documented .env, .gitignore and
-    modules/ (with a first module) from edgegen's Jinja2 templates; no network needed.
+    NAME is the folder ('.' for the current, empty folder). Writes deployment.template.json,
+    deployment.debug.template.json, a documented .env, .gitignore and modules/ (with a first module) from
+    edgegen's Jinja2 templates; no network needed.
+
+    \b
+    Examples:
+      edgegen new mysolution
+      edgegen new mysolution -m sensor -t sensor
+      mkdir sol && cd sol && edgegen new . -m ''
     """
     from edgegen.generator.scaffold import new_solution
 
@@ -60,6 +67,10 @@ def add(name: str, module_template: str, entry_script: str | None, models: tuple
     also routes the inputs their code reads from a module that sends them (the sample sensor's
     temperatureOutput to inference's input1; inference's output1 and errors to monitor's scored and errors).
 
+    \b
+    Examples:
+      edgegen add sensor -t sensor
+      edgegen add inference -t inference
     \b
     From what a data scientist already has (models from `edgegen model register`):
       edgegen add inference --entry-script score.py --model sensor-anomaly:2 --conda-file env.yml
@@ -123,17 +134,25 @@ def _add_inference(name: str, entry_script: str | None, models: tuple[str, ...],
 @click.option("--fleet", "fleet_file", default=None, metavar="FLEET_YAML", type=click.Path(dir_okay=False),
               help="Render one manifest per device group / device of FLEET_YAML into DIR "
                    "[default: <output dir>/fleet], plus fleet-index.json.")
-@output_option(("text", "json"))
+@output_option()
 def genconfig(template_file: str | None, platform: str | None, output_dir: str | None,
               fail_on_validation_error: bool, no_chunk: bool, allow_unresolved: bool, no_validate: bool,
               pin_digests: bool, resource_limits: bool, registry_credentials: bool, fleet_file: str | None,
               output_format: str) -> None:
-    """Render a deployment template into a manifest, like `iotedgedev solution genconfig`.
+    """Render deployment templates into manifests/.
 
+    Like `iotedgedev solution genconfig`.
     Expands $VARS from .env and the environment, ${MODULES.x} image placeholders from modules/*/module.json,
     Jinja2 (templates named *.j2 or starting with {# / {%), YAML templates, then splits createOptions into
     512-character chunks and validates the result. The output is iotedgedev's unless you opt in to more
     (--resource-limits, --registry-credentials, --pin-digests).
+
+    \b
+    Examples:
+      edgegen genconfig
+      edgegen genconfig -f deployment.debug.template.json -P arm64v8 --fail-on-validation-error
+      edgegen genconfig --pin-digests --output json
+      edgegen genconfig --fleet fleet.yaml
     """
     if fleet_file is not None:
         if template_file or platform or no_chunk or allow_unresolved or pin_digests or registry_credentials \
@@ -146,6 +165,7 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
         return
     from pathlib import Path
 
+    from edgegen.generator.validation.findings import ValidationError
     from edgegen.pipeline import genconfig as run
 
     try:
@@ -154,10 +174,9 @@ def genconfig(template_file: str | None, platform: str | None, output_dir: str |
                      fail_on_validation_error=fail_on_validation_error,
                      registry_credentials=registry_credentials, pin_digests=pin_digests,
                      resource_limits=resource_limits, models=_LazyModels(Path.cwd()))
-    except Exception as exc:
-        findings = getattr(exc, "findings", None)
-        if findings is not None:  # ValidationError: show every finding before the one-line failure
-            _print_findings(str(getattr(exc.location, "file", "") or "manifest"), findings, output_format)
+    except ValidationError as exc:  # show every finding before the one-line failure
+        _print_findings(str(exc.location.file if exc.location and exc.location.file else "manifest"), exc.findings,
+                        output_format)
         raise
     _genconfig_report(result, output_format)
 
@@ -181,40 +200,30 @@ class _LazyModels:
 def _print_findings(file: str, findings: list[Any], output_format: str) -> None:
     from edgegen.generator.validation.report import to_json, to_text
 
-    if output_format == "json":
-        emit(to_json(file, findings), "json")
-    else:
-        click.echo(to_text(file, findings))
+    emit(to_json(file, findings), output_format, to_text(file, findings))
 
 
 def _genconfig_report(result: Any, output_format: str) -> None:
     out = str(result.output_path)
-    if output_format == "json":
-        data: dict[str, Any] = {
-            "template": result.template_file,
-            "output": out,
-            "written": result.written,
-            "images": result.render.images,
-            "notes": result.notes,
-            "unresolved": [e.to_dict() for e in result.render.unresolved],
-            "validation": None,
-        }
-        if result.findings is not None:
-            from edgegen.generator.validation.report import to_json
-
-            data["validation"] = to_json(out, result.findings)
-        emit(data, "json")
-        return
+    data: dict[str, Any] = {
+        "template": result.template_file,
+        "output": out,
+        "written": result.written,
+        "images": result.render.images,
+        "notes": result.notes,
+        "unresolved": [e.to_dict() for e in result.render.unresolved],
+        "validation": None,
+    }
     lines = [f"Expanding '{os.path.basename(result.template_file)}' to '{out}'"]
     lines += [f"  {name}: {image}" for name, image in result.render.images.items()]
     lines += [f"note: {n}" for n in result.notes]
     lines += [f"warning: {e.render()}" for e in result.render.unresolved]
-    click.echo("\n".join(lines))
     if result.findings is not None:
-        from edgegen.generator.validation.report import to_text
+        from edgegen.generator.validation.report import to_json, to_text
 
-        click.echo(f"Validating generated deployment manifest {out}")
-        click.echo(to_text(out, result.findings))
+        data["validation"] = to_json(out, result.findings)
+        lines += [f"Validating generated deployment manifest {out}", to_text(out, result.findings)]
+    emit(data, output_format, "\n".join(lines))
 
 
 # --- genconfig --fleet (edgegen.hub.fleet) ----------------------------------------------------------------
@@ -241,22 +250,20 @@ def _genconfig_fleet(fleet_file: str, output_dir: str | None, *, validate: bool,
     groups = _fleet_findings(plan, out, output_format, errors_only=failing)
     written = [] if failing else write_fleet(plan, out)
     warnings = sum(1 for d in plan.deployments for f in d.findings if f.severity == "warning")
-    if output_format == "json":
-        emit({"fleet": fleet_file, "output_dir": str(out), "written": bool(written),
-              "devices": len(plan.device_deployment), "renders": plan.renders, "validations": plan.validations,
-              "errors": len(errors), "warnings": warnings,
-              "findings": [{**f.to_dict(), "deployments": names} for f, names in groups],
-              "deployments": [{"name": d.name, "group": d.group, "device": d.device, "priority": d.priority,
-                               "targetCondition": d.target_condition, "file": str(out / f"{d.name}.json")}
-                              for d in plan.deployments]}, "json")
-    else:
-        devices = sum(1 for d in plan.deployments if d.device is not None)
-        click.echo(f"Rendered {fleet_file}: {len(plan.deployments)} deployments ({len(plan.deployments) - devices} "
-                   f"groups, {devices} devices with their own variables) for {len(plan.device_deployment)} listed "
-                   f"devices; {plan.renders} renders, {plan.validations if validate else 0} validations, "
-                   f"{len(errors)} error(s), {warnings} warning(s) ({len(groups)} distinct findings shown)")
-        if written:
-            click.echo(f"Wrote {len(written) - 1} manifests and fleet-index.json to {out}")
+    devices = sum(1 for d in plan.deployments if d.device is not None)
+    text = (f"Rendered {fleet_file}: {len(plan.deployments)} deployments ({len(plan.deployments) - devices} "
+            f"groups, {devices} devices with their own variables) for {len(plan.device_deployment)} listed "
+            f"devices; {plan.renders} renders, {plan.validations if validate else 0} validations, "
+            f"{len(errors)} error(s), {warnings} warning(s) ({len(groups)} distinct findings shown)")
+    if written:
+        text += f"\nWrote {len(written) - 1} manifests and fleet-index.json to {out}"
+    emit({"fleet": fleet_file, "output_dir": str(out), "written": bool(written),
+          "devices": len(plan.device_deployment), "renders": plan.renders, "validations": plan.validations,
+          "errors": len(errors), "warnings": warnings,
+          "findings": [{**f.to_dict(), "deployments": names} for f, names in groups],
+          "deployments": [{"name": d.name, "group": d.group, "device": d.device, "priority": d.priority,
+                           "targetCondition": d.target_condition, "file": str(out / f"{d.name}.json")}
+                          for d in plan.deployments]}, output_format, text)
     if failing:
         raise EdgegenError(f"{len(errors)} validation error(s) in the fleet's manifests; nothing written",
                            hint="fix the template or the fleet's variables, or drop --fail-on-validation-error")
@@ -281,7 +288,7 @@ def _fleet_findings(plan: Any, out: Any, output_format: str, *, errors_only: boo
         for k in dict.fromkeys(keys):
             groups[k][1].append(d.name)
     ordered = sorted(groups.values(), key=lambda g: (not g[0].is_error, g[0].severity != "warning"))
-    if output_format != "json":
+    if output_format == "text":  # the other formats carry them in their data
         for f, names in ordered:
             shown = ", ".join(names[:5]) + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
             click.echo(f"{render_finding(f)}\n    in {len(names)} deployment(s): {shown}\n")
@@ -294,22 +301,26 @@ def _fleet_findings(plan: Any, out: Any, output_format: str, *, errors_only: boo
 @click.command("validate")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1): for CI.")
-@output_option(("text", "json"))
+@output_option()
 def validate(manifest: str, strict: bool, output_format: str) -> None:
-    """Validate a deployment manifest offline (rendered, or a layered deployment).
+    """Validate a deployment manifest offline.
+
+    The manifest is a rendered one, or a layered deployment.
 
     Checks our JSON schemas for $edgeAgent/$edgeHub (by schemaVersion), routes, createOptions chunks,
     images, registry credentials, leftover ${VAR} placeholders, names and size limits. Exit 1 when any error
     is found (with --strict: any error or warning; infos never fail).
+
+    \b
+    Examples:
+      edgegen validate manifests/deployment.amd64.json
+      edgegen validate manifests/deployment.amd64.json --strict --output json
     """
     from edgegen.generator.validation import validate_file
     from edgegen.generator.validation.report import summary, to_json, to_text
 
     findings = validate_file(manifest)
-    if output_format == "json":
-        emit(to_json(manifest, findings), "json")
-    else:
-        emit(None, "text", to_text(manifest, findings))
+    emit(to_json(manifest, findings), output_format, to_text(manifest, findings))
     counts = summary(findings)
     if counts["error"] or (strict and counts["warning"]):
         if strict and not counts["error"]:

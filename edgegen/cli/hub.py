@@ -47,7 +47,14 @@ def _json_option(value: str | None, name: str) -> dict[str, Any]:
 
 @click.group("hub")
 def hub() -> None:
-    """The local IoT Hub stand-in and device identities."""
+    """The local IoT Hub stand-in and device identities.
+
+    \b
+    Examples:
+      edgegen hub serve
+      edgegen hub device create edge1 --edge
+      edgegen hub status
+    """
 
 
 @hub.command("serve")
@@ -66,7 +73,13 @@ def hub() -> None:
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def serve(state_dir: Path, address: str, port: int | None, no_mqtt: bool, no_amqp: bool, retention_days: float,
           retention_mb: float, duration: float | None) -> None:
-    """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:443, MQTT on 8883, AMQP on 5671)."""
+    """Run the local IoT Hub stand-in until Ctrl-C (REST on ADDRESS:443, MQTT on 8883, AMQP on 5671).
+
+    \b
+    Examples:
+      edgegen hub serve
+      edgegen hub serve --address 127.0.0.2 --retention-mb 64 --no-amqp
+    """
     import asyncio
     import logging
 
@@ -100,7 +113,12 @@ def serve(state_dir: Path, address: str, port: int | None, no_mqtt: bool, no_amq
 
 @hub.group("c2d")
 def c2d_group() -> None:
-    """Cloud-to-device messages (AMQP, as the service SDKs send them)."""
+    """Cloud-to-device messages (AMQP, as the service SDKs send them).
+
+    \b
+    Examples:
+      edgegen hub c2d send dev1 '{"cmd":"on"}' --ack full
+    """
 
 
 @c2d_group.command("send")
@@ -115,11 +133,17 @@ def c2d_group() -> None:
 @click.option("--content-encoding", default=None, help="e.g. utf-8")
 @click.option("--ttl", type=click.FloatRange(min=1), default=None, help="Seconds the message may wait (default 3600).")
 @_hub_options
-@output_option(("text", "json", "yaml"))
+@output_option()
 def c2d_send(device_id: str, body: str, props: tuple[str, ...], ack: str, message_id: str | None,
              correlation_id: str | None, content_type: str | None, content_encoding: str | None,
              ttl: float | None, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
-    """Queue BODY for DEVICE_ID, e.g. edgegen hub c2d send dev1 '{"cmd":"on"}' --props level=7 --ack full."""
+    """Queue BODY for DEVICE_ID as a cloud-to-device message.
+
+    \b
+    Examples:
+      edgegen hub c2d send dev1 '{"cmd":"on"}' --props level=7 --ack full
+      edgegen hub c2d send dev1 hello --ttl 60 --output json
+    """
     from edgegen.hub.c2d import send_c2d
     from edgegen.hub.connection import resolve_hub
 
@@ -139,13 +163,26 @@ def c2d_send(device_id: str, body: str, props: tuple[str, ...], ack: str, messag
 
 @hub.group("consumer-group")
 def consumer_group() -> None:
-    """Consumer groups of the local hub's Event Hub-compatible endpoint ($Default always exists)."""
+    """Consumer groups of the local hub's Event Hub-compatible endpoint ($Default always exists).
+
+    \b
+    Examples:
+      edgegen hub consumer-group create dashboards
+      edgegen hub consumer-group list --output json
+    """
 
 
 @consumer_group.command("list")
 @_hub_options
-@output_option(("text", "json", "yaml"))
+@output_option()
 def consumer_group_list(hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    """List the consumer groups.
+
+    \b
+    Examples:
+      edgegen hub consumer-group list
+      edgegen hub consumer-group list --output json
+    """
     from edgegen.hub.c2d import consumer_groups
     from edgegen.hub.connection import resolve_hub
 
@@ -156,8 +193,14 @@ def consumer_group_list(hub_cs: str | None, state_dir: Path | None, output_forma
 @consumer_group.command("create")
 @click.argument("name")
 @_hub_options
-@output_option(("text", "json", "yaml"))
+@output_option()
 def consumer_group_create(name: str, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    """Create consumer group NAME; prints the groups.
+
+    \b
+    Examples:
+      edgegen hub consumer-group create dashboards
+    """
     from edgegen.hub.c2d import consumer_groups
     from edgegen.hub.connection import resolve_hub
 
@@ -168,8 +211,14 @@ def consumer_group_create(name: str, hub_cs: str | None, state_dir: Path | None,
 @consumer_group.command("delete")
 @click.argument("name")
 @_hub_options
-@output_option(("text", "json", "yaml"))
+@output_option()
 def consumer_group_delete(name: str, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
+    """Delete consumer group NAME; prints the groups left.
+
+    \b
+    Examples:
+      edgegen hub consumer-group delete dashboards
+    """
     from edgegen.hub.c2d import consumer_groups
     from edgegen.hub.connection import resolve_hub
 
@@ -179,9 +228,15 @@ def consumer_group_delete(name: str, hub_cs: str | None, state_dir: Path | None,
 
 @hub.command("status")
 @_hub_options
-@output_option(("text", "json", "yaml"))
+@output_option()
 def status(hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
-    """The running local stand-in: devices connected and how many may be, message store size, monitors."""
+    """The running local stand-in: devices connected and how many may be, message store size, monitors.
+
+    \b
+    Examples:
+      edgegen hub status
+      edgegen hub status --output json
+    """
     from edgegen.hub.connection import resolve_hub
     from edgegen.hub.standin import standin_status
 
@@ -205,7 +260,13 @@ def status(hub_cs: str | None, state_dir: Path | None, output_format: str) -> No
 
 @hub.group("device")
 def device_group() -> None:
-    """Device identities in the hub's registry."""
+    """Device identities in the hub's registry.
+
+    \b
+    Examples:
+      edgegen hub device create edge1 --edge --tags '{"environment":"prod"}'
+      edgegen hub device list
+    """
 
 
 @device_group.command("create")
@@ -214,10 +275,16 @@ def device_group() -> None:
 @click.option("--tags", default=None, metavar="JSON", help="Device twin tags, e.g. '{\"environment\":\"prod\"}'.")
 @click.option("--exist-ok", is_flag=True, help="Return the existing device instead of failing.")
 @_hub_options
-@output_option(("text", "json", "yaml"))
+@output_option()
 def device_create(device_id: str, edge: bool, tags: str | None, exist_ok: bool, hub_cs: str | None,
                   state_dir: Path | None, output_format: str) -> None:
-    """Register DEVICE and print its connection string."""
+    """Register DEVICE and print its connection string.
+
+    \b
+    Examples:
+      edgegen hub device create edge1 --edge
+      edgegen hub device create sensor7 --tags '{"environment":"prod"}' --exist-ok --output json
+    """
     tag_values = _json_option(tags, "--tags")
     client = _client(hub_cs, state_dir)
     identity = client.create_device(device_id, edge=edge, exist_ok=exist_ok)
@@ -230,14 +297,20 @@ def device_create(device_id: str, edge: bool, tags: str | None, exist_ok: bool, 
 
 @device_group.command("list")
 @_hub_options
-@output_option(("text", "json", "yaml", "table"), default="table")
+@output_option(default="table")
 def device_list(hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
-    """List the registered devices."""
+    """List the registered devices.
+
+    \b
+    Examples:
+      edgegen hub device list
+      edgegen hub device list --output json
+    """
     from edgegen.cli.output import table
 
     rows = [{"deviceId": d.device_id, "edge": d.edge, "status": d.status}
             for d in _client(hub_cs, state_dir).list_devices()]
-    emit(rows, output_format, table(rows, ["deviceId", "edge", "status"]))
+    emit(rows, output_format, table(rows, ["deviceId", "edge", "status"]), columns=["deviceId", "edge", "status"])
 
 
 @click.command("deploy")
@@ -256,77 +329,63 @@ def device_list(hub_cs: str | None, state_dir: Path | None, output_format: str) 
               help="With --fleet: render and validate into DIR (one manifest per deployment), deploy nothing.")
 @click.option("--no-validation", is_flag=True, help="Deploy even when offline validation finds errors.")
 @_hub_options
-@output_option(("text", "json", "yaml"))
+@output_option()
 def deploy(device_id: str | None, manifest: str | None, name: str | None, target_condition: str | None,
            priority: int, layered: bool, labels: str | None, metrics: str | None, fleet: str | None,
            dry_run: Path | None, no_validation: bool, hub_cs: str | None, state_dir: Path | None,
            output_format: str) -> None:
-    """Deploy a manifest to one device (-d) or at scale (--name, --target-condition, --priority)."""
-    from edgegen.hub.client import AtScaleDeployment
-    from edgegen.hub.manifest import find_manifest
+    """Deploy a manifest to a device or at scale.
 
-    if sum(x is not None for x in (device_id, name, fleet)) != 1:
-        raise click.UsageError("give exactly one of -d/--device, --name or --fleet")
-    if dry_run is not None and fleet is None:
-        raise click.UsageError("--dry-run goes with --fleet")
-    if fleet is not None and dry_run is not None:
-        from edgegen.hub.fleet import render_fleet, write_fleet
+    To one device (-d), or at scale (--name, --target-condition, --priority).
+    With --fleet, every group (and device with its own variables) of a fleet file becomes an at-scale
+    deployment; --dry-run renders and validates them into a folder instead. The manifest is validated offline
+    first: errors refuse the deployment unless --no-validation.
 
-        plan = render_fleet(Path(fleet), cwd=Path.cwd(), validate=not no_validation)
-        for name, finding in plan.errors():
-            click.echo(f"{name}: {finding.render()}", err=True)
-        written = write_fleet(plan, dry_run)
-        emit({"deployments": [d.name for d in plan.deployments], "devices": len(plan.device_deployment),
-              "errors": len(plan.errors()), "written": [str(p) for p in written]}, output_format,
-             f"{len(plan.deployments)} deployments for {len(plan.device_deployment)} listed devices written to "
-             f"{dry_run} ({len(plan.errors())} validation errors); nothing deployed")
-        if plan.errors():
-            raise EdgegenError("the fleet's manifests have validation errors (see above)")
-        return
-    if fleet is not None:
-        from edgegen.hub.fleet import deploy_fleet
+    \b
+    Examples:
+      edgegen deploy -d edge1
+      edgegen deploy --name prod --target-condition "tags.environment='prod'" --priority 10
+      edgegen deploy --name prod-cfg --target-condition "tags.environment='prod'" --layered -f layer.json
+      edgegen deploy --fleet fleet.yaml --dry-run out/ --output json
+    """
+    from edgegen.hub.deploy import DeployRequest, ManifestRejected
+    from edgegen.hub.deploy import deploy as run_deploy
 
-        results = deploy_fleet(Path(fleet), _client(hub_cs, state_dir), validate=not no_validation)
-        data = [{"action": r.action, "target": r.target, "notes": list(r.notes)} for r in results]
-        emit(data, output_format, "\n".join(f"{r.action} deployment {r.target}" for r in results))
-        return
-    if name is not None and target_condition is None:
-        raise click.UsageError("--name needs --target-condition (e.g. \"tags.environment='prod'\")")
-    label_values = {str(k): str(v) for k, v in _json_option(labels, "--labels").items()}
     metric_values = _json_option(metrics, "--metrics")
     metric_values = metric_values.get("queries", metric_values) if isinstance(metric_values, dict) else {}
-    path = find_manifest(manifest)
-    loaded = _load_or_report(path, validate=not no_validation, layered=layered)
-    for finding in loaded.findings:
-        click.echo(finding.render(), err=True)
-    client = _client(hub_cs, state_dir)
-    if device_id is not None:
-        if layered:
-            raise click.UsageError("--layered applies to at-scale deployments (--name), not to -d")
-        result = client.deploy_to_device(device_id, loaded.modules_content)
-        text = f"deployed {path} to device {device_id}"
-    else:
-        assert name is not None and target_condition is not None
-        spec = AtScaleDeployment(name, loaded.modules_content, target_condition, priority, label_values,
-                                 {str(k): str(v) for k, v in metric_values.items()}, layered)
-        result = client.deploy_at_scale(spec)
-        text = f"{result.action} {'layered ' if layered else ''}deployment {name} (priority {priority}, " \
-               f"target {target_condition})" + "".join(f"\n  {n}" for n in result.notes)
-    emit({"action": result.action, "target": result.target, "manifest": str(path), "notes": list(result.notes),
-          "hub": client.target.host_name}, output_format, text)
-
-
-def _load_or_report(path: Path, *, validate: bool, layered: bool) -> Any:
-    from edgegen.generator.validation import ValidationError
-    from edgegen.hub.manifest import load_manifest
-
+    request = DeployRequest(
+        device_id, manifest, name, target_condition, priority, layered,
+        {str(k): str(v) for k, v in _json_option(labels, "--labels").items()},
+        {str(k): str(v) for k, v in metric_values.items()}, Path(fleet) if fleet else None, dry_run, not no_validation)
+    if request.problem() is not None:
+        raise click.UsageError(str(request.problem()))
     try:
-        return load_manifest(path, validate=validate, layered=layered)
-    except ValidationError as exc:
-        for finding in exc.findings:
-            click.echo(finding.render(), err=True)
-        raise EdgegenError(f"{path}: the manifest has validation errors; nothing was deployed",
-                           hint="fix them (see above), or pass --no-validation to deploy anyway") from None
+        outcome = run_deploy(request, lambda: _client(hub_cs, state_dir), on_findings=_print_findings)
+    except ManifestRejected as exc:
+        _print_findings([(None, f) for f in exc.findings])
+        raise
+    emit(outcome.data, output_format, _deploy_text(request, outcome))
+    if outcome.error is not None:
+        raise outcome.error
+
+
+def _print_findings(findings: list[tuple[str | None, Any]]) -> None:
+    for deployment, finding in findings:
+        click.echo(f"{deployment}: {finding.render()}" if deployment else finding.render(), err=True)
+
+
+def _deploy_text(request: Any, outcome: Any) -> str:
+    if outcome.kind == "dry-run":
+        plan = outcome.plan
+        return (f"{len(plan.deployments)} deployments for {len(plan.device_deployment)} listed devices written to "
+                f"{request.dry_run} ({len(plan.errors())} validation errors); nothing deployed")
+    if outcome.kind == "fleet":
+        return "\n".join(f"{r.action} deployment {r.target}" for r in outcome.results)
+    if outcome.kind == "device":
+        return f"deployed {outcome.manifest} to device {request.device_id}"
+    result = outcome.results[0]
+    return (f"{result.action} {'layered ' if request.layered else ''}deployment {request.name} (priority "
+            f"{request.priority}, target {request.target_condition})" + "".join(f"\n  {n}" for n in result.notes))
 
 
 def _since_ms(text: str) -> int:
@@ -365,11 +424,22 @@ def _since_ms(text: str) -> int:
               help="Start with the messages enqueued at or after TIME: ISO 8601 (2026-12-01T08:00:00Z; no zone: "
                    "local time) or a span back from now (90s, 10m, 2h, 1d) (the local hub's live feed).")
 @_hub_options
-@output_option(("json", "yaml", "table"), default="json")
+@output_option(default="json")
 def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple[str, ...], timeout: float,
             count: int | None, content_type: str | None, from_start: bool, eventhub_cs: str | None, group: str,
             since: str | None, hub_cs: str | None, state_dir: Path | None, output_format: str) -> None:
-    """Show device-to-cloud messages as they arrive (like az iot hub monitor-events)."""
+    """Show device-to-cloud messages as they arrive.
+
+    Like az iot hub monitor-events.
+    --output json (the default) and yaml print one document per message, table one line each.
+
+    \b
+    Examples:
+      edgegen monitor
+      edgegen monitor -d edge1 -m sensor --properties all --count 5
+      edgegen monitor --from 10m --output table
+    """
+    from edgegen.cli.output import render_event
     from edgegen.hub.connection import resolve_hub
     from edgegen.hub.monitor import MonitorFilter, run_monitor
 
@@ -378,7 +448,8 @@ def monitor(device_pattern: str | None, module_pattern: str | None, props: tuple
     click.echo(f"Starting event monitor on {target.host_name}{what}, use ctrl-c to stop...", err=True)
     filt = MonitorFilter(device_pattern, module_pattern, set(props), content_type)
     printed = run_monitor(target, filt, timeout=timeout or None, count=count, from_start=from_start,
-                          output_format=output_format, echo=click.echo, eventhub_connection_string=eventhub_cs,
+                          on_event=lambda event: click.echo(render_event(event, output_format)),
+                          eventhub_connection_string=eventhub_cs,
                           consumer_group=group, since_ms=_since_ms(since) if since else None,
                           warn=lambda text: click.echo(f"warning: {text}", err=True))
     if printed == 0:
@@ -409,6 +480,10 @@ def device_run(device_cs: str, solution: Path, device_state_dir: Path, ca_file: 
     """Run the local edge device joined to a hub: deployment from its twins, results to the hub.
 
     The same as 'edgegen device run --connection-string CS' (the device runtime's hub mode).
+
+    \b
+    Examples:
+      edgegen hub device run --connection-string "$(edgegen hub device create edge1 --edge --exist-ok)"
     """
     import asyncio
     import logging

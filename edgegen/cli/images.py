@@ -39,10 +39,18 @@ def build(
     platform: str | None, template: str | None, output_format: str, modules: tuple[str, ...], do_push: bool,
     no_wheels: bool,
 ) -> None:
-    """Build the template's module images (minus BYPASS_MODULES) with the Docker API of DOCKER_HOST.
+    """Build module images with the Docker SDK.
+
+    Builds the template's module images (minus BYPASS_MODULES) with the Docker API of DOCKER_HOST.
 
     A module folder with a wheels/ folder first gets the wheels of its requirements.txt for the platform (pip on
     this machine), so its Dockerfile installs them with no network inside the build.
+
+    \b
+    Examples:
+      edgegen build
+      edgegen build sensor -P arm64v8
+      edgegen build --push --output json
     """
     _run(template, platform, modules, do_build=True, do_push=do_push, fmt=output_format, wheels=not no_wheels)
 
@@ -53,7 +61,16 @@ def build(
 def push(
     platform: str | None, template: str | None, output_format: str, modules: tuple[str, ...], no_build: bool
 ) -> None:
-    """Build (unless --no-build) and push the template's module images; records digests for --pin-digests."""
+    """Build (unless --no-build) and push the template's module images.
+
+    Records the pushed digests for `edgegen genconfig --pin-digests`.
+
+    \b
+    Examples:
+      edgegen push
+      edgegen push sensor --no-build
+      edgegen push --output json
+    """
     _run(template, platform, modules, do_build=not no_build, do_push=True, fmt=output_format)
 
 
@@ -78,7 +95,7 @@ def _run(
 
     # Every password known before anything can fail, so no message below can show one.
     masker = Masker(v for k, v in load_env(Path.cwd()).values.items() if k.startswith("CONTAINER_REGISTRY_PASSWORD"))
-    report = _JsonReporter() if fmt == "json" else _RichReporter()
+    report = _RichReporter() if fmt in ("text", "table") else _JsonReporter()
     rows: list[dict[str, Any]] = []
     pushed: list[Any] = []
     digests_file = None
@@ -121,10 +138,8 @@ def _run(
             record_digests(digests_file, pushed)
     data = {"images": rows, "digests_file": str(digests_file) if pushed else None}
     shown = [{**r, "modules": ", ".join(r["modules"]), "image_id": str(r.get("image_id") or "")[:19]} for r in rows]
-    text = (
-        table(shown, ["modules", "platform", "tag", "image_id", "digest"], title="images") if rows else "nothing built"
-    )
-    emit(data, fmt, text=text)
+    columns = ["modules", "platform", "tag", "image_id", "digest"]
+    emit(data, fmt, table(shown, columns, title="images") if rows else "nothing built", rows=shown, columns=columns)
 
 
 class _JsonReporter:

@@ -54,11 +54,14 @@ def _module_target(module: str) -> tuple[Path, list[str], Path]:
               help="deploymentconfig.json to write [default: the module's, or ./deploymentconfig.json].")
 @click.option("--no-write", is_flag=True, help="Only print the figures and the recommendation.")
 @click.option("--registry", default=None, metavar="DIR", help="Model registry [default: the solution's].")
-@output_option(("table", "json"), default="table")
+@output_option()
 def profile(module: str | None, entry_script: Path | None, model_refs: tuple[str, ...], sample_data: Path,
             duration: float, concurrency: str, margin: float, host: str, config_file: Path | None, no_write: bool,
             registry: str | None, output_format: str) -> None:
-    """Profile an entry script in the real scoring host and recommend cpu and memoryInGB.
+    """Measure a scoring host under load; recommend cpu and memory.
+
+    Runs the entry script in the real scoring host with the samples at each concurrency level and recommends
+    cpu and memoryInGB for the module's deploymentconfig.json.
 
     \b
     Examples:
@@ -96,16 +99,14 @@ def profile(module: str | None, entry_script: Path | None, model_refs: tuple[str
 
 
 def _report(result: Any, output_format: str) -> None:
-    if output_format == "json":
-        emit(result.to_dict(), "json")
-        return
     rows = [{"concurrency": lv.concurrency, "req/s": lv.throughput, "p50 ms": lv.p50_ms, "p90 ms": lv.p90_ms,
              "p99 ms": lv.p99_ms, "errors": lv.errors, "cpu cores": lv.cpu_cores, "cpu ms/req": lv.cpu_ms_per_request,
              "peak MiB": round(lv.peak_memory_bytes / 1024**2, 1)} for lv in result.levels]
-    click.echo(f"Profiled {result.script} in {result.host} with {result.samples} samples"
-               + (f", models {', '.join(m.split('@')[0] for m in result.models)}" if result.models else ""))
-    click.echo(table(rows, list(rows[0])))
-    click.echo(f"Recommendation (measured peaks + {result.margin:.0%} margin): cpu {result.cpu}, "
-               f"memoryInGB {result.memory_in_gb}")
+    lines = [f"Profiled {result.script} in {result.host} with {result.samples} samples"
+             + (f", models {', '.join(m.split('@')[0] for m in result.models)}" if result.models else ""),
+             table(rows, list(rows[0])),
+             f"Recommendation (measured peaks + {result.margin:.0%} margin): cpu {result.cpu}, "
+             f"memoryInGB {result.memory_in_gb}"]
     if result.deployment_config:
-        click.echo(f"Wrote {result.deployment_config} (genconfig turns it into HostConfig.NanoCpus/Memory)")
+        lines.append(f"Wrote {result.deployment_config} (genconfig turns it into HostConfig.NanoCpus/Memory)")
+    emit(result.to_dict(), output_format, "\n".join(lines), rows=rows)

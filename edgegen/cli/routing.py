@@ -31,7 +31,12 @@ def _read_json(path: Path, what: str) -> Any:
 
 @click.group("route")
 def route() -> None:
-    """Work with single routes and conditions."""
+    """Test single routes and conditions against a message.
+
+    \b
+    Examples:
+      edgegen route test '$body.temp > 30' --body '{"temp": 35}'
+    """
 
 
 @route.command("test")
@@ -49,6 +54,13 @@ def route_test(text: str, message_file: Path | None, body: str | None, props: tu
 
     Exit status: 0 when the message is routed (the condition is true), 1 when it is not (like grep), so a
     script can test a route; 2 for usage errors.
+
+    \b
+    Examples:
+      edgegen route test '$body.temp > 30' --body '{"temp": 35}'
+      edgegen route test 'as_number(level) > 3' --prop level=5
+      edgegen route test 'FROM /messages/modules/sensor/* INTO $upstream' --source /messages/modules/sensor
+      edgegen route test '$body.temp > 30' --message message.json --output json
     """
     from edgegen.routing.explain import route_test_message, test_message
 
@@ -109,11 +121,20 @@ def _undefined_leaves(steps: list[Any], culprit: Any) -> list[Any]:
 @click.argument("manifest", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text", show_default=True,
               help="text for people, mermaid for Markdown, dot for Graphviz.")
-@output_option(("text", "json"))
+@output_option()
 def routes(manifest: Path, fmt: str, output_format: str) -> None:
-    """Draw a manifest's message flow: modules, outputs, inputs, $upstream and every route as an edge.
+    """Draw a manifest's message flow (text, mermaid, dot).
 
-    --output json gives the same flow as data (modules, ports, edges, routes that did not compile) and the lint.
+    Modules, outputs, inputs, $upstream and every route as an edge.
+
+    --output json (or yaml, table) gives the same flow as data (modules, ports, edges, routes that did not
+    compile) and the lint.
+
+    \b
+    Examples:
+      edgegen routes manifests/deployment.amd64.json
+      edgegen routes manifests/deployment.amd64.json --format mermaid > flow.md
+      edgegen routes manifests/deployment.amd64.json --output json
     """
     from edgegen.routing import lint_routes
     from edgegen.routing.graph import render
@@ -121,7 +142,7 @@ def routes(manifest: Path, fmt: str, output_format: str) -> None:
     data = _read_json(manifest, "manifest")
     if not isinstance(data, dict):
         raise EdgegenError("the manifest must hold a JSON object", location=Location(file=str(manifest)))
-    if output_format == "json":
+    if output_format != "text":
         from dataclasses import asdict
 
         from edgegen.routing.graph import build_graph
@@ -129,7 +150,7 @@ def routes(manifest: Path, fmt: str, output_format: str) -> None:
         graph = build_graph(data)
         emit({"manifest": str(manifest), "modules": graph.modules,
               "ports": [asdict(p) for p in graph.ports.values()], "edges": [asdict(e) for e in graph.edges],
-              "problems": graph.problems, "lint": [asdict(f) for f in lint_routes(data)]}, "json")
+              "problems": graph.problems, "lint": [asdict(f) for f in lint_routes(data)]}, output_format)
         return
     click.echo(render(data, fmt), nl=fmt == "text")
     if fmt == "text":

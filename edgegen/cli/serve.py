@@ -45,7 +45,9 @@ def _loopback(address: str) -> bool:
               "stays at WARNING, as under azmlinfsrv.")
 def serve(entry_script: Path | None, model_dir: Path | None, port: int, address: str, threads: int,
           log_level: str) -> None:
-    """Serve ENTRY_SCRIPT [default: score.py] on http://ADDRESS:PORT/score like azmlinfsrv; Ctrl-C stops.
+    """Host an Azure ML entry script over HTTP, like azmlinfsrv.
+
+    Serves ENTRY_SCRIPT [default: score.py] on http://ADDRESS:PORT/score until Ctrl-C.
 
     Plain, inference_schema and @rawhttp scripts run unchanged: POST/GET /score, GET / (liveness),
     GET /swagger.json[?version=2|3|3.1], GET /metrics. The environment settings of the inference module apply:

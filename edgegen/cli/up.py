@@ -26,9 +26,16 @@ __all__ = ["up"]
               "when an engine answers, else process.")
 def up(duration: float | None, device_id: str, state_dir: Path, platform: str | None, hub_port: int | None,
        plain: bool, engine: str) -> None:
-    """The whole demo: render this solution, start a local IoT Hub and an edge device, deploy, stream results.
+    """The whole demo: hub, device, deployment and live results.
 
-    Run it in a solution folder (the repo itself is one). Ctrl-C or --duration stops every child cleanly.
+    Renders this solution, starts a local IoT Hub and an edge device, deploys, and streams the results. Run it
+    in a solution folder (the repo itself is one). Ctrl-C or --duration stops every child cleanly.
+
+    \b
+    Examples:
+      edgegen up
+      edgegen up --duration 30 --plain
+      edgegen up --engine docker
     """
     import asyncio
     import logging

@@ -199,8 +199,7 @@ def render(text: str, *, file: str, env: Mapping[str, str], source: ModuleSource
             offset = exp.source.find("${" + json.dumps(err.name)[1:-1])
             if offset >= 0:
                 line, col = line_col(exp.source, offset)
-                err.location = Location(file=label, line=line, column=col,
-                                        source_line=_source_line(exp.source, line))
+                err.at(Location(file=label, line=line, column=col, source_line=_source_line(exp.source, line)))
         raise
 
     for path, value, placeholder in find_placeholders(manifest):

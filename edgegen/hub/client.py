@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from edgegen.common import ids
 from edgegen.hub.connection import HubTarget
-from edgegen.hub.errors import HubClientError
+from edgegen.hub.errors import HubClientError, HubConflict, HubNotFound, hub_error
 
 __all__ = ["AtScaleDeployment", "DeployResult", "DeviceIdentity", "HubClient"]
 
@@ -132,7 +132,7 @@ class HubClient:
             message += f" ({code})"
         if detail:
             message += f": {detail}"
-        return HubClientError(message, status=status, code=code, hint=_HINTS.get(status))
+        return hub_error(message, status, code=code, hint=_HINTS.get(status))
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         with self._calling(what):
@@ -152,12 +152,10 @@ class HubClient:
         try:
             device = self._call(f"creating device {device_id!r}", lambda: self.registry.create_device_with_sas(
                 device_id, None, None, "enabled", iot_edge=edge))
-        except HubClientError as exc:
-            if exc.status == 409 and not exist_ok:
+        except HubConflict as exc:
+            if not exist_ok:
                 exc.hint = (f"device {device_id!r} is already registered: pass --exist-ok to use it as it is (its "
                             "connection string is printed), or choose another id")
-                raise
-            if exc.status != 409:
                 raise
             device = self._call(f"reading device {device_id!r}", lambda: self.registry.get_device(device_id))
         return self._identity(device)
@@ -239,10 +237,8 @@ class HubClient:
     def _find_configuration(self, name: str) -> Any:
         try:
             return self._call(f"reading deployment {name!r}", lambda: self.configurations.get_configuration(name))
-        except HubClientError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except HubNotFound:
+            return None
 
     def get_deployment(self, name: str) -> dict[str, Any]:
         cfg = self._call(f"reading deployment {name!r}", lambda: self.configurations.get_configuration(name))

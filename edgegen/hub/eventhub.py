@@ -38,9 +38,10 @@ def _endpoint() -> str:
 
 
 def monitor_eventhub(target: HubTarget, filt: Any, *, timeout: float | None, count: int | None,
-                     output_format: str, echo: Callable[[str], None], connection_string: str | None = None,
+                     on_event: Callable[[dict[str, Any]], None], connection_string: str | None = None,
                      consumer_group: str = "$Default", from_start: bool = False) -> int:
-    """Print events until ``count`` or ``timeout`` seconds pass with nothing new on any partition.
+    """Hand events (``format_event``'s dicts) to ``on_event`` until ``count`` or ``timeout`` seconds pass with
+    nothing new on any partition.
 
     The asyncio client of azure-eventhub reads every partition in a task of its own. Its synchronous client
     polls the partitions in turn from one thread, waiting its 0.2 s socket timeout on each partition with
@@ -54,13 +55,13 @@ def monitor_eventhub(target: HubTarget, filt: Any, *, timeout: float | None, cou
     options: dict[str, Any] = {"connection_verify": target.ca_file} if target.ca_file else {}
     client = EventHubConsumerClient.from_connection_string(connection_string or _endpoint(),
                                                            consumer_group=consumer_group, **options)
-    return asyncio.run(_monitor(client, filt, timeout=timeout, count=count, output_format=output_format,
-                                echo=echo, from_start=from_start))
+    return asyncio.run(_monitor(client, filt, timeout=timeout, count=count, deliver=on_event,
+                                from_start=from_start))
 
 
-async def _monitor(client: Any, filt: Any, *, timeout: float | None, count: int | None, output_format: str,
-                   echo: Callable[[str], None], from_start: bool) -> int:
-    from edgegen.hub.events import format_event, render_event
+async def _monitor(client: Any, filt: Any, *, timeout: float | None, count: int | None,
+                   deliver: Callable[[dict[str, Any]], None], from_start: bool) -> int:
+    from edgegen.hub.events import format_event
 
     loop = asyncio.get_running_loop()
     shown = 0
@@ -76,7 +77,7 @@ async def _monitor(client: Any, filt: Any, *, timeout: float | None, count: int 
         message = feed_message(event)
         if not filt.matches(message):
             return
-        echo(render_event(format_event(message, filt), output_format))
+        deliver(format_event(message, filt))
         shown += 1
         if count is not None and shown >= count:
             done.set()

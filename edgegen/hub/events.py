@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FeedMessage", "MonitorFilter", "format_event", "render_event"]
+__all__ = ["FeedMessage", "MonitorFilter", "format_event"]
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,3 @@ def format_event(message: FeedMessage, filt: MonitorFilter) -> dict[str, Any]:
         event["properties"] = props
     event["payload"] = _payload(message, filt.content_type)
     return {"event": event}
-
-
-def render_event(event: dict[str, Any], output_format: str) -> str:
-    if output_format == "yaml":
-        import yaml
-
-        return "---\n" + yaml.safe_dump(event, sort_keys=False).rstrip()
-    if output_format == "table":
-        e = event["event"]
-        payload = e["payload"] if isinstance(e["payload"], str) else json.dumps(e["payload"])
-        return f"{e['origin']:<16} {e['module'] or '-':<14} {payload}"
-    return json.dumps(event, indent=4)

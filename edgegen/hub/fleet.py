@@ -33,7 +33,7 @@ from typing import Any
 
 from edgegen.common.private import write_private
 from edgegen.common.safeload import InputError, loads_yaml, read_text
-from edgegen.errors import Location
+from edgegen.errors import EdgegenError, Location
 from edgegen.generator.atomic import write_text_atomic
 from edgegen.generator.genconfig import carries_registry_password
 from edgegen.hub.errors import HubClientError
@@ -191,12 +191,9 @@ def render_fleet(path: Path, *, cwd: Path | None = None, environ: Mapping[str, s
             start = time.perf_counter()
             try:
                 manifest = renderer.render(variables)
-            except HubClientError:
+            except EdgegenError as exc:  # keeps its type and location (the template's line); says which render
+                exc.add_note(f"while rendering {where}")
                 raise
-            except Exception as exc:
-                message = getattr(exc, "message", str(exc))
-                raise HubClientError(f"{where}: rendering failed: {message}", hint=getattr(exc, "hint", None),
-                                     location=getattr(exc, "location", None)) from None
             renders[key] = manifest
             plan.renders += 1
             t_render += time.perf_counter() - start

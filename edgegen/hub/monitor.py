@@ -25,7 +25,7 @@ from typing import Any
 from edgegen.common.sas import generate_sas_token
 from edgegen.hub.connection import HubTarget
 from edgegen.hub.errors import HubClientError
-from edgegen.hub.events import FeedMessage, MonitorFilter, format_event, render_event
+from edgegen.hub.events import FeedMessage, MonitorFilter, format_event
 from edgegen.local.hubstandin import MQTT_PORT, feed_client_id, feed_resource, feed_session, feed_topic
 
 __all__ = [
@@ -172,10 +172,11 @@ class LocalFeed:
 
 
 def run_monitor(target: HubTarget, filt: MonitorFilter, *, timeout: float | None, count: int | None,
-                from_start: bool, output_format: str, echo: Callable[[str], None],
+                from_start: bool, on_event: Callable[[dict[str, Any]], None],
                 eventhub_connection_string: str | None = None, consumer_group: str = "$Default",
                 since_ms: int | None = None, warn: Callable[[str], None] | None = None) -> int:
-    """Print events until ``count`` or ``timeout`` seconds pass with nothing new; return how many were shown.
+    """Hand each event (``format_event``'s dict) to ``on_event`` until ``count`` or ``timeout`` seconds pass with
+    nothing new; return how many were handed over. Rendering them is the caller's (``edgegen.cli.output``).
 
     ``since_ms``: start from the first message enqueued at or after that time (epoch ms; the stand-in's live
     feed). Raises ``MissedMessages`` at the end when retention removed messages before they could be shown.
@@ -193,22 +194,22 @@ def run_monitor(target: HubTarget, filt: MonitorFilter, *, timeout: float | None
                                       "from a time with an Event Hubs client")
         from edgegen.hub.eventhub import monitor_eventhub
 
-        return monitor_eventhub(target, filt, timeout=timeout, count=count, output_format=output_format,
-                                echo=echo, connection_string=eventhub_cs, consumer_group=consumer_group,
+        return monitor_eventhub(target, filt, timeout=timeout, count=count, on_event=on_event,
+                                connection_string=eventhub_cs, consumer_group=consumer_group,
                                 from_start=from_start)
     with LocalFeed(target, from_start=from_start, since_ms=since_ms) as feed:
         feed.wait_ready()
-        shown = show_messages(feed, filt, timeout=timeout, count=count, output_format=output_format, echo=echo,
-                              warn=warn)
+        shown = show_messages(feed, filt, timeout=timeout, count=count, on_event=on_event, warn=warn)
     if feed.missed:
         raise MissedMessages(feed.missed, feed.gaps)
     return shown
 
 
-def show_messages(feed: Any, filt: MonitorFilter, *, timeout: float | None, count: int | None, output_format: str,
-                  echo: Callable[[str], None], warn: Callable[[str], None] | None = None) -> int:
-    """Print the feed's messages that ``filt`` keeps until ``count`` are shown or ``timeout`` seconds pass since
-    the last one shown (messages that -d/-m filter out do not extend it, as with az iot hub monitor-events)."""
+def show_messages(feed: Any, filt: MonitorFilter, *, timeout: float | None, count: int | None,
+                  on_event: Callable[[dict[str, Any]], None], warn: Callable[[str], None] | None = None) -> int:
+    """Hand over (as events) the feed's messages that ``filt`` keeps until ``count`` are shown or ``timeout``
+    seconds pass since the last one shown (messages that -d/-m filter out do not extend it, as with az iot hub
+    monitor-events)."""
     shown = missed = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     while deadline is None or time.monotonic() < deadline:
@@ -222,7 +223,7 @@ def show_messages(feed: Any, filt: MonitorFilter, *, timeout: float | None, coun
             missed = feed.missed
         if not filt.matches(message):
             continue
-        echo(render_event(format_event(message, filt), output_format))
+        on_event(format_event(message, filt))
         shown += 1
         if count is not None and shown >= count:
             break

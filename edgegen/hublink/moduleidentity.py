@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from edgegen.common.private import write_private
 from edgegen.common.sas import generate_sas_token
-from edgegen.hub.errors import HubClientError
+from edgegen.hub.errors import HubClientError, hub_error
 
 __all__ = ["API_VERSION", "CACHE_FILE", "SYSTEM_MODULES", "ModuleIdentities", "device_scope_token"]
 
@@ -119,8 +119,8 @@ class ModuleIdentities:
     def _fail(self, action: str, module_id: str, status: int, payload: Any) -> HubClientError:
         hint = ("the hub refused the device's own key: is this an edge device (--edge) and the connection "
                 "string current?" if status == 401 else None)
-        return HubClientError(f"{action} module identity {self.device_id}/{module_id} failed: HTTP {status} "
-                              f"{payload}", status=status, hint=hint)
+        return hub_error(f"{action} module identity {self.device_id}/{module_id} failed: HTTP {status} {payload}",
+                         status, hint=hint)
 
     def fetch(self, module_id: str) -> str:
         """Ensure the module identity exists and return its primary key (a REST round trip)."""

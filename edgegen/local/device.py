@@ -57,7 +57,8 @@ from edgegen.local.errors import DeviceError
 from edgegen.local.identities import IdentityBook
 from edgegen.local.modulecode import ModuleResolver, VenvCache, model_layout
 from edgegen.local.mqtt.auth import SasAuthenticator
-from edgegen.local.mqtt.gateway import GatewayError, MqttGateway
+from edgegen.local.mqtt.errors import GatewayUnavailable
+from edgegen.local.mqtt.gateway import MqttGateway
 from edgegen.local.mqtt.store import SqliteSessionStore
 from edgegen.local.mqtt.topics import Identity
 from edgegen.local.processes import ProcessRuntime
@@ -315,13 +316,13 @@ class Device:
     async def _gateway_method(self, target: Identity, name: str, payload: Any, timeout: float,
                               connect_timeout: float) -> tuple[int, Any]:
         if self.gateway is None:
-            raise GatewayError("the edge hub is restarting", 503)
+            raise GatewayUnavailable("the edge hub is restarting")
         return await self.gateway.invoke_method(target, name, payload, timeout, connect_timeout)
 
     async def invoke_module_method(self, module: str, name: str, payload: Any, timeout: float = 30.0,
                                    connect_timeout: float = 0.0) -> tuple[int, Any]:
         """A direct method on a module of this device (``$edgeAgent``: answered by the agent, as edgeAgent does);
-        raises GatewayError (404 not connected, 504 no answer in time) like IoT Hub's method call."""
+        raises NotConnected (404) or MethodTimeoutError (504) like IoT Hub's method call."""
         if module == AGENT_MODULE:
             return await handle_agent_method(self, name, payload)
         return await self._gateway_method(Identity(self.config.device_id, module), name, payload, timeout,
@@ -387,15 +388,7 @@ class Device:
     async def apply(self, deployment: Deployment) -> list[str]:
         """Routes, twins, then modules; returns the modules (re)started."""
         self.identities.ensure(list(deployment.modules))
-        try:
-            self.router.set_routes(deployment.routes, deployment.hub_schema_version, deployment.store_ttl_secs)
-        except Exception as exc:
-            from edgegen.errors import EdgegenError
-
-            if isinstance(exc, EdgegenError):
-                raise
-            raise DeviceError(f"routes do not compile: {exc}", location=Location(
-                json_path="modulesContent.$edgeHub.properties.desired.routes")) from exc
+        self.router.set_routes(deployment.routes, deployment.hub_schema_version, deployment.store_ttl_secs)
         self.hub.apply_twins(deployment.twins, self.gateway)
         self.deployment = deployment
         started = await self.agent.apply(deployment.modules, getattr(self.source, "path", "manifest").__str__())

@@ -15,7 +15,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from edgegen.local.mqtt.gateway import BaseGatewayHandler, GatewayError, TelemetryMessage
+from edgegen.local.mqtt.errors import InvalidRequest, NotPermitted
+from edgegen.local.mqtt.gateway import BaseGatewayHandler, TelemetryMessage
 from edgegen.local.mqtt.topics import Identity
 from edgegen.local.router import Router
 from edgegen.local.twins import TwinFile, Twins
@@ -51,7 +52,7 @@ class EdgeHubHandler(BaseGatewayHandler):
 
     def _module(self, identity: Identity) -> str:
         if identity.device_id != self.device_id or not identity.module_id:
-            raise GatewayError(f"{identity} is not a module of device {self.device_id!r}", 403)
+            raise NotPermitted(f"{identity} is not a module of device {self.device_id!r}")
         return identity.module_id
 
     async def on_connect(self, identity: Identity) -> None:
@@ -86,7 +87,7 @@ class EdgeHubHandler(BaseGatewayHandler):
 
     async def on_twin_reported(self, identity: Identity, patch: dict[str, Any]) -> tuple[int, int | None]:
         if not isinstance(patch, dict):
-            raise GatewayError("a reported patch must be a JSON object", 400)
+            raise InvalidRequest("a reported patch must be a JSON object")
         version = self.twins.report(self._module(identity), patch)
         self._schedule_save()
         return 204, version

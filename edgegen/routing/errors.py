@@ -35,18 +35,6 @@ class RouteError(EdgegenError):
                             source_line=_one_line(text) if text else None)
         super().__init__(message, location=location, hint=hint)
 
-    def at(self, *, json_path: str | None = None, file: str | None = None) -> RouteError:
-        """A copy of this error placed at a manifest JSON path (used by lint and validation)."""
-        return RouteError(
-            self.message,
-            text=self.text,
-            column=self.column,
-            expected=self.expected,
-            hint=self.hint,
-            file=file,
-            json_path=json_path,
-        )
-
     def _headline(self) -> str:
         # Outside a file the caret line has no "file:line:col", so the column goes in front of the message.
         in_file = bool(self.location and self.location.file)

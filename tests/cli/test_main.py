@@ -9,25 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.cli import COMMANDS, main
+from edgegen.cli import COMMANDS
+from tests.support.cli import CliRunner
 
 
-def run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return int(exc.value.code or 0)
-
-
-def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--help"]) == 0
-    out = capsys.readouterr().out
+def test_help_exits_zero(cli: CliRunner) -> None:
+    r = cli(["--help"])
+    assert r.code == 0
+    out = r.out
     for name in COMMANDS:
         assert name in out
 
 
-def test_unknown_command_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["no-such-command"]) == 2
-    assert "No such command" in capsys.readouterr().err
+def test_unknown_command_is_usage_error(cli: CliRunner) -> None:
+    r = cli(["no-such-command"])
+    assert r.code == 2
+    assert "No such command" in r.err
 
 
 @pytest.mark.process
@@ -73,10 +70,11 @@ def test_the_fast_help_text_is_clicks_own(width: int) -> None:
 
 
 def test_a_narrow_terminal_gets_clicks_wrapping(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+                                                cli: CliRunner) -> None:
     monkeypatch.setenv("COLUMNS", "60")
-    assert run(["--help"]) == 0
-    assert "Commands:" in capsys.readouterr().out  # printed by click itself (wrapped for 60 columns)
+    r = cli(["--help"])
+    assert r.code == 0
+    assert "Commands:" in r.out  # printed by click itself (wrapped for 60 columns)
 
 
 @pytest.mark.process

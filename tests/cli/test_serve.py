@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.cli import main
 from tests.modules.azml_diff import Call, send
 from tests.support.azmlinfsrv import base_env, start_serve, wait_ready
+from tests.support.cli import CliRunner
 from tests.support.net import free_port
 
 SCRIPT = """import json, os
@@ -24,24 +24,18 @@ def run(raw_data):
 """
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return int(exc.value.code or 0), capsys.readouterr().err
-
-
-def test_missing_script_and_model_dir_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_script_and_model_dir_are_explained(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> None:
     monkeypatch.chdir(tmp_path)
-    code, err = run_cli(["serve"], capsys)
+    code, _, err = cli(["serve"])
     assert code == 1 and "entry script score.py not found" in err and "hint:" in err
     (tmp_path / "score.py").write_text(SCRIPT)
-    code, err = run_cli(["serve", "--model-dir", "nowhere"], capsys)
+    code, _, err = cli(["serve", "--model-dir", "nowhere"])
     assert code == 1 and "model folder nowhere not found" in err
     monkeypatch.setenv("MAX_REQUEST_BYTES", "lots")
-    code, err = run_cli(["serve"], capsys)
+    code, _, err = cli(["serve"])
     assert code == 1 and "MAX_REQUEST_BYTES='lots' is not a number" in err
-    code, err = run_cli(["serve", "--port", "70000"], capsys)
+    code, _, err = cli(["serve", "--port", "70000"])
     assert code == 2
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.cli import main
+from tests.support.cli import CliRunner
 
 pytestmark = pytest.mark.e2e
 SETTINGS = ("CONTAINER_REGISTRY_SERVER", "CONFIG_OUTPUT_DIR", "DEFAULT_PLATFORM", "DEPLOYMENT_CONFIG_FILE",
@@ -25,25 +25,20 @@ def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return int(exc.value.code or 0)
-
-
-def test_new_add_genconfig(cwd: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run(["new", "sol", "-m", "sensor", "-t", "sensor"]) == 0
+def test_new_add_genconfig(cwd: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli(["new", "sol", "-m", "sensor", "-t", "sensor"]).code == 0
     monkeypatch.chdir(cwd / "sol")
-    assert run(["add", "inference", "--template", "inference"]) == 0
-    assert run(["add", "monitor", "-t", "monitor"]) == 0
-    capsys.readouterr()
-    assert run(["genconfig", "--output", "json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    assert cli(["add", "inference", "--template", "inference"]).code == 0
+    assert cli(["add", "monitor", "-t", "monitor"]).code == 0
+    r = cli(["genconfig", "--output", "json"])
+    assert r.code == 0
+    report = json.loads(r.out)
     assert report["output"] == "config/deployment.amd64.json" and report["written"]
     assert report["images"] == {m: f"localhost:5000/{m}:0.0.1-amd64" for m in ("sensor", "inference", "monitor")}
     assert report["validation"]["valid"] is True
-    assert run(["genconfig", "-f", "deployment.debug.template.json", "-P", "amd64", "-o", "out"]) == 0
-    out = capsys.readouterr().out
+    r = cli(["genconfig", "-f", "deployment.debug.template.json", "-P", "amd64", "-o", "out"])
+    assert r.code == 0
+    out = r.out
     assert "Expanding 'deployment.debug.template.json' to 'out/deployment.debug.amd64.json'" in out
     debug = json.loads((cwd / "sol" / "out" / "deployment.debug.amd64.json").read_text())
     sensor = debug["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]["sensor"]["settings"]
@@ -57,47 +52,50 @@ def test_new_add_genconfig(cwd: Path, capsys: pytest.CaptureFixture[str], monkey
     ("my-module", "Module name can only contain alphanumeric characters and the symbol _"),
     ("filtermodule", 'Module "filtermodule" already exists under'),
 ])
-def test_add_rejects_bad_names(cwd: Path, capsys: pytest.CaptureFixture[str], name: str, message: str,
+def test_add_rejects_bad_names(cwd: Path, cli: CliRunner, name: str, message: str,
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run(["new", "sol"]) == 0
+    assert cli(["new", "sol"]).code == 0
     monkeypatch.chdir(cwd / "sol")
     before = (cwd / "sol" / "deployment.template.json").read_text()
-    capsys.readouterr()
-    assert run(["add", name]) == 1
-    assert message in capsys.readouterr().err
+    r = cli(["add", name])
+    assert r.code == 1
+    assert message in r.err
     assert (cwd / "sol" / "deployment.template.json").read_text() == before
 
 
-def test_usage_errors_exit_2(cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["add", "x", "--template", "cobol"]) == 2
-    assert run(["genconfig", "--no-such-flag"]) == 2
-    assert run(["new"]) == 2
+def test_usage_errors_exit_2(cwd: Path, cli: CliRunner) -> None:
+    assert cli(["add", "x", "--template", "cobol"]).code == 2
+    assert cli(["genconfig", "--no-such-flag"]).code == 2
+    assert cli(["new"]).code == 2
 
 
-def test_genconfig_failures_exit_1(cwd: Path, capsys: pytest.CaptureFixture[str],
+def test_genconfig_failures_exit_1(cwd: Path, cli: CliRunner,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run(["genconfig"]) == 1
-    assert 'template file "deployment.template.json" not found' in capsys.readouterr().err
-    assert run(["new", "sol"]) == 0
+    r = cli(["genconfig"])
+    assert r.code == 1
+    assert 'template file "deployment.template.json" not found' in r.err
+    assert cli(["new", "sol"]).code == 0
     monkeypatch.chdir(cwd / "sol")
     tpl = cwd / "sol" / "deployment.template.json"
     tpl.write_text(tpl.read_text().replace('"v1.25"', '"$DOCKER_MIN"'))
-    capsys.readouterr()
-    assert run(["genconfig"]) == 1
-    err = capsys.readouterr().err
+    r = cli(["genconfig"])
+    assert r.code == 1
+    err = r.err
     line = next(i for i, ln in enumerate(tpl.read_text().splitlines(), 1) if "$DOCKER_MIN" in ln)
     assert f"deployment.template.json:{line}:" in err and "$DOCKER_MIN is not set" in err and "^" in err
-    assert run(["genconfig", "--allow-unresolved"]) == 0
-    assert "warning:" in capsys.readouterr().out
+    r = cli(["genconfig", "--allow-unresolved"])
+    assert r.code == 0
+    assert "warning:" in r.out
     data = json.loads(tpl.read_text())
     data["modulesContent"]["$edgeHub"]["properties.desired"]["routes"]["bad"] = "FROM /messages INTO nowhere"
     tpl.write_text(json.dumps(data))
     os.environ["DOCKER_MIN"] = "v1.25"
     try:
-        assert run(["genconfig", "--fail-on-validation-error"]) == 1
-        captured = capsys.readouterr()
+        r = cli(["genconfig", "--fail-on-validation-error"])
+        assert r.code == 1
+        captured = r
         assert "error:" in captured.out and "validation failed" in captured.err
-        assert run(["genconfig"]) == 0  # without the flag, findings are only reported
+        assert cli(["genconfig"]).code == 0  # without the flag, findings are only reported
     finally:
         del os.environ["DOCKER_MIN"]
 

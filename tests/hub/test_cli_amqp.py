@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from azure.iot.device import IoTHubDeviceClient, Message
 
-from edgegen.cli import main
 from edgegen.local.hubstandin.server import read_hub_info
+from tests.support.cli import CliRunner
 from tests.support.net import free_loopback_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -30,12 +30,6 @@ def parse_events(text: str) -> list[dict]:
         while i < len(text) and text[i].isspace():
             i += 1
     return events
-
-
-def run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return int(exc.value.code or 0)
 
 
 @pytest.fixture
@@ -58,15 +52,16 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[su
     proc.wait(30)
 
 
-def test_monitor_through_eventhub_c2d_send_and_consumer_groups(served, capsys, monkeypatch) -> None:
+def test_monitor_through_eventhub_c2d_send_and_consumer_groups(served, capsys, monkeypatch, cli: CliRunner) -> None:
     _, state = served
     info = read_hub_info(state)
     assert info is not None and info.amqp_port == 5671
     assert info.event_hub_connection_string == (
         f"Endpoint=sb://{info.address}/;SharedAccessKeyName=iothubowner;SharedAccessKey="
         f"{info.connection_string.rsplit('SharedAccessKey=', 1)[1]};EntityPath=edgegen-local-hub")
-    assert run(["hub", "device", "create", "dev1", "--state-dir", str(state), "--output", "json"]) == 0
-    device_cs = json.loads(capsys.readouterr().out)["connectionString"]
+    r = cli(["hub", "device", "create", "dev1", "--state-dir", str(state), "--output", "json"])
+    assert r.code == 0
+    device_cs = json.loads(r.out)["connectionString"]
     device = IoTHubDeviceClient.create_from_connection_string(
         device_cs, server_verification_cert=Path(info.ca_file).read_text())
     inbox: queue.Queue = queue.Queue()
@@ -80,27 +75,32 @@ def test_monitor_through_eventhub_c2d_send_and_consumer_groups(served, capsys, m
         args = ["monitor", "--state-dir", str(state), "--eventhub-connection-string",
                 info.event_hub_connection_string, "--from-start", "--count", "2", "--timeout", "20",
                 "--properties", "all"]
-        assert run(args) == 0
-        events = parse_events(capsys.readouterr().out)
+        r = cli(args)
+        assert r.code == 0
+        events = parse_events(r.out)
         assert [(e["origin"], e["payload"]) for e in events] == [("dev1", {"n": 0}), ("dev1", {"n": 1})]
         assert events[0]["properties"]["application"] == {"k": "v"}
         assert events[0]["properties"]["system"]["iothub-connection-device-id"] == "dev1"
         assert events[0]["properties"]["system"]["content_type"] == "application/json"
 
-        assert run(["hub", "c2d", "send", "dev1", '{"cmd":"on"}', "--props", "level=7", "--ack", "full",
-                    "--content-type", "application/json", "--state-dir", str(state), "--output", "json"]) == 0
-        sent = json.loads(capsys.readouterr().out)
+        r = cli(["hub", "c2d", "send", "dev1", '{"cmd":"on"}', "--props", "level=7", "--ack", "full",
+                 "--content-type", "application/json", "--state-dir", str(state), "--output", "json"])
+        assert r.code == 0
+        sent = json.loads(r.out)
         got = inbox.get(timeout=15)
         assert got.message_id == sent["messageId"] and got.data == b'{"cmd":"on"}'
         assert got.custom_properties == {"level": "7"} and got.content_type == "application/json"
     finally:
         device.shutdown()
-    assert run(["hub", "c2d", "send", "nobody", "x", "--state-dir", str(state)]) == 1
-    assert "refused" in capsys.readouterr().err
+    r = cli(["hub", "c2d", "send", "nobody", "x", "--state-dir", str(state)])
+    assert r.code == 1
+    assert "refused" in r.err
 
-    assert run(["hub", "consumer-group", "create", "analytics", "--state-dir", str(state), "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == ["$Default", "analytics"]
+    r = cli(["hub", "consumer-group", "create", "analytics", "--state-dir", str(state), "--output", "json"])
+    assert r.code == 0
+    assert json.loads(r.out) == ["$Default", "analytics"]
     args = ["monitor", "--state-dir", str(state), "--eventhub-connection-string",
             info.event_hub_connection_string, "--cg", "analytics", "--from-start", "--count", "2", "--timeout", "20"]
-    assert run(args) == 0
-    assert [e["origin"] for e in parse_events(capsys.readouterr().out)] == ["dev1", "dev1"]
+    r = cli(args)
+    assert r.code == 0
+    assert [e["origin"] for e in parse_events(r.out)] == ["dev1", "dev1"]

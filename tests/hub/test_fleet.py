@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.cli import main
 from edgegen.hub.errors import HubClientError
 from edgegen.hub.fleet import load_fleet, render_fleet, write_fleet
+from tests.support.cli import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_validation_errors_are_found_per_deployment(solution: Path) -> None:
 
 
 @pytest.mark.integration
-def test_deploy_fleet_to_the_stand_in(solution: Path, hub, capsys, monkeypatch) -> None:
+def test_deploy_fleet_to_the_stand_in(solution: Path, hub, cli: CliRunner, monkeypatch) -> None:
     from edgegen.hub.client import HubClient
     from edgegen.hub.connection import resolve_hub
 
@@ -104,26 +104,24 @@ def test_deploy_fleet_to_the_stand_in(solution: Path, hub, capsys, monkeypatch) 
                          ("lab-1", {"fleetGroup": "dev"})):
         client.create_device(device, edge=True)
         client.set_tags(device, tags)
-    with pytest.raises(SystemExit) as exc:
-        main(["deploy", "--fleet", "fleet.yaml", "--state-dir", state, "--output", "json"])
-    assert exc.value.code == 0
-    assert [r["action"] for r in json.loads(capsys.readouterr().out)] == ["created"] * 3
+    r = cli(["deploy", "--fleet", "fleet.yaml", "--state-dir", state, "--output", "json"])
+    assert r.code == 0
+    assert [d["action"] for d in r.json()] == ["created"] * 3
     for device in ("cam-001", "cam-002", "lab-1"):  # the device side makes its module identities
         hub.ensure_module(device, "sensor")
     assert client.module_twin("cam-001", "sensor")["desired"]["SendInterval"] == 2
     assert client.module_twin("cam-002", "sensor")["desired"]["SendInterval"] == 5
     assert client.module_twin("lab-1", "sensor")["desired"]["SendInterval"] == 1
     assert client.get_deployment("prod")["systemMetrics"]["targetedCount"] == 2
-    with pytest.raises(SystemExit) as exc:  # again: updates in place, content unchanged
-        main(["deploy", "--fleet", "fleet.yaml", "--state-dir", state, "--output", "json"])
-    assert exc.value.code == 0
-    assert [r["action"] for r in json.loads(capsys.readouterr().out)] == ["updated"] * 3
+    # again: updates in place, content unchanged
+    r = cli(["deploy", "--fleet", "fleet.yaml", "--state-dir", state, "--output", "json"])
+    assert r.code == 0
+    assert [d["action"] for d in r.json()] == ["updated"] * 3
 
 
-def test_dry_run_renders_without_a_hub(solution: Path, capsys, monkeypatch) -> None:
+def test_dry_run_renders_without_a_hub(solution: Path, cli: CliRunner, monkeypatch) -> None:
     monkeypatch.chdir(solution)
-    with pytest.raises(SystemExit) as exc:
-        main(["deploy", "--fleet", "fleet.yaml", "--dry-run", "out", "--state-dir", str(solution / "no-hub")])
-    assert exc.value.code == 0
-    assert "3 deployments for 4 listed devices" in capsys.readouterr().out
+    r = cli(["deploy", "--fleet", "fleet.yaml", "--dry-run", "out", "--state-dir", str(solution / "no-hub")])
+    assert r.code == 0
+    assert "3 deployments for 4 listed devices" in r.out
     assert interval(json.loads((solution / "out" / "prod-cam-001.json").read_text())) == 2

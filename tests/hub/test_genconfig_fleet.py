@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.cli import main
+from tests.support.cli import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,18 +56,13 @@ def solution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return sol
 
 
-def run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    return int(exc.value.code or 0)
-
-
 def interval(path: Path) -> int:
     return json.loads(path.read_text())["modulesContent"]["sensor"]["properties.desired"]["SendInterval"]
 
 
-def test_fleet_writes_a_manifest_per_deployment(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["genconfig", "--fleet", "fleet.yaml"]) == 0
+def test_fleet_writes_a_manifest_per_deployment(solution: Path, cli: CliRunner) -> None:
+    r = cli(["genconfig", "--fleet", "fleet.yaml"])
+    assert r.code == 0
     out = solution / "manifests" / "fleet"  # default: <CONFIG_OUTPUT_DIR or manifests>/fleet
     assert sorted(p.name for p in out.iterdir()) == ["dev.json", "fleet-index.json", "prod-cam-001.json",
                                                     "prod.json"]
@@ -75,7 +70,7 @@ def test_fleet_writes_a_manifest_per_deployment(solution: Path, capsys: pytest.C
     index = json.loads((out / "fleet-index.json").read_text())
     assert index["devices"] == {"cam-001": "prod-cam-001", "cam-002": "prod", "lab-1": "dev", "lab-2": "dev"}
     assert index["deployments"]["prod-cam-001"]["priority"] == 11
-    text = capsys.readouterr().out
+    text = r.out
     assert "3 deployments (2 groups, 1 devices with their own variables) for 4 listed devices" in text
     assert "3 renders, 3 validations, 0 error(s), 9 warning(s) (3 distinct findings shown)" in text
     assert text.count("private registry myacr.azurecr.io") == 3
@@ -84,48 +79,55 @@ def test_fleet_writes_a_manifest_per_deployment(solution: Path, capsys: pytest.C
     assert not list(out.glob(".*.tmp"))
 
 
-def test_fleet_output_dir_and_json(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fleet_output_dir_and_json(solution: Path, cli: CliRunner) -> None:
     (solution / ".env").write_text("POLICY=always\nCONFIG_OUTPUT_DIR=config\n")
-    assert run(["genconfig", "--fleet", "fleet.yaml", "--output", "json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    r = cli(["genconfig", "--fleet", "fleet.yaml", "--output", "json"])
+    assert r.code == 0
+    data = json.loads(r.out)
     assert data["output_dir"] == str(Path("config") / "fleet") and data["written"] is True
     assert [d["name"] for d in data["deployments"]] == ["prod", "prod-cam-001", "dev"]
     assert data["renders"] == 3 and data["errors"] == 0 and data["devices"] == 4
     assert {f["deployments"] == ["prod", "prod-cam-001", "dev"] for f in data["findings"]} == {True}
     assert (solution / "config" / "fleet" / "prod-cam-001.json").is_file()
-    assert run(["genconfig", "--fleet", "fleet.yaml", "-o", "elsewhere", "--no-validate"]) == 0
+    assert cli(["genconfig", "--fleet", "fleet.yaml", "-o", "elsewhere", "--no-validate"]).code == 0
     assert interval(solution / "elsewhere" / "prod.json") == 5
 
 
-def test_fleet_validation_errors(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fleet_validation_errors(solution: Path, cli: CliRunner) -> None:
     (solution / "fleet.yaml").write_text(FLEET.replace('cam-001: {variables: {SEND_INTERVAL: "2"}}',
                                                        'cam-001: {variables: {POLICY: sometimes}}'))
     out = solution / "manifests" / "fleet"
-    assert run(["genconfig", "--fleet", "fleet.yaml", "--fail-on-validation-error"]) == 1
-    captured = capsys.readouterr()
+    r = cli(["genconfig", "--fleet", "fleet.yaml", "--fail-on-validation-error"])
+    assert r.code == 1
+    captured = r
     assert "restartPolicy is 'sometimes'" in captured.out and "in 1 deployment(s): prod-cam-001" in captured.out
     # located in the manifest as it would be written (exact line checked below, once it is written)
     assert re.search(r"manifests/fleet/prod-cam-001\.json:\d+:\d+: error: restartPolicy", captured.out)
     assert "private registry" not in captured.out  # only errors when failing
     assert "nothing written" in captured.err and not out.exists()
-    assert run(["genconfig", "--fleet", "fleet.yaml"]) == 0  # without the flag: reported, written
-    text = capsys.readouterr().out
+    r = cli(["genconfig", "--fleet", "fleet.yaml"])
+    assert r.code == 0  # without the flag: reported, written
+    text = r.out
     assert "1 error(s), 9 warning(s) (4 distinct findings shown)" in text
     line = next(i for i, t in enumerate((out / "prod-cam-001.json").read_text().splitlines(), 1) if "sometimes" in t)
     assert f"prod-cam-001.json:{line}:" in text
 
 
-def test_fleet_usage_and_file_errors(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["genconfig", "--fleet", "fleet.yaml", "-P", "arm64v8"]) == 2
-    assert "--fleet takes the template and platform from the fleet file" in capsys.readouterr().err
-    assert run(["genconfig", "--fleet", "fleet.yaml", "--pin-digests"]) == 2
-    assert "--pin-digests" in capsys.readouterr().err
+def test_fleet_usage_and_file_errors(solution: Path, cli: CliRunner) -> None:
+    r = cli(["genconfig", "--fleet", "fleet.yaml", "-P", "arm64v8"])
+    assert r.code == 2
+    assert "--fleet takes the template and platform from the fleet file" in r.err
+    r = cli(["genconfig", "--fleet", "fleet.yaml", "--pin-digests"])
+    assert r.code == 2
+    assert "--pin-digests" in r.err
     (solution / "fleet.yaml").write_text("groups:\n  prod:\n    priority: 1\n    targets: x\n")
-    assert run(["genconfig", "--fleet", "fleet.yaml"]) == 1
-    err = capsys.readouterr().err
+    r = cli(["genconfig", "--fleet", "fleet.yaml"])
+    assert r.code == 1
+    err = r.err
     assert "unknown key 'targets'" in err and "fleet.yaml:4" in err
-    assert run(["genconfig", "--fleet", "missing.yaml"]) == 1
-    assert "cannot read the fleet file" in capsys.readouterr().err
+    r = cli(["genconfig", "--fleet", "missing.yaml"])
+    assert r.code == 1
+    assert "cannot read the fleet file" in r.err
 
 
 @pytest.mark.process

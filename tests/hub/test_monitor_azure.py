@@ -18,8 +18,7 @@ def test_monitor_azure_says_what_is_missing(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("IOTHUB_EVENTHUB_CONNECTION_STRING", raising=False)
     with pytest.raises(HubClientError) as exc:
-        run_monitor(AZURE, MonitorFilter(), timeout=1, count=1, from_start=False, output_format="json",
-                    echo=print)
+        run_monitor(AZURE, MonitorFilter(), timeout=1, count=1, from_start=False, on_event=print)
     if importlib.util.find_spec("azure.eventhub") is None:
         assert "azure-eventhub" in exc.value.message and "edgegen[eventhub]" in (exc.value.hint or "")
     else:

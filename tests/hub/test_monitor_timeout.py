@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import Any
 
 from edgegen.hub.monitor import FeedMessage, MonitorFilter, show_messages
 
@@ -31,18 +32,17 @@ class _Stream:
 
 
 def test_timeout_fires_while_every_message_is_filtered_out() -> None:
-    shown: list[str] = []
+    shown: list[dict[str, Any]] = []
     stream = _Stream("other-device", 2000)  # a message every 50 ms for 100 s, none of them for cam-*
-    count = show_messages(stream, MonitorFilter(device="cam-*"), timeout=1.0, count=None, output_format="json",
-                          echo=shown.append)
+    count = show_messages(stream, MonitorFilter(device="cam-*"), timeout=1.0, count=None, on_event=shown.append)
     assert count == 0 and shown == []
     assert stream.thread.is_alive()  # it returned while messages were still arriving: the timeout ended it
     stream.stop.set()
 
 
 def test_each_shown_message_restarts_the_timeout_and_count_stops() -> None:
-    shown: list[str] = []
+    shown: list[dict[str, Any]] = []
     assert show_messages(_Stream("cam-1", 30), MonitorFilter(device="cam-*"), timeout=1.0, count=None,
-                         output_format="json", echo=shown.append) == 30
-    assert show_messages(_Stream("cam-1", 30), MonitorFilter(), timeout=5.0, count=3, output_format="json",
-                         echo=shown.append) == 3
+                         on_event=shown.append) == 30
+    assert show_messages(_Stream("cam-1", 30), MonitorFilter(), timeout=5.0, count=3,
+                         on_event=shown.append) == 3

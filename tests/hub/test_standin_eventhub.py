@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.eventhub import EventHubConsumerClient
@@ -202,15 +203,15 @@ def test_bulk_read_of_one_busy_partition_beside_idle_ones(amqp_hub) -> None:
             backend.record_message("bulk", None, {}, {"message_id": f"bulk-{i}"}, json.dumps({"i": i}).encode())
 
     running.call(bulk)
-    lines: list[str] = []
+    events: list[dict[str, Any]] = []
     result: list[int] = []
     target = HubTarget(host_name=running.info.host_name, connection_string=running.info.connection_string,
                        ca_file=running.info.ca_file, source="test")
     worker = threading.Thread(target=lambda: result.append(monitor_eventhub(
-        target, MonitorFilter(), timeout=60, count=total, output_format="table", echo=lines.append,
+        target, MonitorFilter(), timeout=60, count=total, on_event=events.append,
         connection_string=running.info.event_hub_connection_string, from_start=True)), daemon=True)
     worker.start()
     worker.join(240)  # generous: at the old pace this would take half an hour
-    assert not worker.is_alive(), f"{len(lines)} of {total} events arrived"
+    assert not worker.is_alive(), f"{len(events)} of {total} events arrived"
     assert result == [total]
-    assert [json.loads(line.split(maxsplit=2)[2])["i"] for line in lines] == list(range(total))
+    assert [json.loads(e["event"]["payload"])["i"] for e in events] == list(range(total))

@@ -14,11 +14,11 @@ from azure.iot.device import IoTHubModuleClient, Message, MethodResponse
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import CloudToDeviceMethod
 
-from edgegen.cli import main
 from edgegen.common.sas import generate_key, generate_sas_token
 from edgegen.hub.client import HubClient
 from edgegen.hub.connection import resolve_hub
 from edgegen.hub.monitor import LocalFeed, MonitorFilter, format_event
+from tests.support.cli import CliRunner
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_monitor_survives_a_hub_restart_exactly_once(edge, hub_factory, tmp_path
     assert ids == ["a0", "a1", "a2", "b0", "b1", "b2"]
 
 
-def test_monitor_cli(edge, capsys, monkeypatch, tmp_path) -> None:
+def test_monitor_cli(edge, cli: CliRunner, monkeypatch, tmp_path) -> None:
     running, _, _, _, identity = edge
     monkeypatch.chdir(tmp_path)
     mc = module_client(running, identity, "sensor")
@@ -184,18 +184,16 @@ def test_monitor_cli(edge, capsys, monkeypatch, tmp_path) -> None:
     finally:
         mc.shutdown()
     state = str(tmp_path / "state")
-    with pytest.raises(SystemExit) as exc:
-        main(["monitor", "-d", "edge*", "-m", "sensor", "--from-start", "--count", "2", "--timeout", "5",
-              "--properties", "app", "--state-dir", state])
-    assert exc.value.code == 0
-    out = capsys.readouterr().out
+    r = cli(["monitor", "-d", "edge*", "-m", "sensor", "--from-start", "--count", "2", "--timeout", "5",
+             "--properties", "app", "--state-dir", state])
+    assert r.code == 0
+    out = r.out
     events = [json.loads(chunk) for chunk in out.replace("}\n{", "}\x00{").split("\x00")]
     assert [e["event"]["payload"] for e in events] == [{"i": 0}, {"i": 1}]
     assert events[0]["event"]["properties"] == {"application": {"kind": "test"}}
-    with pytest.raises(SystemExit) as exc:
-        main(["monitor", "-d", "other", "--timeout", "1", "--state-dir", state])
-    assert exc.value.code == 1
-    assert "no messages arrived within 1 s" in capsys.readouterr().err
+    r = cli(["monitor", "-d", "other", "--timeout", "1", "--state-dir", state])
+    assert r.code == 1
+    assert "no messages arrived within 1 s" in r.err
 
 
 def test_leaf_device_and_service_twin_patch(edge) -> None:

@@ -8,19 +8,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from edgegen.cli import main
 from edgegen.images import default_digest_file, load_digests
 from tests.images.conftest import write_module, write_solution
+from tests.support.cli import CliRunner
 from tests.support.registry import RegistryInfo
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 @pytest.fixture
@@ -52,9 +45,9 @@ def solution(tmp_path: Path, registry: RegistryInfo, docker_host: str, monkeypat
 
 
 def test_build_push_json_records_digests_and_never_prints_the_password(
-    solution: Path, registry: RegistryInfo, capsys: pytest.CaptureFixture[str]
+    solution: Path, registry: RegistryInfo, cli: CliRunner
 ) -> None:
-    code, out, err = _run(["build", "--push", "-f", str(solution), "--output", "json"], capsys)
+    code, out, err = cli(["build", "--push", "-f", str(solution), "--output", "json"])
     assert code == 0, err
     data = json.loads(out)
     tags = sorted(row["tag"] for row in data["images"])
@@ -78,47 +71,46 @@ def test_build_push_json_records_digests_and_never_prints_the_password(
         assert r.status_code == 200
 
     # push --no-build of one module, text output with a table
-    code, out, err = _run(["push", "--no-build", "clib"], capsys)  # default template from the working directory
+    code, out, err = cli(["push", "--no-build", "clib"])  # default template from the working directory
     assert code == 0, err
     assert "cli/clib:0.1.0-e2e-amd64" in out and "clia" not in out
     assert registry.password not in out + err
 
 
 def test_wrong_password_exits_1_with_a_masked_message(
-    solution: Path, registry: RegistryInfo, capsys: pytest.CaptureFixture[str]
+    solution: Path, registry: RegistryInfo, cli: CliRunner
 ) -> None:
     env = solution.parent / ".env"
     bad = "N0t-" + registry.password + "-x"
     env.write_text(env.read_text().replace(registry.password, bad))
-    code, out, err = _run(["push", "-f", str(solution), "clia"], capsys)
+    code, out, err = cli(["push", "-f", str(solution), "clia"])
     assert code == 1
     assert "authentication failed" in err and "CONTAINER_REGISTRY_PASSWORD" in err
     assert bad not in out + err
 
 
-def test_unknown_module_is_an_error(solution: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = _run(["build", "-f", str(solution), "nosuch"], capsys)
+def test_unknown_module_is_an_error(solution: Path, cli: CliRunner) -> None:
+    code, _out, err = cli(["build", "-f", str(solution), "nosuch"])
     assert code == 1 and "no module named nosuch" in err and "clia" in err
 
 
 def test_genconfig_pins_pushed_digests_and_fills_registry_credentials(
-    solution: Path, registry: RegistryInfo, capsys: pytest.CaptureFixture[str]
+    solution: Path, registry: RegistryInfo, cli: CliRunner
 ) -> None:
-    code, _out, err = _run(["genconfig", "--pin-digests", "-o", "out"], capsys)
+    code, _out, err = cli(["genconfig", "--pin-digests", "-o", "out"])
     assert code == 1  # nothing pushed yet: a clear error, no manifest
     assert "no pushed digest recorded" in err and "edgegen push" in err
     assert not (solution.parent / "out").exists()
 
-    code, _out, err = _run(["push", "a"], capsys)
+    code, _out, err = cli(["push", "a"])
     assert code == 0, err
-    code, _out, err = _run(["genconfig", "--pin-digests", "-o", "out"], capsys)
+    code, _out, err = cli(["genconfig", "--pin-digests", "-o", "out"])
     assert code == 1 and "cli/clib:0.1.0-e2e-amd64" in err  # b is built from module.json but not pushed yet
     assert "skipped" not in err  # BYPASS_MODULES are not pushed by edgegen, so no digest is required for them
 
-    code, _out, err = _run(["push", "b"], capsys)
+    code, _out, err = cli(["push", "b"])
     assert code == 0, err
-    code, out, err = _run(["genconfig", "--pin-digests", "-o", "out", "--output", "json", "--registry-credentials"],
-                          capsys)
+    code, out, err = cli(["genconfig", "--pin-digests", "-o", "out", "--output", "json", "--registry-credentials"])
     assert code == 0, err
     recorded = load_digests(default_digest_file(solution.parent))
     manifest = json.loads((solution.parent / "out" / "deployment.amd64.json").read_text())
@@ -135,9 +127,9 @@ def test_genconfig_pins_pushed_digests_and_fills_registry_credentials(
 
 @pytest.mark.parametrize("flags", [[], ["--no-registry-credentials"]])
 def test_genconfig_by_default_keeps_iotedgedev_output(
-    solution: Path, capsys: pytest.CaptureFixture[str], flags: list[str]
+    solution: Path, cli: CliRunner, flags: list[str]
 ) -> None:
-    code, _out, err = _run(["genconfig", "-o", "out", *flags], capsys)
+    code, _out, err = cli(["genconfig", "-o", "out", *flags])
     assert code == 0, err
     manifest = json.loads((solution.parent / "out" / "deployment.amd64.json").read_text())
     assert manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"] == {

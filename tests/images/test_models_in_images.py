@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edgegen.cli import main
 from edgegen.images import Engine
 from edgegen.models.registry import Registry
 from tests.images.conftest import write_module, write_solution
+from tests.support.cli import CliRunner
 
 pytestmark = [pytest.mark.integration]
 
@@ -37,20 +37,17 @@ def solution(tmp_path: Path, dockerfile: str) -> tuple[Path, Registry]:
     return sol, reg
 
 
-def build(sol: Path, docker_host: str, monkeypatch: pytest.MonkeyPatch,
-          capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def build(sol: Path, docker_host: str, monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> tuple[int, str]:
     monkeypatch.chdir(sol)
     monkeypatch.setenv("DOCKER_HOST", docker_host)
-    with pytest.raises(SystemExit) as exc:
-        main(["build", "--output", "json"])
-    out = capsys.readouterr()
-    return int(exc.value.code or 0), out.out + out.err
+    code, out, err = cli(["build", "--output", "json"])
+    return code, out + err
 
 
 def test_models_are_baked_in_and_verified(tmp_path: Path, docker_host: str, engine: Engine,
-                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+                                          monkeypatch: pytest.MonkeyPatch, cli: CliRunner) -> None:
     sol, _ = solution(tmp_path, "FROM scratch\nENV AML_APP_ROOT=/srv\nCOPY azureml-models/ /srv/azureml-models/\n")
-    code, out = build(sol, docker_host, monkeypatch, capsys)
+    code, out = build(sol, docker_host, monkeypatch, cli)
     assert code == 0, out
     assert "weights:1 (bundle) sha256" in out and "verified in the image" in out
     files = dict(engine.read_tree("localhost:5000/scorer:0.1.0-amd64", "/srv/azureml-models"))
@@ -60,27 +57,27 @@ def test_models_are_baked_in_and_verified(tmp_path: Path, docker_host: str, engi
 
 def test_an_image_with_other_model_bytes_is_refused(tmp_path: Path, docker_host: str, engine: Engine,
                                                     monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                                    cli: CliRunner) -> None:
     sol, _ = solution(tmp_path, "FROM scratch\nENV AML_APP_ROOT=/srv\nCOPY azureml-models/ /srv/azureml-models/\n"
                                 "COPY evil.bin /srv/azureml-models/weights/1/bundle/w.bin\n")
-    code, out = build(sol, docker_host, monkeypatch, capsys)
+    code, out = build(sol, docker_host, monkeypatch, cli)
     assert code == 1 and "was refused" in out and "differs from the registry" in out, out
     assert engine.image("localhost:5000/scorer:0.1.0-amd64") is None  # the tag is gone
 
 
 def test_a_dockerfile_that_does_not_copy_the_models_is_refused_before_building(
         tmp_path: Path, docker_host: str, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        cli: CliRunner) -> None:
     sol, _ = solution(tmp_path, "FROM scratch\nCOPY evil.bin /evil.bin\n")
-    code, out = build(sol, docker_host, monkeypatch, capsys)
+    code, out = build(sol, docker_host, monkeypatch, cli)
     assert code == 1 and "does not copy azureml-models/" in out, out
 
 
 def test_a_corrupted_registry_blob_is_refused(tmp_path: Path, docker_host: str, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              cli: CliRunner) -> None:
     sol, reg = solution(tmp_path, "FROM scratch\nENV AML_APP_ROOT=/srv\nCOPY azureml-models/ /srv/azureml-models/\n")
     blob = reg.blob_path(next(f.sha256 for f in reg.get("weights").files if f.path == "w.bin"))
     blob.chmod(0o644)
     blob.write_bytes(b"tampered")
-    code, out = build(sol, docker_host, monkeypatch, capsys)
+    code, out = build(sol, docker_host, monkeypatch, cli)
     assert code == 1 and "corrupted" in out, out

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import CliRunner
+
 np = pytest.importorskip("numpy")
 pytest.importorskip("skl2onnx")
 pytest.importorskip("onnxruntime")
@@ -19,7 +21,6 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.tree import DecisionTreeRegressor  # noqa: E402
 
-from edgegen.cli import main  # noqa: E402
 from edgegen.models.convert import convert_to_onnx, load_rows  # noqa: E402
 from edgegen.models.errors import ModelError  # noqa: E402
 from edgegen.models.registry import Registry  # noqa: E402
@@ -119,11 +120,10 @@ def test_non_sklearn_models_are_refused(tmp_path: Path) -> None:
         convert_to_onnx(reg, "m", samples(tmp_path))
 
 
-def test_cli_convert_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_convert_json(tmp_path: Path, cli: CliRunner) -> None:
     register(tmp_path, PCA(whiten=True).fit(X), "pca")
-    with pytest.raises(SystemExit) as exc:
-        main(["model", "convert", "pca", "--to", "onnx", "--sample-data", str(samples(tmp_path)),
-              "--registry", str(tmp_path / "reg"), "--output", "json"])
-    assert exc.value.code == 0
-    data = json.loads(capsys.readouterr().out)
+    r = cli(["model", "convert", "pca", "--to", "onnx", "--sample-data", str(samples(tmp_path)),
+             "--registry", str(tmp_path / "reg"), "--output", "json"])
+    assert r.code == 0
+    data = json.loads(r.out)
     assert data["registered"]["id"] == "pca:2" and data["samples"] == 60

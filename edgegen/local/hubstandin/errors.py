@@ -9,6 +9,15 @@ import uuid
 from typing import Any
 
 from edgegen.errors import EdgegenError
+from edgegen.local.mqtt.errors import (
+    GatewayError,
+    GatewayUnavailable,
+    InvalidRequest,
+    MethodTimeoutError,
+    NotConnected,
+    NotPermitted,
+    Revoked,
+)
 
 __all__ = [
     "AlreadyExists",
@@ -20,8 +29,10 @@ __all__ = [
     "NotFound",
     "PreconditionFailed",
     "QueueFull",
+    "ServiceUnavailable",
     "TooLarge",
     "Unauthorized",
+    "from_gateway",
 ]
 
 
@@ -109,3 +120,29 @@ class QueueFull(HubError):
     """A device's cloud-to-device queue holds its maximum (50) of messages."""
 
     default_code = "DeviceMaximumQueueDepthExceeded"
+
+
+class ServiceUnavailable(HubError):
+    """503: the hub cannot take the request now (its device gateway is stopping, or a store is down)."""
+
+    default_code = "ServiceUnavailable"
+
+
+def from_gateway(exc: GatewayError, *, connect_timeout: float = 0.0) -> HubError:
+    """The IoT Hub error for a gateway error, by its type (same message and hint)."""
+    if isinstance(exc, NotConnected):
+        return DeviceNotOnline(exc.message, connect_timeout=connect_timeout, hint=exc.hint)
+    if isinstance(exc, MethodTimeoutError):
+        return MethodTimeout(exc.message, hint=exc.hint)
+    kind = _FROM_GATEWAY.get(type(exc))
+    if kind is None:
+        kind = next((hub for gw, hub in _FROM_GATEWAY.items() if isinstance(exc, gw)), HubError)
+    return kind(exc.message, hint=exc.hint)
+
+
+_FROM_GATEWAY: dict[type[GatewayError], type[HubError]] = {
+    InvalidRequest: InvalidArgument,
+    Revoked: Unauthorized,
+    NotPermitted: Unauthorized,
+    GatewayUnavailable: ServiceUnavailable,
+}

@@ -44,6 +44,7 @@ from edgegen.local.hubstandin.errors import (
     NotFound,
     PreconditionFailed,
     QueueFull,
+    ServiceUnavailable,
     TooLarge,
     Unauthorized,
 )
@@ -61,6 +62,7 @@ ERROR_STATUS: dict[type[HubError], int] = {
     AlreadyExists: 409,
     PreconditionFailed: 412,
     TooLarge: 413,
+    ServiceUnavailable: 503,
     MethodTimeout: 504,
 }
 log = logging.getLogger(__name__)

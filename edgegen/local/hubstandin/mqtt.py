@@ -29,16 +29,18 @@ from typing import Any
 
 from edgegen.local.hubstandin.backend import HubBackend, IncomingMessage
 from edgegen.local.hubstandin.c2d import C2DMessage
-from edgegen.local.hubstandin.errors import DeviceNotOnline, MethodTimeout, NotFound
+from edgegen.local.hubstandin.errors import NotFound, from_gateway
 from edgegen.local.hubstandin.feed import FEED_DEVICE, FEED_INPUT, MQTT_PORT, feed_envelope
 from edgegen.local.hubstandin.livefeed import LiveFeed
 from edgegen.local.hubstandin.mqttauth import HubMqttAuthenticator
 from edgegen.local.mqtt import (
     BaseGatewayHandler,
     GatewayError,
+    GatewayUnavailable,
     Identity,
-    MethodTimeoutError,
     MqttGateway,
+    NotPermitted,
+    Revoked,
     SqliteSessionStore,
     TelemetryMessage,
     TopicError,
@@ -151,9 +153,9 @@ class HubGateway(BaseGatewayHandler):
     # ---- telemetry: the messages of one loop turn are stored together, then acknowledged -------------------
     def submit(self, identity: Identity, message: TelemetryMessage, done: Callable[[bool], None] | None) -> None:
         if identity.device_id == FEED_DEVICE:
-            raise GatewayError("monitors do not send telemetry", 403)
+            raise NotPermitted("monitors do not send telemetry")
         if not self._enabled(identity):  # revoked while this message was on its way: neither stored nor acked
-            raise GatewayError(f"{identity} is disabled or deleted", 401)
+            raise Revoked(f"{identity} is disabled or deleted")
         names = _SYSTEM_NAMES
         system = {names.get(k, k): v for k, v in message.system_properties.items() if k != "$.on"}
         system["iothub-message-source"] = "Telemetry"
@@ -183,7 +185,7 @@ class HubGateway(BaseGatewayHandler):
         fut: asyncio.Future[bool] = loop.create_future()
         self.submit(identity, message, fut.set_result)
         if not await fut:
-            raise GatewayError("the message could not be stored", 503)
+            raise GatewayUnavailable("the message could not be stored")
 
     async def on_twin_get(self, identity: Identity) -> tuple[int, dict[str, Any]]:
         if identity.device_id == FEED_DEVICE:
@@ -216,10 +218,8 @@ class HubGateway(BaseGatewayHandler):
         try:
             return await self.gateway.invoke_method(Identity(device_id, module_id), name, payload, timeout,
                                                     connect_timeout)
-        except MethodTimeoutError as exc:
-            raise MethodTimeout(exc.message) from None
         except GatewayError as exc:
-            raise DeviceNotOnline(exc.message, connect_timeout=connect_timeout) from None
+            raise from_gateway(exc, connect_timeout=connect_timeout) from None
 
     async def close(self) -> None:
         await self.gateway.stop()

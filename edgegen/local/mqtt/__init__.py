@@ -6,6 +6,14 @@ See docs/mqtt-gateway.md.
 
 from edgegen.local.mqtt.auth import Authenticated, Authenticator, AuthError, SasAuthenticator
 from edgegen.local.mqtt.codec import MqttCodecError
+from edgegen.local.mqtt.errors import (
+    GatewayUnavailable,
+    InvalidRequest,
+    MqttError,
+    NotConnected,
+    NotPermitted,
+    Revoked,
+)
 from edgegen.local.mqtt.gateway import (
     BaseGatewayHandler,
     GatewayError,
@@ -26,11 +34,17 @@ __all__ = [
     "BaseGatewayHandler",
     "GatewayError",
     "GatewayHandler",
+    "GatewayUnavailable",
     "Identity",
+    "InvalidRequest",
     "MemorySessionStore",
     "MethodTimeoutError",
     "MqttCodecError",
+    "MqttError",
     "MqttGateway",
+    "NotConnected",
+    "NotPermitted",
+    "Revoked",
     "SasAuthenticator",
     "SessionStore",
     "SqliteSessionStore",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edgegen.common.sas import SasError, verify_sas_token
-from edgegen.errors import EdgegenError
+from edgegen.local.mqtt.errors import MqttError
 from edgegen.local.mqtt.packets import ConnackCode
 from edgegen.local.mqtt.topics import Identity, TopicError
 
@@ -32,7 +32,7 @@ BAD_CREDENTIALS = ConnackCode.BAD_CREDENTIALS
 NOT_AUTHORIZED = ConnackCode.NOT_AUTHORIZED
 
 
-class AuthError(EdgegenError):
+class AuthError(MqttError):
     """A CONNECT that is refused; ``return_code`` is what the CONNACK carries."""
 
     def __init__(self, message: str, return_code: int = NOT_AUTHORIZED, hint: str | None = None) -> None:

@@ -41,6 +41,7 @@ from edgegen.local.mqtt.codec import (
     encode_unsuback,
 )
 from edgegen.local.mqtt.core import BrokerCore
+from edgegen.local.mqtt.errors import GatewayUnavailable, InvalidRequest, NotConnected
 from edgegen.local.mqtt.handler import (
     BaseGatewayHandler,
     GatewayError,
@@ -151,7 +152,7 @@ class MqttGateway:
         await self._server.stop()
         for fut in self._methods.values():
             if not fut.done():
-                fut.set_exception(GatewayError("the gateway stopped", 503))
+                fut.set_exception(GatewayUnavailable("the gateway stopped"))
         self._methods.clear()
         for waiters in self._method_waiters.values():
             for waiter in waiters:
@@ -223,9 +224,9 @@ class MqttGateway:
         prefix = self._input_prefixes.get(key)
         if prefix is None:
             if identity.module_id is None:
-                raise GatewayError(f"{identity} is a device; only modules have inputs", 400)
+                raise InvalidRequest(f"{identity} is a device; only modules have inputs")
             if not input_name or any(c in input_name for c in "/#+"):
-                raise GatewayError(f"input name {input_name!r} is not valid", 400)
+                raise InvalidRequest(f"input name {input_name!r} is not valid")
             prefix = f"{identity.topic_base}/inputs/{input_name}/".encode()
             if len(self._input_prefixes) > 10_000:
                 self._input_prefixes.clear()
@@ -242,7 +243,7 @@ class MqttGateway:
         With a ``tag`` the message is the hub's, not the session's: sent only to a connected device that
         subscribed, never stored, and ``handler.on_delivered(identity, tag)`` is called on its PUBACK."""
         if identity.module_id is not None:
-            raise GatewayError(f"{identity} is a module; cloud-to-device messages go to devices", 400)
+            raise InvalidRequest(f"{identity} is a module; cloud-to-device messages go to devices")
         topic = f"{identity.topic_base}/messages/devicebound/{encode_property_bag(in_sdk_order(properties))}"
         if tag is not None and identity.client_id not in self._online:
             return False
@@ -301,9 +302,9 @@ class MqttGateway:
             conn = self._subscribed_connection(identity, topic)
         if conn is None:
             if identity.client_id in self._online:
-                raise GatewayError(f"{identity} has not subscribed to direct methods", 404,
+                raise NotConnected(f"{identity} has not subscribed to direct methods",
                                    hint="the client must register a method handler first")
-            raise GatewayError(f"{identity} is not connected", 404, hint="start it and try again")
+            raise NotConnected(f"{identity} is not connected", hint="start it and try again")
         return conn
 
     def _send(self, identity: Identity, topic: bytes, payload: bytes, qos: int, tag: str | None = None) -> bool:

@@ -1,4 +1,5 @@
-"""What the gateway hands over and to whom: the handler Protocol, the telemetry message, the gateway's errors."""
+"""What the gateway hands over and to whom: the handler Protocol, the telemetry message (the gateway's errors are
+in ``edgegen.local.mqtt.errors``; re-exported here)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from edgegen.errors import EdgegenError
+from edgegen.local.mqtt.errors import GatewayError, MethodTimeoutError
 from edgegen.local.mqtt.topics import Identity
 
 __all__ = ["BaseGatewayHandler", "GatewayError", "GatewayHandler", "MethodTimeoutError", "TelemetryMessage",
            "TelemetrySink"]
-
-
-class GatewayError(EdgegenError):
-    """A gateway operation that cannot be done; ``status`` is the HTTP-like status IoT Hub would answer."""
-
-    def __init__(self, message: str, status: int = 404, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-
-class MethodTimeoutError(GatewayError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, 504, hint="the module did not answer in time; is its method handler running?")
 
 
 @dataclass(frozen=True, slots=True)

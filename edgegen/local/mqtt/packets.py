@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from edgegen.errors import EdgegenError
+from edgegen.local.mqtt.errors import MqttError
 
 __all__ = [
     "Connack",
@@ -75,7 +75,7 @@ PINGREQ, PINGRESP, DISCONNECT = PacketType.PINGREQ, PacketType.PINGRESP, PacketT
 DEFAULT_MAX_PACKET = 1024 * 1024  # IoT Hub caps messages at 256 KB; a bit of room for topics
 
 
-class MqttCodecError(EdgegenError):
+class MqttCodecError(MqttError):
     """Bytes that are not a valid MQTT 3.1.1 packet (the connection is then closed)."""
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from edgegen.common.ids import ID_CHARS, MAX_ID_LENGTH, id_problem
-from edgegen.errors import EdgegenError
+from edgegen.local.mqtt.errors import MqttError
 
 __all__ = [
     "CONNECTION_PROPERTY_KEYS",
@@ -71,7 +71,7 @@ _SYSTEM_ORDER = {key: i for i, key in enumerate((*SYSTEM_PROPERTY_KEYS, "$.to", 
 _MQTT_WILDCARDS = frozenset("#+")  # IoT Hub allows them in ids, but no MQTT topic name may hold them
 
 
-class TopicError(EdgegenError):
+class TopicError(MqttError):
     """A client id, topic or property bag that does not follow the IoT Hub dialect."""
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from edgegen.cli import main
 from edgegen.local.deployment import load_manifest, parse_deployment
 from edgegen.local.errors import DeviceError
 from tests.local.device.harness import solution_manifest
+from tests.support.cli import CliRunner
 
 
 def _content(repo: Path) -> dict[str, Any]:
@@ -88,26 +88,22 @@ def test_manifest_file_errors(tmp_path: Path) -> None:
     assert "genconfig" in err.value.render()
 
 
-def test_cli_reports_device_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["device", "status", "--state-dir", str(tmp_path)])
-    assert exc.value.code == 1 and "no device is running" in capsys.readouterr().err
+def test_cli_reports_device_errors(tmp_path: Path, cli: CliRunner) -> None:
+    r = cli(["device", "status", "--state-dir", str(tmp_path)])
+    assert r.code == 1 and "no device is running" in r.err
     (tmp_path / "m.json").write_text(json.dumps({"nothing": 1}))
-    with pytest.raises(SystemExit) as exc:
-        main(["device", "run", "--manifest", str(tmp_path / "m.json"), "--state-dir", str(tmp_path / "s")])
-    assert exc.value.code == 1 and "modulesContent" in capsys.readouterr().err
+    r = cli(["device", "run", "--manifest", str(tmp_path / "m.json"), "--state-dir", str(tmp_path / "s")])
+    assert r.code == 1 and "modulesContent" in r.err
 
 
-def test_cli_run_needs_at_most_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_cli_run_needs_at_most_one_source(tmp_path: Path, cli: CliRunner,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # neither: the solution in the current folder is rendered first, as genconfig does; here there is none
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DEPLOYMENT_CONFIG_TEMPLATE_FILE", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        main(["device", "run", "--state-dir", str(tmp_path / "s")])
-    err = capsys.readouterr().err
-    assert exc.value.code == 1 and 'template file "deployment.template.json" not found' in err
+    r = cli(["device", "run", "--state-dir", str(tmp_path / "s")])
+    err = r.err
+    assert r.code == 1 and 'template file "deployment.template.json" not found' in err
     assert "edgegen new" in err
-    with pytest.raises(SystemExit) as exc:
-        main(["device", "run", "--manifest", "x.json", "--connection-string", "HostName=h;DeviceId=d"])
-    assert exc.value.code == 2
+    r = cli(["device", "run", "--manifest", "x.json", "--connection-string", "HostName=h;DeviceId=d"])
+    assert r.code == 2

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from edgegen.common.sas import generate_key, generate_sas_token
-from edgegen.local.mqtt import GatewayError, Identity
+from edgegen.local.mqtt import Identity
 from edgegen.local.mqtt.codec import (
     Connect,
     PacketReader,
@@ -24,6 +24,7 @@ from edgegen.local.mqtt.codec import (
     Subscribe,
     encode,
 )
+from edgegen.local.mqtt.errors import NotPermitted
 from tests.local.mqtt.harness import HUB, GatewayHarness, gateway_harness
 from tests.local.mqtt.rawclient import RawClient
 
@@ -237,7 +238,7 @@ def test_handler_failures_become_error_replies_or_a_closed_connection(
     harness: GatewayHarness, open_clients: list[RawClient]
 ) -> None:
     _, client = online(harness, open_clients, "faildev", "m", subscribe=[("$iothub/twin/res/#", 0)])
-    harness.handler.fail_with = GatewayError("no twin for you", 403)
+    harness.handler.fail_with = NotPermitted("no twin for you")
     try:
         client.send(Publish("$iothub/twin/GET/?$rid=1", b" ", 0))
         reply = client.recv()

@@ -18,7 +18,7 @@ from proton import UNDESCRIBED, Array, Data, Message, int32, symbol, timestamp
 from edgegen.local.hubstandin.amqp.filters import StartPosition
 from edgegen.local.hubstandin.amqp.links import OutboundLink
 from edgegen.local.hubstandin.amqp.requests import RequestNode
-from edgegen.local.hubstandin.errors import InvalidArgument, NotFound
+from edgegen.local.hubstandin.errors import InvalidArgument, NotFound, Unauthorized
 from edgegen.local.hubstandin.store import StoredMessage
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class PartitionReader(OutboundLink):
     def fill(self, room: int) -> None:
         try:
             self.conn.claims.require("ServiceConnect", "reading the device-to-cloud stream")
-        except Exception as exc:
+        except Unauthorized as exc:
             self.detach("amqp:unauthorized-access", str(exc))
             return
         messages = self.conn.endpoint.backend.store.partition_messages(self.partition, self.next, min(room, BATCH))
