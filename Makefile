@@ -90,7 +90,7 @@ test: system venv
 	$(MAKE) --no-print-directory -j3 peers base-image
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=30 $(PYTEST_ARGS)
 
 # The unit tier for the edit loop: no servers, peers, containers or subprocesses (the markers in pyproject.toml);
 # the whole suite (make test) is what CI runs. Extra pytest arguments: make test-fast PYTEST_ARGS="-x tests/routing"
