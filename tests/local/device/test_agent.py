@@ -22,12 +22,15 @@ MAIN = r'''
 import json, os, subprocess, sys, time
 out = os.environ["OUT_DIR"]
 name = os.environ["IOTEDGE_MODULEID"]
-with open(os.path.join(out, f"{name}.{os.getpid()}.json"), "w") as fh:
-    json.dump({"env": dict(os.environ), "t": time.time()}, fh)
+def publish(filename, text):  # whole or not at all: the test polls these files
+    tmp = os.path.join(out, f".{filename}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, os.path.join(out, filename))
+publish(f"{name}.{os.getpid()}.json", json.dumps({"env": dict(os.environ), "t": time.time()}))
 if os.environ.get("GRANDCHILD"):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    with open(os.path.join(out, f"{name}.grandchild"), "w") as fh:
-        fh.write(str(child.pid))
+    publish(f"{name}.grandchild", str(child.pid))
 code = int(os.environ.get("EXIT_CODE", "-1"))
 if code >= 0:
     sys.exit(code)
