@@ -4,8 +4,15 @@
 for the image's registry; ``never`` uses the engine's image as it is) and creates the container from the
 module's ``createOptions`` merged as edgeAgent merges them (``containerspec.plan_container``). The agent starts
 the same container again on restarts (edgeAgent's back-off, never the engine's restart policy) and removes it
-when its settings change or the device stops, so a device leaves no container behind; containers left by a
-device that was killed are removed when a device with the same state directory starts.
+when its settings change or the device stops, so a device that stops cleanly leaves no container behind.
+
+Crashes: containers outlive the device process, as IoT Edge's modules outlive edgeAgent and edgeHub. A device
+restarted with the same state directory (``find_leftovers``) reconciles with the containers labelled for it, as
+edgeAgent does: a running container whose create body (its ``dev.edgegen.fingerprint`` label) is the one it
+would create now is adopted (not created or started again; its exit code comes from the engine as usual); one
+whose settings changed, or that no longer runs, is replaced; those of modules the deployment no longer runs are
+removed (``stop_strays``). The adopted container's SDK reconnects to the same gateway address, signing through
+its workload socket, bound again at the same path.
 
 Pull failures: when the image is already in the engine's store the module runs from it and says so in its
 status; otherwise the module is reported ``failed`` with "cannot pull …" and the engine's reason, and the rest of
@@ -21,17 +28,20 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
+import os
+import stat
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgegen.common.private import open_private_append, private_dir
 from edgegen.errors import Location
 from edgegen.images.errors import ImageError
 from edgegen.local.agent import ModuleRun, ModuleUnavailable
 from edgegen.local.containerengine import ContainerEngine, EngineFailure
-from edgegen.local.containerspec import DEVICE_LABEL, ContainerFacts, auth_for, plan_container
+from edgegen.local.containerspec import DEVICE_LABEL, FINGERPRINT_LABEL, ContainerFacts, auth_for, plan_container
 from edgegen.local.deployment import DesiredModule, RegistryCredential
 from edgegen.local.errors import DeviceError
 
@@ -50,14 +60,22 @@ class ContainerRun:
 
     pid = None
 
-    def __init__(self, runtime: ContainerRuntime, name: str, container_id: str, notes: tuple[str, ...]) -> None:
+    def __init__(self, runtime: ContainerRuntime, name: str, container_id: str, notes: tuple[str, ...],
+                 adopt: bool = False) -> None:
         self.runtime = runtime
         self.name = name
         self.container_id: str | None = container_id
         self.notes = notes
+        self.adopted = False  # the running container was left by an earlier run of the device
+        self._adopt = adopt  # the first start only takes the running container over
 
     async def start(self) -> None:
         assert self.container_id is not None
+        self.adopted, self._adopt = self._adopt, False
+        if self.adopted:
+            log.info("module %s: adopting container %s left running by an earlier run", self.name,
+                     self.container_id[:12])
+            return
         await self.runtime._io(self.runtime.engine.start, self.container_id)
 
     async def wait(self) -> int:
@@ -91,25 +109,62 @@ class ContainerRuntime:
         self.credentials = credentials
         self.allow_elevated = allow_elevated
         self._current: dict[str, str] = {}  # module -> container id
+        self._leftovers: dict[str, dict[str, Any]] = {}  # module -> a container an earlier run left (engine's list)
         self._waiters = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="engine-wait")
 
     async def _io(self, fn: Callable[..., object], *args: object) -> object:
         return await asyncio.to_thread(fn, *args)
 
-    async def remove_leftovers(self) -> list[str]:
-        """Remove containers of this device's state directory left by a device that did not stop cleanly."""
+    async def find_leftovers(self) -> list[str]:
+        """Note the containers an earlier run of this device's state directory left (a device that did not stop
+        cleanly), for ``prepare`` to adopt or replace; returns their names."""
         found = await asyncio.to_thread(self.engine.containers, f"{DEVICE_LABEL}={self.label}")
         names = []
         for c in found:
-            await asyncio.to_thread(self.engine.remove, c["Id"])
-            names.extend(n.lstrip("/") for n in c.get("Names") or [])
+            name = next((n.lstrip("/") for n in c.get("Names") or []), str(c["Id"])[:12])
+            old = self._leftovers.get(name)
+            if old is not None:  # two of one name cannot be; keep one, remove the other
+                await asyncio.to_thread(self._archive_and_remove, name, str(old["Id"]))
+            self._leftovers[name] = c
+            names.append(name)
         return names
+
+    async def stop_strays(self, running: Mapping[str, object] | None = None) -> list[str]:
+        """Remove the containers an earlier run left that no module of the deployment adopted or replaced (those
+        of modules it no longer runs, or runs stopped); returns their modules' names. (``running`` is the process
+        runtime's; containers need no such check.)"""
+        stray = []
+        for name, c in list(self._leftovers.items()):
+            del self._leftovers[name]
+            await asyncio.to_thread(self._archive_and_remove, name, str(c["Id"]))
+            stray.append(name)
+        return stray
+
+    def _adoptable(self, module: str, fingerprint: str) -> str | None:
+        """The id of the container an earlier run left for ``module`` when it runs with the same create body."""
+        c = self._leftovers.get(module)
+        if c is None or c.get("State") != "running" or (c.get("Labels") or {}).get(FINGERPRINT_LABEL) != fingerprint:
+            return None
+        del self._leftovers[module]
+        return str(c["Id"])
 
     def log_path(self, module: str) -> Path:
         return self.log_dir / f"{module}.log"
 
     async def prepare(self, module: DesiredModule, env: Mapping[str, str], source: str) -> ModuleRun:
         where = Location(file=source, json_path=f"modulesContent.$edgeAgent.properties.desired.modules.{module.name}")
+        socket = await self.workload_socket(module.name)
+        facts = ContainerFacts(self.label, self.gateway_address, str(socket.parent), self.allow_elevated)
+        plan = plan_container(module, env, facts)
+        adopted = self._adoptable(module.name, plan.fingerprint)
+        if adopted is not None:  # edgeAgent neither pulls nor recreates a running container it would create as it is
+            self._current[module.name] = adopted
+            return ContainerRun(self, module.name, adopted, plan.notes, adopt=True)
+        left = self._leftovers.pop(module.name, None)
+        if left is not None:
+            log.info("module %s: replacing container %s of an earlier run (its settings changed or it exited)",
+                     module.name, str(left["Id"])[:12])
+            await asyncio.to_thread(self._archive_and_remove, module.name, str(left["Id"]))
         notes: list[str] = []
         if module.image_pull_policy == "on-create":
             auth = auth_for(module.image, self.credentials())
@@ -126,9 +181,6 @@ class ContainerRuntime:
         elif await asyncio.to_thread(self.engine.image, module.image) is None:
             raise ModuleUnavailable(f"image {module.image} is not in the engine and imagePullPolicy is never",
                                     location=where, hint="build or pull it into the engine first")
-        socket = await self.workload_socket(module.name)
-        facts = ContainerFacts(self.label, self.gateway_address, str(socket), self.allow_elevated)
-        plan = plan_container(module, env, facts)
         notes.extend(plan.notes)
         stale = self._current.pop(module.name, None)
         if stale is not None:
@@ -202,7 +254,19 @@ def choose_engine(wanted: str, env: Mapping[str, str] | None = None) -> EngineCh
 
 def short_socket_dir(preferred: Path) -> Path:
     """``preferred`` for the workload sockets, or a private temp folder when its paths would be too long for
-    AF_UNIX (108 bytes)."""
+    AF_UNIX (108 bytes). Both are the same for the same ``preferred`` (containers adopted after a crash keep
+    their socket's path); a temp folder that is not this user's own 0700 folder is never used."""
     if len(str(preferred)) + 40 < 100:
         return private_dir(preferred)
+    digest = hashlib.sha256(str(Path(preferred).resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"edgegen-workload-{os.getuid()}-{digest}"
+    try:
+        folder.mkdir(mode=0o700)
+        return folder
+    except FileExistsError:
+        st = os.lstat(folder)
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077:
+            return folder
+    log.warning("%s is not this user's private folder: the workload sockets go to a new temp folder (containers "
+                "left by an earlier run are then replaced, not adopted)", folder)
     return Path(tempfile.mkdtemp(prefix="edgegen-workload-"))

@@ -10,8 +10,10 @@ From edgeAgent's ``CombinedEdgeletConfigProvider`` and ``CreateOrUpdateCommand``
 4. ``Labels``: ``net.azure-devices.edge.owner`` and ``…original-image`` (iotedged), plus edgeAgent's
    ``…version``, ``…restartPolicy``, ``…desiredStatus`` and ``…normalizedCreateOptions`` (the createOptions as the
    user wrote them), and ``dev.edgegen.device`` so the device finds the containers it owns;
-5. ``HostConfig.Binds`` gains ``<host socket>:/var/run/iotedge/workload.sock`` (the workload API, one socket per
-   module, as iotedged's ``workload_listen_mnt_uri`` does) and ``IOTEDGE_WORKLOADURI`` points at it;
+5. ``HostConfig.Binds`` gains ``<host socket folder>:/var/run/iotedge`` (the workload API, one socket per module, as
+   iotedged's ``workload_listen_mnt_uri`` does; the folder rather than the socket file, so a container adopted by
+   a device restarted after a crash sees the socket bound again at the same path) and ``IOTEDGE_WORKLOADURI``
+   points at ``/var/run/iotedge/workload.sock``;
 6. network: edgeAgent attaches modules to the ``azure-iot-edge`` bridge, where ``edgeHub`` is a container.
    Here the edge hub is this process, listening on a 127.x address only, which no bridge network can reach; so a
    module without its own ``NetworkMode``/``NetworkingConfig`` joins the host network with an ``ExtraHosts``
@@ -45,6 +47,7 @@ __all__ = [
     "LISTEN_ENV",
     "OWNER",
     "OWNER_LABEL",
+    "WORKLOAD_DIR",
     "WORKLOAD_SOCKET",
     "ContainerFacts",
     "ContainerPlan",
@@ -67,7 +70,8 @@ DEVICE_LABEL = "dev.edgegen.device"
 LISTEN_ENV = "EDGEGEN_LISTEN_ADDRESS"
 LISTEN_ADDRESS = "127.0.0.1"
 FINGERPRINT_LABEL = "dev.edgegen.fingerprint"
-WORKLOAD_SOCKET = "/var/run/iotedge/workload.sock"
+WORKLOAD_DIR = "/var/run/iotedge"
+WORKLOAD_SOCKET = f"{WORKLOAD_DIR}/workload.sock"
 DEFAULT_REGISTRY = "https://index.docker.io/v1/"  # edgeAgent's Constants.DefaultRegistryAddress
 _CAPS_DROPPED = ("CHOWN", "SETUID")
 # edgeAgent's RestartPolicy enum names, as its labels carry them
@@ -80,7 +84,7 @@ class ContainerFacts:
 
     device_label: str  # identifies this device's containers (its state directory)
     gateway_address: str  # the edge hub's 127.x address: ``edgeHub`` resolves to it
-    workload_socket: str  # host path of this module's workload API socket
+    workload_dir: str  # host folder holding this module's workload API socket, ``workload.sock``
     allow_elevated: bool = False
 
 
@@ -147,7 +151,7 @@ def plan_container(module: DesiredModule, env: Mapping[str, str], facts: Contain
     body["Labels"] = {**{str(k): str(v) for k, v in labels.items()}, **_labels(module, user, facts.device_label)}
     host = body.get("HostConfig")
     host = dict(host) if isinstance(host, Mapping) else {}
-    host["Binds"] = [*list(host.get("Binds") or []), f"{facts.workload_socket}:{WORKLOAD_SOCKET}"]
+    host["Binds"] = [*list(host.get("Binds") or []), f"{facts.workload_dir}:{WORKLOAD_DIR}"]
     if not facts.allow_elevated:
         if host.get("Privileged") or host.get("CapAdd"):
             notes.append("Privileged and CapAdd were dropped (elevated permissions are not allowed, as on iotedged)")

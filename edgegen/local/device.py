@@ -32,6 +32,7 @@ import contextlib
 import errno
 import functools
 import ipaddress
+import itertools
 import json
 import logging
 import os
@@ -89,14 +90,27 @@ class _AddressInUse(Exception):
         self.error = error
 
 
-def pick_address(port: int = MQTT_PORT, *more_ports: int, skip: tuple[str, ...] = ()) -> str:
-    """A 127.x.y.z where ``port`` and ``more_ports`` are free (127.0.0.1 first), other than ``skip``."""
-    candidates = (a for a in ("127.0.0.1" if n == 0 else loopback_candidate(n) for n in range(500)) if a not in skip)
+def pick_address(port: int = MQTT_PORT, *more_ports: int, skip: tuple[str, ...] = (), prefer: str | None = None) -> str:
+    """A 127.x.y.z where ``port`` and ``more_ports`` are free (``prefer`` first, then 127.0.0.1…), other than
+    ``skip``."""
+    ordered = itertools.chain([prefer] if prefer else [], ("127.0.0.1" if n == 0 else loopback_candidate(n)
+                                                           for n in range(500)))
+    candidates = (a for a in ordered if a not in skip)
     addr = first_free_address(candidates, port, *more_ports)
     if addr is None:
         ports = "/".join(str(p) for p in (port, *more_ports))
         raise DeviceError(f"no free 127.x address for port {ports}", hint="pass --address 127.x.y.z")
     return addr
+
+
+def _last_address(state: Path) -> str | None:
+    """The loopback address a device with this state directory listened on when it last ran (``device.json`` is
+    left behind when its process was killed), or None."""
+    try:
+        address = json.loads((state / "device.json").read_text())["address"]
+        return address if ipaddress.ip_address(address).is_loopback else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -145,7 +159,9 @@ class Device:
             raise DeviceError("a device needs a manifest", hint="edgegen device run --manifest FILE")
         self.config = c
         self.state = Path(c.state_dir).resolve()
-        self.address = c.address or pick_address(c.port, *_bindable_https(c))
+        # an address picked for this state directory before is kept when free: modules that outlived a crash of
+        # the device process reconnect to it (their IOTEDGE_GATEWAYHOSTNAME does not change)
+        self.address = c.address or pick_address(c.port, *_bindable_https(c), prefer=_last_address(self.state))
         try:
             if not ipaddress.ip_address(self.address).is_loopback:
                 raise ValueError
@@ -154,8 +170,9 @@ class Device:
                               hint="the local device only listens on loopback, e.g. --address 127.0.0.5") from None
         self.source: DeploymentSource = c.source or ManifestFile(Path(c.manifest), c.watch_interval)  # type: ignore[arg-type]
         solution = c.solution_dir or (_solution_of(Path(c.manifest)) if c.manifest else Path.cwd())
-        # keys, twins (deployment secrets), messages, the control token: this user only (venvs and models are code)
-        private_tree(self.state, skip=("venvs", "models"))
+        # keys, twins (deployment secrets), messages, the control token: this user only (venvs and models are code;
+        # the workload sockets' folder too: adopted containers' users need their socket folders traversable)
+        private_tree(self.state, skip=("venvs", "models", "workload"))
         self.identities = IdentityBook(self.state / "identities.json")
         self.store = SqliteStore(self.state / "store.sqlite")
         self.sessions = SqliteSessionStore(self.state / "sessions.sqlite")
@@ -237,10 +254,11 @@ class Device:
                 self._server_tls(ca)
         await self._start_https()
         await self.workload.start()
-        if hasattr(self.runtime, "remove_leftovers"):
-            left = await self.runtime.remove_leftovers()
+        if hasattr(self.runtime, "find_leftovers"):  # adopted, replaced or removed by the first apply
+            self.runtime.gateway_address = self.address  # the address may have moved while starting the edge hub
+            left = await self.runtime.find_leftovers()
             if left:
-                log.warning("removed containers left by an earlier run of this device: %s", ", ".join(left))
+                log.warning("found containers left by an earlier run of this device: %s", ", ".join(left))
         await self.router.start()
         if self.config.control_api:
             from edgegen.local.control import TOKEN_FILE, ControlApi
@@ -252,7 +270,7 @@ class Device:
         if hasattr(self.runtime, "stop_strays"):  # modules an earlier run left that this deployment does not run
             stray = await self.runtime.stop_strays({n: self.agent.pid(n) for n in self.agent.status()})
             if stray:
-                log.warning("stopped module processes an earlier run left and this deployment does not run: %s",
+                log.warning("stopped modules an earlier run left and this deployment does not run: %s",
                             ", ".join(stray))
         self._tasks.append(asyncio.create_task(self._watch(), name="deployment-watch"))
         self._tasks.append(asyncio.create_task(self._keep_disk_bounded(), name="disk"))
@@ -372,6 +390,9 @@ class Device:
             self.https = None
         await self.stop_edge_hub()
         await self.workload.stop()
+        if self.workload.socket_dir is not None and not self.workload.socket_dir.is_relative_to(self.state):
+            with contextlib.suppress(OSError):  # the temp folder of a too long state path (empty by now)
+                self.workload.socket_dir.rmdir()
         if self.control is not None:
             await self.control.stop()
             self.control = None

@@ -5,8 +5,10 @@
 "data": b64}`` → ``{"digest": b64(HMAC-SHA256(key, data))}``. The module's key never leaves this process, which is
 why modules get ``IOTEDGE_WORKLOADURI`` instead of a key in their environment (azure-contracts.md §1).
 
-Containers reach it as iotedged's modules do: one unix socket per module (``module_socket(name)``, under a 0700
-folder), bound into the container at ``/var/run/iotedge/workload.sock``. A request on a module's socket may only
+Containers reach it as iotedged's modules do: one unix socket per module (``module_socket(name)``:
+``<folder>/<module>/workload.sock``, the folder 0700), whose folder is bound into the container at
+``/var/run/iotedge`` (a folder, not the socket file: a device restarted after a crash binds a new socket at the same
+path, which a container it adopts sees only through a folder mount). A request on a module's socket may only
 sign for that module (403 otherwise), so one container cannot get another module's tokens.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -94,14 +97,17 @@ class WorkloadApi:
             self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
     async def module_socket(self, module: str) -> Path:
-        """The unix socket serving ``module`` (created on first use; world-connectable inside a 0700 folder, since
-        the module's user in its container is not ours)."""
+        """The unix socket serving ``module``: ``<socket_dir>/<module>/workload.sock``, created on first use. The
+        socket is world-connectable and its folder world-traversable (0711), since the module's user in its
+        container is not ours; ``socket_dir`` (0700) keeps the host's other users out."""
         if module in self._sockets:
             return self._sockets[module]
         if self._runner is None or self.socket_dir is None:
             raise RuntimeError("the workload API is not started with a socket folder")
-        private_dir(self.socket_dir)
-        path = self.socket_dir / f"{module}.sock"
+        folder = private_dir(self.socket_dir) / module
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o711)
+        path = folder / "workload.sock"
         path.unlink(missing_ok=True)
         site = web.UnixSite(self._runner, str(path))
         await site.start()
@@ -116,6 +122,8 @@ class WorkloadApi:
             self._runner = None
         for path in self._sockets.values():
             path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
         self._sockets.clear()
         self._socket_modules.clear()
 

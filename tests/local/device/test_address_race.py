@@ -80,3 +80,29 @@ def test_a_given_address_that_is_taken_is_an_error(tmp_path: Path) -> None:
     finally:
         squatter.close()
     assert f"cannot listen on {address}:{PORT}" in info.value.message and "--address" in (info.value.hint or "")
+
+
+def test_a_device_restarted_after_a_crash_keeps_its_address_when_free(tmp_path: Path) -> None:
+    """Modules that outlived a killed device reconnect to the address they were given: the device.json the killed
+    device left names it, and a device started without --address takes it again (another when it is taken)."""
+    first = Device(_config(tmp_path, None))
+    earlier = free_loopback_address(PORT)
+    assert earlier != first.address or earlier == "127.0.0.1"
+    first.store.close()
+    first.sessions.close()
+    if first.local_upstream is not None:
+        first.local_upstream.close()
+    (tmp_path / "state" / "device.json").write_text(json.dumps({"pid": 1, "address": earlier}))
+    again = Device(_config(tmp_path, None))
+    assert again.address == earlier
+    for store in (again.store, again.sessions, again.local_upstream):
+        if store is not None:
+            store.close()
+    with socket.socket() as squatter:
+        squatter.bind((earlier, PORT))
+        squatter.listen()
+        moved = Device(_config(tmp_path, None))
+        assert moved.address != earlier
+        for store in (moved.store, moved.sessions, moved.local_upstream):
+            if store is not None:
+                store.close()

@@ -12,6 +12,7 @@ from edgegen.local.containerspec import (
     FINGERPRINT_LABEL,
     OWNER,
     OWNER_LABEL,
+    WORKLOAD_DIR,
     WORKLOAD_SOCKET,
     ContainerFacts,
     auth_for,
@@ -21,7 +22,7 @@ from edgegen.local.containerspec import (
 )
 from edgegen.local.deployment import DesiredModule, RegistryCredential
 
-FACTS = ContainerFacts("dev123", "127.0.0.7", "/state/workload/m.sock")
+FACTS = ContainerFacts("dev123", "127.0.0.7", "/state/workload/m")
 
 
 def _module(create: dict | None = None, **kw: object) -> DesiredModule:
@@ -51,7 +52,7 @@ def test_env_labels_binds_and_network_fallback() -> None:
     assert json.loads(labels["net.azure-devices.edge.normalizedCreateOptions"]) == create
     assert labels[FINGERPRINT_LABEL] == plan.fingerprint
     host = body["HostConfig"]
-    assert host["Binds"] == ["/data:/data:ro", f"/state/workload/m.sock:{WORKLOAD_SOCKET}"]
+    assert host["Binds"] == ["/data:/data:ro", f"/state/workload/m:{WORKLOAD_DIR}"]
     assert host["Memory"] == 67108864 and "RestartPolicy" not in host  # the agent restarts, not the engine
     assert host["CapDrop"] == ["CHOWN", "SETUID"]
     assert host["NetworkMode"] == "host" and host["ExtraHosts"] == ["edgeHub:127.0.0.7"]
@@ -75,7 +76,7 @@ def test_own_network_is_kept_and_privileges_dropped_unless_allowed() -> None:
     assert host["NetworkMode"] == "bridge" and "ExtraHosts" not in host
     assert host["Privileged"] is False and "CapAdd" not in host and host["CapDrop"] == ["CHOWN", "SETUID", "MKNOD"]
     assert any("Privileged" in n for n in plan.notes)
-    allowed = plan_container(_module(create), {}, ContainerFacts("d", "127.0.0.7", "/s.sock", allow_elevated=True))
+    allowed = plan_container(_module(create), {}, ContainerFacts("d", "127.0.0.7", "/s", allow_elevated=True))
     assert allowed.body["HostConfig"]["Privileged"] is True and allowed.body["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
 
 

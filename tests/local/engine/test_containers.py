@@ -25,7 +25,7 @@ from edgegen.images.publish import build_and_push
 from edgegen.local.agent import BackoffPolicy
 from edgegen.local.containerengine import ContainerEngine
 from edgegen.local.containers import device_label
-from edgegen.local.containerspec import DEVICE_LABEL, OWNER_LABEL, WORKLOAD_SOCKET
+from edgegen.local.containerspec import DEVICE_LABEL, OWNER_LABEL, WORKLOAD_DIR, WORKLOAD_SOCKET
 from edgegen.local.control import ControlClient
 from edgegen.local.device import Device, DeviceConfig
 from edgegen.local.upstream import upstream_event
@@ -116,7 +116,7 @@ def test_repo_solution_runs_from_pulled_images_and_a_redeploy_recreates_only_the
             assert envs["IOTEDGE_MODULEID"] == "inference"
             assert envs["SCORING_PORT"] == str(port) and "SharedAccessKey" not in json.dumps(envs)
             assert host["Memory"] == 268435456
-            assert any(f":{WORKLOAD_SOCKET}" in b for b in host["Binds"])  # podman adds :rw,rprivate,rbind
+            assert any(f":{WORKLOAD_DIR}" in b for b in host["Binds"])  # podman adds :rw,rprivate,rbind
             # createOptions' port reaches the module's /score from the host (host network: see the notes)
             scored = await asyncio.to_thread(_score, port)
             assert "anomaly" in json.dumps(scored)
