@@ -148,7 +148,7 @@ def _taken_over(status: dict[str, Any]) -> object:
     """True once the restarted device adopted the module; its status once it started another one instead."""
     if status.get("statusDescription", "").startswith("adopted"):
         return True
-    return status if status.get("runtimeStatus") not in (None, "unknown") else None
+    return status if status.get("runtimeStatus") in ("running", "failed", "backoff") else None  # not yet: stopped
 
 
 def soak(dev: DeviceProcess, kills: int, up_secs: float, monitor_id: Callable[[], object]) -> SoakResult:
